@@ -1,0 +1,20 @@
+import { Command } from 'commander';
+
+/**
+ * Each command lives in its own module under ./commands and exports `register(program)`.
+ * Commands are loaded lazily by name so that `mmsweep doctor` never pays for loading Temporal or tfjs.
+ */
+const commandModules: Record<string, () => Promise<{ register: (program: Command) => void }>> = {
+};
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('mmsweep')
+    .description('Multi-modal learning sweeps of Wu et al. (ICML 2022): train, orchestrate, store and report.')
+    .showHelpAfterError();
+  for (const load of Object.values(commandModules)) (await load()).register(program);
+  await program.parseAsync(argv);
+}
+
+await main(process.argv);

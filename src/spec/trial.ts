@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
+
+/**
+ * A TrialSpec is one fully resolved training run. It is pure data (no tfjs, no db) so that workflows,
+ * the CLI, the trial runner and the database all share it. Defaults follow paper-spec §5.6 for CMNIST.
+ */
+
+export const backendRequestSchema = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
+export type BackendRequest = z.infer<typeof backendRequestSchema>;
+
+export const cmnistDatasetSchema = z.object({
+  name: z.literal('cmnist'),
+  /** Variance σ² of the per-image color jitter around the class mean color (paper-spec §3.1). */
+  sigma2: z.number().nonnegative().default(0.02),
+  /** Seed of the palette permutation (which class gets which of the ten documented colors). */
+  paletteSeed: z.number().int().nonnegative().default(0),
+  /** Seed of the color draws (jitter and random test colors). */
+  dataSeed: z.number().int().nonnegative().default(0),
+});
+
+export const modelnet40DatasetSchema = z.object({
+  name: z.literal('modelnet40'),
+  /** Root of the MVCNN 12-view renders (`<root>/<class>/<train|test>/…`). */
+  root: z.string().optional(),
+  views: z.array(z.number().int().min(0).max(11)).min(2).max(3).default([0, 6]),
+  splitSeed: z.number().int().default(10),
+  imageSize: z.number().int().positive().default(224),
+});
+
+export const nvgestureDatasetSchema = z.object({
+  name: z.literal('nvgesture'),
+  root: z.string().optional(),
+  frames: z.number().int().positive().default(64),
+  imageSize: z.number().int().positive().default(224),
+  splitSeed: z.number().int().default(0),
+  pretrained: z.string().optional(),
+});
+
+export const datasetSpecSchema = z.discriminatedUnion('name', [
+  cmnistDatasetSchema,
+  modelnet40DatasetSchema,
+  nvgestureDatasetSchema,
+]);
+export type DatasetSpec = z.infer<typeof datasetSpecSchema>;
+
+/**
+ * `distinct`: m0 and m1 as the dataset defines them (CMNIST: colored, gray).
+ * `duplicate-m0` / `duplicate-m1`: both inputs carry the same modality (the paper's controls; CMNIST gray+gray
+ * is `duplicate-m1`).
+ */
+export const modalitiesSchema = z.enum(['distinct', 'duplicate-m0', 'duplicate-m1']);
+export type Modalities = z.infer<typeof modalitiesSchema>;
+
+export const algorithmSchema = z.enum(['vanilla', 'guided', 'random', 'rubi']);
+export type Algorithm = z.infer<typeof algorithmSchema>;
+
+export const trainTrialSpecSchema = z.object({
+  kind: z.literal('train').default('train'),
+  dataset: datasetSpecSchema,
+  modalities: modalitiesSchema.default('distinct'),
+  /** `mmtm`: the two-branch fusion net; `unimodal-se`: one branch with SE blocks on `unimodalModality`. */
+  architecture: z.enum(['mmtm', 'unimodal-se']).default('mmtm'),
+  unimodalModality: z.union([z.literal(0), z.literal(1)]).default(0),
+  algorithm: algorithmSchema.default('vanilla'),
+  profile: fidelityProfileSchema.default('code'),
+  fidelity: fidelitySwitchesSchema.partial().default({}),
+  lr: z.number().positive(),
+  momentum: z.number().min(0).max(1).default(0.9),
+  weightDecay: z.number().min(0).default(0),
+  batchSize: z.number().int().positive().default(128),
+  evalBatchSize: z.number().int().positive().default(500),
+  /** L1 penalty λ‖θ‖₁ as a subgradient (paper-spec §10); 0 disables it. */
+  l1: z.number().min(0).default(0),
+  /** Guided: imbalance tolerance α (in log units of `fidelity.speedLogBase`). */
+  alpha: z.number().nonnegative().default(0.1),
+  /** Guided: re-balancing window Q. */
+  q: z.number().int().positive().default(5),
+  /** RUBi: the bias modality whose features drive the mask (paper-spec §9.2). */
+  rubiBiasModality: z.union([z.literal(0), z.literal(1)]).default(0),
+  /** Seed of the model initialisation and of the data order. */
+  seed: z.number().int().nonnegative(),
+  /** Epoch cap (the code's loop runs epochs 1…299). */
+  maxEpochs: z.number().int().positive().default(299),
+  /** Stop after this many (not necessarily consecutive) epochs at exactly 100 % running train accuracy. */
+  completedEpochsToStop: z.number().int().positive().default(5),
+  /** Balancing is unlocked from this epoch on (epoch numbering starts at 1). */
+  balancingStartEpoch: z.number().int().positive().default(2),
+  lrSchedule: z
+    .object({
+      factor: z.number().positive().default(0.3),
+      patience: z.number().int().nonnegative().default(10),
+      threshold: z.number().nonnegative().default(1e-3),
+      minLr: z.number().nonnegative().default(1e-6),
+      eps: z.number().nonnegative().default(1e-8),
+    })
+    .default({ factor: 0.3, patience: 10, threshold: 1e-3, minLr: 1e-6, eps: 1e-8 }),
+  /** Scale knobs for small machines: the first n examples of each split (after a seeded shuffle). */
+  subset: z
+    .object({
+      train: z.number().int().positive().optional(),
+      val: z.number().int().positive().optional(),
+      test: z.number().int().positive().optional(),
+    })
+    .default({}),
+  /** Channel width multiplier of the branches (1 = the paper's network). */
+  width: z.number().positive().default(1),
+  backend: backendRequestSchema.default('auto'),
+});
+export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
+export type TrainTrialSpecInput = z.input<typeof trainTrialSpecSchema>;
+
+/** A trial that trains nothing and sleeps: measures orchestration overhead. */
+export const noopTrialSpecSchema = z.object({
+  kind: z.literal('noop'),
+  sleepMs: z.number().int().nonnegative().default(100),
+  epochs: z.number().int().positive().default(1),
+  seed: z.number().int().nonnegative().default(0),
+});
+export type NoopTrialSpec = z.infer<typeof noopTrialSpecSchema>;
+
+export const trialSpecSchema = z.union([noopTrialSpecSchema, trainTrialSpecSchema]);
+export type TrialSpec = z.infer<typeof trialSpecSchema>;
+
+/**
+ * Validate a TrialSpec; on failure throw an error whose message names every bad field by its path,
+ * so the CLI can reject invalid input before any work.
+ */
+export function parseTrialSpec(input: unknown): TrialSpec {
+  const parsed = trialSpecSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const kind = (input as { kind?: unknown } | null)?.kind;
+  const schema = kind === 'noop' ? noopTrialSpecSchema : trainTrialSpecSchema;
+  const again = schema.safeParse(input);
+  const issues = again.success ? parsed.error.issues : again.error.issues;
+  const lines = issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(spec)'}: ${i.message}`);
+  throw new InvalidSpecError(`invalid trial spec:\n${lines.join('\n')}`, issues.map((i) => i.path.join('.')));
+}
+
+export class InvalidSpecError extends Error {
+  constructor(
+    message: string,
+    readonly fields: string[],
+  ) {
+    super(message);
+    this.name = 'InvalidSpecError';
+  }
+}
