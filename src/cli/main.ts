@@ -5,6 +5,18 @@ import { Command } from 'commander';
  * Commands are loaded lazily by name so that `mmsweep doctor` never pays for loading Temporal or tfjs.
  */
 const commandModules: Record<string, () => Promise<{ register: (program: Command) => void }>> = {
+  doctor: () => import('./commands/doctor.ts'),
+  presets: () => import('./commands/presets.ts'),
+  study: () => import('./commands/study.ts'),
+  worker: () => import('./commands/worker.ts'),
+  run: () => import('./commands/run.ts'),
+  train: () => import('./commands/train.ts'),
+  report: () => import('./commands/report.ts'),
+  results: () => import('./commands/results.ts'),
+  sql: () => import('./commands/sql.ts'),
+  export: () => import('./commands/export.ts'),
+  db: () => import('./commands/db.ts'),
+  setup: () => import('./commands/setup.ts'),
 };
 
 export async function main(argv: string[]): Promise<void> {

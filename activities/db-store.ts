@@ -1,0 +1,83 @@
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import * as db from '../db/index.ts';
+import type { EpochMetrics, TrialResult } from '../src/runner/protocol.ts';
+import type { TrialSpec } from '../src/spec/trial.ts';
+import { SupersededAttemptError, type ResultsStore, type TrialState } from './store.ts';
+
+const { trials, studyTrials } = db.schema;
+
+function fenced(key: string, attempt: number, outcome: db.WriteOutcome): void {
+  if (!outcome.applied && outcome.currentAttempt !== attempt) throw new SupersededAttemptError(key, attempt, outcome.currentAttempt);
+}
+
+/** The results store of db/ as the activities' ResultsStore. */
+export function dbResultsStore(handle: db.Db): ResultsStore {
+  return {
+    async upsertStudy(study) {
+      await db.upsertStudy(handle, { id: study.id, name: study.name, preset: study.preset ?? null, spec: study.spec });
+    },
+    async registerTrials(studyId, list) {
+      await db.registerTrials(handle, studyId, list.map((t) => ({ trialKey: t.key, spec: t.spec, label: t.label })));
+    },
+    async trialStates(studyId) {
+      const rows = await handle
+        .select({ key: trials.trialKey, state: trials.status })
+        .from(studyTrials)
+        .innerJoin(trials, eq(trials.trialKey, studyTrials.trialKey))
+        .where(eq(studyTrials.studyId, studyId))
+        .orderBy(studyTrials.position);
+      return rows.map((r) => ({ key: r.key, state: r.state as TrialState }));
+    },
+    async getTrial(key) {
+      const row = await db.getTrial(handle, key);
+      return row ? { spec: row.spec as TrialSpec, state: row.status as TrialState, attempt: row.attempt } : null;
+    },
+    async claimTrialAttempt(key, worker) {
+      const outcome = await db.claimTrialAttempt(handle, key, 'next', { worker });
+      if (outcome.claimed) return outcome.attempt;
+      if (outcome.reason === 'done') return 'done';
+      throw new SupersededAttemptError(key, outcome.attempt, outcome.attempt);
+    },
+    async recordEpoch(key, attempt, metrics: EpochMetrics) {
+      fenced(key, attempt, await db.recordEpoch(handle, key, attempt, metrics));
+    },
+    async lastRecordedEpoch(key) {
+      const rows = await handle.select({ epoch: sql<number>`coalesce(max(${db.schema.epochs.epoch}), 0)::int` }).from(db.schema.epochs).where(eq(db.schema.epochs.trialKey, key));
+      return Number(rows[0]?.epoch ?? 0);
+    },
+    async discardEpochsAfter(key, attempt, epoch) {
+      fenced(key, attempt, await db.discardEpochsAfter(handle, key, attempt, epoch));
+    },
+    async recordResult(key, attempt, result: TrialResult) {
+      fenced(key, attempt, await db.recordResult(handle, key, attempt, result as unknown as db.TrialResultInput));
+    },
+    async markTrialFailed(key, error) {
+      const trial = await db.getTrial(handle, key);
+      if (!trial) throw new db.UnknownTrialError(key);
+      await db.markTrialFailed(handle, key, trial.attempt, error);
+    },
+    async resetFailedTrials(studyId) {
+      const members = handle.select({ key: studyTrials.trialKey }).from(studyTrials).where(eq(studyTrials.studyId, studyId));
+      const rows = await handle
+        .update(trials)
+        .set({ status: 'pending', error: null, updatedAt: sql`now()` })
+        .where(and(eq(trials.status, 'failed'), inArray(trials.trialKey, members)))
+        .returning({ key: trials.trialKey });
+      return rows.map((r) => r.key);
+    },
+    async saveCheckpoint(key, attempt, epoch, data) {
+      fenced(key, attempt, await db.saveCheckpoint(handle, key, attempt, epoch, data));
+    },
+    async loadLatestCheckpoint(key) {
+      const loaded = await db.loadLatestCheckpoint(handle, key);
+      return loaded ? { epoch: loaded.epoch, data: loaded.bytes, sha256: loaded.sha256 } : null;
+    },
+    async studyCounts(studyId) {
+      const p = await db.studyProgress(handle, studyId);
+      return { total: p.trials, pending: p.pending, running: p.running, done: p.done, failed: p.failed, diverged: p.diverged };
+    },
+    async setStudyStatus(studyId, status) {
+      await db.setStudyStatus(handle, studyId, status);
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import type { TrialSpec } from '../src/spec/trial.ts';
+import type { EpochMetrics, TrialResult } from '../src/runner/protocol.ts';
+
+/**
+ * What the orchestration activities need from the results store. The db module (db/) satisfies it through the
+ * adapter in ./db-store.ts. Every write is idempotent and fenced by attempt: the store hands out attempt
+ * numbers, and a write from an attempt that is no longer the trial's current one changes nothing and throws
+ * SupersededAttemptError (that attempt must stop).
+ */
+export type TrialState = 'pending' | 'running' | 'done' | 'failed';
+
+export interface RegisteredTrial {
+  key: string;
+  label: string;
+  spec: TrialSpec;
+}
+
+export interface StoredCheckpoint {
+  epoch: number;
+  data: Uint8Array;
+  sha256: string;
+}
+
+export interface StudyCounts {
+  total: number;
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+  diverged: number;
+}
+
+export class SupersededAttemptError extends Error {
+  constructor(
+    readonly trialKey: string,
+    readonly attempt: number,
+    readonly currentAttempt: number,
+  ) {
+    super(`attempt ${attempt} of trial ${trialKey} was superseded by attempt ${currentAttempt}`);
+    this.name = 'SupersededAttemptError';
+  }
+}
+
+export interface ResultsStore {
+  upsertStudy(study: { id: string; name: string; preset?: string; spec: unknown }): Promise<void>;
+  /** Insert trials that are new (by key) and link them to the study; existing trials keep their state. */
+  registerTrials(studyId: string, trials: RegisteredTrial[]): Promise<void>;
+  /** State of every trial of the study. */
+  trialStates(studyId: string): Promise<Array<{ key: string; state: TrialState }>>;
+  getTrial(key: string): Promise<{ spec: TrialSpec; state: TrialState; attempt: number } | null>;
+  /**
+   * Start the next attempt of the trial (state running, worker recorded) and return its number, the fencing
+   * token of the writes below; `done` when the trial already has its result.
+   */
+  claimTrialAttempt(key: string, worker: string): Promise<number | 'done'>;
+  recordEpoch(key: string, attempt: number, metrics: EpochMetrics): Promise<void>;
+  /** Highest epoch recorded for the trial (0 when none). */
+  lastRecordedEpoch(key: string): Promise<number>;
+  /** Forget epoch rows after `epoch` (an attempt resuming from that epoch's checkpoint rewrites them). */
+  discardEpochsAfter(key: string, attempt: number, epoch: number): Promise<void>;
+  recordResult(key: string, attempt: number, result: TrialResult): Promise<void>;
+  /** Mark the trial failed (its current attempt); a trial that has its result stays done. */
+  markTrialFailed(key: string, error: string): Promise<void>;
+  /** Failed trials of the study back to pending; returns their keys. */
+  resetFailedTrials(studyId: string): Promise<string[]>;
+  saveCheckpoint(key: string, attempt: number, epoch: number, data: Uint8Array): Promise<void>;
+  loadLatestCheckpoint(key: string): Promise<StoredCheckpoint | null>;
+  studyCounts(studyId: string): Promise<StudyCounts>;
+  setStudyStatus(studyId: string, status: 'running' | 'paused' | 'done' | 'cancelled'): Promise<void>;
+}

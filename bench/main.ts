@@ -1,0 +1,35 @@
+/**
+ * Benchmark dispatcher: `npm run bench -- <name> [options]`. Each benchmark is a module in bench/ exporting
+ * `run(args: string[]): Promise<void>`; add one line to `benchmarks` to register a new one.
+ */
+const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: (args: string[]) => Promise<void> }> }> = {
+  train: {
+    describe: 'samples/s of a CMNIST MMTM training step and forward pass, per available backend',
+    load: () => import('./train.ts'),
+  },
+  orchestration: {
+    describe: 'noop study of 200 trials on 1 and on 4 worker processes: per-trial orchestration overhead, speed-up',
+    load: () => import('./orchestration.ts'),
+  },
+  db: {
+    describe: 'results store: insert 100,000 results + 1,000,000 epoch rows, time the condition-summary query',
+    load: () => import('./db.ts'),
+  },
+};
+
+function usage(): string {
+  const names = Object.entries(benchmarks).map(([name, b]) => `  ${name.padEnd(14)} ${b.describe}`);
+  return `usage: npm run bench -- <name> [options]\n\nbenchmarks:\n${names.join('\n')}\n`;
+}
+
+const [name, ...rest] = process.argv.slice(2);
+if (!name || name === '--help' || name === '-h') {
+  process.stdout.write(usage());
+  process.exit(name ? 0 : 1);
+}
+const benchmark = benchmarks[name];
+if (!benchmark) {
+  process.stderr.write(`unknown benchmark '${name}'\n\n${usage()}`);
+  process.exit(1);
+}
+await (await benchmark.load()).run(rest);

@@ -1,0 +1,197 @@
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { BACKEND_ORDER, initBackend, type BackendName } from '../src/backend/index.ts';
+import { registerWasmTrainingKernels } from '../src/backend/wasm-kernels.ts';
+import { createCmnistNet, type CmnistMultimodalNet } from '../src/nn/cmnist.ts';
+import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
+
+/**
+ * `npm run bench -- train`: throughput of the CMNIST MMTM network (paper-spec §4.1, colored 3-channel m0, gray
+ * 1-channel m1, 28×28, 10 classes) on every backend that starts here.
+ * - training step: regular forward in training mode, backward of CE(ŷ0) + CE(ŷ1), SGD-with-momentum update;
+ * - forward: regular forward in evaluation mode.
+ * Median of `--runs` timed repetitions after `--warmup` untimed ones; each timing ends with a read of the
+ * result so asynchronous backends are measured to completion.
+ *
+ * Options: --json (one JSON line on stdout), --batch n (128), --runs n (5), --warmup n (2),
+ * --backends a,b (default: all that start), --compare-kernels (also time wasm with the stock
+ * Conv2DBackpropInput, i.e. only the kernels wasm needs to train at all).
+ *
+ * Besides wall-clock samples/s the table shows samples per CPU-second of this process, which stays meaningful when
+ * other work shares the machine (wall-clock throughput then drops, CPU time does not).
+ * GFLOP/s counts the multiply-adds of the convolutions and linear layers as 2 FLOPs each (MMTM, BatchNorm,
+ * pooling and element-wise work excluded); a training step is counted as 3× the forward FLOPs.
+ */
+
+interface Result {
+  trainSamplesPerSecond: number;
+  forwardSamplesPerSecond: number;
+}
+
+interface Measured extends Result {
+  /** Training samples per second of this process's CPU time (all threads): robust to other load on the machine. */
+  trainSamplesPerCpuSecond: number;
+  gflops: number;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** Forward FLOPs per sample of the convolutions and linear layers (2 per multiply-add). */
+export function forwardFlopsPerSample(net: CmnistMultimodalNet, size = 28): number {
+  let flops = 0;
+  for (const branch of net.branches) {
+    let h = size;
+    branch.convs.forEach((conv, i) => {
+      h = Math.floor((h + 2 * conv.padding - conv.kernelSize) / conv.stride) + 1;
+      flops += 2 * h * h * conv.outChannels * conv.kernelSize * conv.kernelSize * conv.inChannels;
+      if (i === 0) h = Math.floor((h + 2 - 3) / 2) + 1; // max-pool 3×3, stride 2, pad 1
+    });
+    flops += 2 * branch.stageChannels[3] * 10;
+  }
+  return flops;
+}
+
+function cpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
+function timeBackend(label: string, batch: number, runs: number, warmup: number): Measured {
+  const net = createCmnistNet({ channels: [3, 1], numClasses: 10, seed: 0, fidelity: FIDELITY_PROFILES.code });
+  const x0 = tf.randomUniform([batch, 28, 28, 3], 0, 1, 'float32', 1);
+  const x1 = tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 2);
+  const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 3) as tf.Tensor1D, 10);
+  const optimizer = tf.train.momentum(0.01, 0.9);
+  const variables = net.trainableVariables as tf.Variable[];
+  const trainStep = () => {
+    const cost = optimizer.minimize(
+      () => {
+        const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
+        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.logits0), tf.losses.softmaxCrossEntropy(labels, out.logits1)) as tf.Scalar;
+      },
+      true,
+      variables,
+    );
+    cost!.dataSync();
+    cost!.dispose();
+  };
+  const forward = () => {
+    tf.tidy(() => net.forward(x0, x1, { mode: 'regular', training: false }).logits.dataSync());
+  };
+  const measure = (what: string, fn: () => void): { wallMs: number; cpuMs: number } => {
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < warmup + runs; i++) {
+      const start = performance.now();
+      const cpuStart = cpuMs();
+      fn();
+      const ms = performance.now() - start;
+      const cpuSpent = cpuMs() - cpuStart;
+      if (i >= warmup) {
+        wall.push(ms);
+        cpu.push(cpuSpent);
+      }
+      log(`  ${label} ${what} ${i < warmup ? 'warm-up' : 'run'} ${i + 1}/${warmup + runs}: ${ms.toFixed(0)} ms (CPU ${cpuSpent.toFixed(0)} ms)`);
+    }
+    return { wallMs: median(wall), cpuMs: median(cpu) };
+  };
+  const train = measure('train', trainStep);
+  const forwardMs = measure('forward', forward).wallMs;
+  const trainMs = train.wallMs;
+  const flops = forwardFlopsPerSample(net);
+  optimizer.dispose();
+  tf.dispose([x0, x1, labels]);
+  net.dispose();
+  const trainSamplesPerSecond = (batch * 1000) / trainMs;
+  return {
+    trainSamplesPerSecond: Math.round(trainSamplesPerSecond * 10) / 10,
+    forwardSamplesPerSecond: Math.round(((batch * 1000) / forwardMs) * 10) / 10,
+    trainSamplesPerCpuSecond: Math.round(((batch * 1000) / train.cpuMs) * 10) / 10,
+    gflops: (3 * flops * trainSamplesPerSecond) / 1e9,
+  };
+}
+
+export async function run(args: string[]): Promise<void> {
+  // `--vs-torch`: the same network against the PyTorch reference, in bench/vs-torch.ts.
+  if (args.includes('--vs-torch')) return (await import('./vs-torch.ts')).run(args.filter((a) => a !== '--vs-torch'));
+  const { values } = parseArgs({
+    args,
+    options: {
+      json: { type: 'boolean', default: false },
+      batch: { type: 'string', default: '128' },
+      runs: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '2' },
+      backends: { type: 'string' },
+      'compare-kernels': { type: 'boolean', default: false },
+    },
+  });
+  const positive = (name: string, text: string, min: number) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got '${text}'`);
+    return n;
+  };
+  const batch = positive('batch', values.batch!, 1);
+  const runs = positive('runs', values.runs!, 1);
+  const warmup = positive('warmup', values.warmup!, 0);
+  const requested = values.backends ? values.backends.split(',').map((s) => s.trim()) : [...BACKEND_ORDER];
+  for (const name of requested) {
+    if (!BACKEND_ORDER.includes(name as BackendName)) {
+      throw new Error(`--backends: unknown backend '${name}' (choose from ${BACKEND_ORDER.join(', ')})`);
+    }
+  }
+
+  const results: Record<string, Measured & { version: string }> = {};
+  for (const name of requested as BackendName[]) {
+    let info;
+    try {
+      info = await initBackend(name);
+    } catch (error) {
+      log(`skipping ${name}: ${(error as Error).message}`);
+      continue;
+    }
+    log(`${name}: ${info.version}; ${info.device}`);
+    if (name === 'wasm' && values['compare-kernels']) {
+      registerWasmTrainingKernels({ fast: false });
+      results['wasm (missing + fixed kernels only)'] = { ...timeBackend('wasm-stock', batch, runs, warmup), version: info.version };
+      registerWasmTrainingKernels({ fast: true });
+    }
+    results[name] = { ...timeBackend(name, batch, runs, warmup), version: info.version };
+  }
+
+  if (values.json) {
+    const line: Record<string, Result> = {};
+    for (const [name, r] of Object.entries(results)) {
+      line[name] = { trainSamplesPerSecond: r.trainSamplesPerSecond, forwardSamplesPerSecond: r.forwardSamplesPerSecond };
+    }
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+    return;
+  }
+  const rows = Object.entries(results).map(([name, r]) => [
+    name,
+    r.trainSamplesPerSecond.toFixed(1),
+    r.forwardSamplesPerSecond.toFixed(1),
+    r.gflops.toFixed(2),
+    r.trainSamplesPerCpuSecond.toFixed(1),
+  ]);
+  const header = ['backend', 'train samples/s', 'forward samples/s', 'train GFLOP/s', 'train samples/CPU-s'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  process.stdout.write(
+    `CMNIST MMTM net, batch ${batch}, median of ${runs} runs after ${warmup} warm-up\n` +
+      [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n') +
+      '\n' +
+      `CPU-s: CPU time of this process (all its threads), a measure robust to other load; load average now ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} on ${os.cpus().length} cores\n`,
+  );
+}

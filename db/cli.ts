@@ -1,0 +1,43 @@
+import { DatabaseConnectionError, openDatabase, type DbHandle } from './client.ts';
+import { QueryError, ReadOnlyViolationError } from './readonly.ts';
+import { UnknownStudyError } from './store.ts';
+
+/**
+ * What the results-store CLI commands share: open the store the environment points at (DATABASE_URL or the
+ * embedded database), run, close; errors a user can cause print as one message with exit code 1.
+ */
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+const userErrors = [UsageError, DatabaseConnectionError, ReadOnlyViolationError, QueryError, UnknownStudyError];
+
+export async function withStore(body: (handle: DbHandle) => Promise<void>): Promise<void> {
+  let handle: DbHandle | undefined;
+  try {
+    handle = await openDatabase();
+    await body(handle);
+  } catch (error) {
+    if (userErrors.some((kind) => error instanceof kind)) {
+      process.stderr.write(`mmsweep: ${(error as Error).message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** `--by dataset,algorithm` → the list; validated by studySummary. */
+export function splitList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}

@@ -1,0 +1,398 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import postgres from 'postgres';
+import * as schema from './schema.ts';
+import { installBatchAwareQueue } from './socket-queue.ts';
+
+/**
+ * The client factory: `DATABASE_URL` (or `url`) → a Postgres server through postgres.js; otherwise the
+ * embedded PGlite database in a project-local directory. The process that opens the directory (the owner)
+ * serves it over the Postgres wire protocol on a local port and records the URL next to the directory, so
+ * that psql, `mmsweep db url` and any second mmsweep process connect through that socket instead of opening
+ * the directory (PGlite allows one process per directory).
+ */
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface DbHandle {
+  db: Db;
+  /** `server`: a Postgres server from DATABASE_URL. `embedded`: the PGlite directory (owned or reached through its owner's socket). */
+  kind: 'server' | 'embedded';
+  /** The driver this process talks through. */
+  driver: 'postgres-js' | 'pglite';
+  /** True when this process opened the PGlite directory itself. */
+  owner: boolean;
+  /** A URL other processes (psql, mmsweep) can connect to; undefined for an embedded database opened with `serve: false`. */
+  url?: string;
+  /** `url` with the password masked, or the directory for an unserved embedded database: for messages. */
+  displayName: string;
+  /** The PGlite directory, for embedded databases. */
+  dataDir?: string;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** A postgres:// URL. Default: `DATABASE_URL`; when neither is set, the embedded database is used. */
+  url?: string;
+  /** Embedded database directory. Default: `$MMSWEEP_HOME/db`, where MMSWEEP_HOME defaults to `<cwd>/.mmsweep`. */
+  dataDir?: string;
+  /**
+   * Embedded owner only: serve the database over the wire protocol (default true). When serving, this process
+   * also talks to PGlite through the socket, because the socket server's query queue is what keeps one
+   * client's transaction from interleaving with another's on PGlite's single session.
+   */
+  serve?: boolean;
+  /** Port of the embedded socket server. Default: `MMSWEEP_DB_PORT`, else any free port. */
+  port?: number;
+  /** Apply pending migrations on open (default true). */
+  migrate?: boolean;
+  /** Pool size of the postgres.js client (default 4 for servers, 2 through an embedded socket). */
+  max?: number;
+  /** Seconds to wait for a server connection before failing (default 10). */
+  connectTimeoutSeconds?: number;
+}
+
+export class DatabaseConnectionError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DatabaseConnectionError';
+  }
+}
+
+export const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
+
+/** The two-key advisory lock that serialises migrations across processes ('mmsw', 1). */
+export const MIGRATION_LOCK = [0x6d6d7377, 1] as const;
+
+export function mmsweepHome(cwd: string = process.cwd()): string {
+  return process.env.MMSWEEP_HOME ? path.resolve(process.env.MMSWEEP_HOME) : path.join(cwd, '.mmsweep');
+}
+
+export function defaultDataDir(): string {
+  return path.join(mmsweepHome(), 'db');
+}
+
+/** Files next to the PGlite directory: who holds it and where it is served. */
+export function embeddedFiles(dataDir: string): { lock: string; server: string } {
+  const dir = path.resolve(dataDir);
+  return { lock: `${dir}.lock`, server: `${dir}.server.json` };
+}
+
+export interface EmbeddedServerInfo {
+  url: string;
+  pid: number;
+  dataDir: string;
+  startedAt: string;
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`. Unparsable input is masked wholesale after `//`. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  }
+}
+
+interface ServerTarget {
+  host: string;
+  port: string;
+  database: string;
+}
+
+function describeTarget(url: string): ServerTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new DatabaseConnectionError(
+      `DATABASE_URL is not a valid URL: ${maskUrl(url)}. Expected postgres://user:password@host:port/database.`,
+    );
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new DatabaseConnectionError(
+      `DATABASE_URL must start with postgres:// or postgresql://, got ${maskUrl(url)}.`,
+    );
+  }
+  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres';
+  return { host: u.hostname || 'localhost', port: u.port || '5432', database };
+}
+
+/** `db.execute()` returns an array on postgres.js and `{ rows }` on PGlite. */
+export function rowsOf<T = Record<string, unknown>>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  const rows = (result as { rows?: unknown[] } | null)?.rows;
+  if (!Array.isArray(rows)) throw new Error('unexpected result shape from db.execute()');
+  return rows as T[];
+}
+
+export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<DbHandle> {
+  const url = options.url ?? process.env.DATABASE_URL;
+  const handle = url ? await connectServer(url, 'server', options) : await openEmbedded(options);
+  // An embedded owner migrates before it serves (openEmbeddedOwner); its guests find the schema ready.
+  if ((options.migrate ?? true) && handle.kind === 'server') {
+    try {
+      await migrateDatabase(handle);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+  return handle;
+}
+
+async function connectServer(url: string, kind: DbHandle['kind'], options: OpenDatabaseOptions): Promise<DbHandle> {
+  const target = describeTarget(url);
+  const masked = maskUrl(url);
+  const client = postgres(url, {
+    max: options.max ?? (kind === 'server' ? 4 : 2),
+    connect_timeout: options.connectTimeoutSeconds ?? 10,
+    onnotice: () => {},
+  });
+  try {
+    await client`select 1`;
+  } catch (error) {
+    await client.end({ timeout: 1 }).catch(() => {});
+    const reason = error instanceof Error ? error.message : String(error);
+    const advice =
+      kind === 'server'
+        ? 'Check DATABASE_URL (host, port, database, user, password), or unset it to use the embedded database.'
+        : `This is the embedded database served by another mmsweep process; if no mmsweep process is running, ` +
+          `remove ${options.dataDir ? Object.values(embeddedFiles(options.dataDir)).join(' and ') : 'its .lock and .server.json files'}.`;
+    throw new DatabaseConnectionError(
+      `cannot connect to Postgres database "${target.database}" on ${target.host}:${target.port} (${masked}): ${reason}. ${advice}`,
+      { cause: error },
+    );
+  }
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const db = drizzle(client, { schema }) as unknown as Db;
+  return {
+    db,
+    kind,
+    driver: 'postgres-js',
+    owner: false,
+    url,
+    displayName: masked,
+    close: async () => {
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Directories this process owns, so a second open in the same process goes through the socket too. */
+const ownedHere = new Map<string, EmbeddedServerInfo | null>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readServerInfo(file: string): EmbeddedServerInfo | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as EmbeddedServerInfo;
+  } catch {
+    return null;
+  }
+}
+
+/** The live owner's server info for an embedded directory, or null when nobody serves it. */
+export function embeddedServerInfo(dataDir: string = defaultDataDir()): EmbeddedServerInfo | null {
+  const info = readServerInfo(embeddedFiles(dataDir).server);
+  return info && pidAlive(info.pid) ? info : null;
+}
+
+async function openEmbedded(options: OpenDatabaseOptions): Promise<DbHandle> {
+  const dataDir = path.resolve(options.dataDir ?? defaultDataDir());
+  const files = embeddedFiles(dataDir);
+  fs.mkdirSync(path.dirname(dataDir), { recursive: true });
+
+  if (ownedHere.has(dataDir)) {
+    const info = ownedHere.get(dataDir);
+    if (!info) throw new DatabaseConnectionError(`the embedded database ${dataDir} is already open in this process without a server (serve: false)`);
+    return connectGuest(info, dataDir, options);
+  }
+
+  for (let tries = 0; ; tries++) {
+    try {
+      fs.writeFileSync(files.lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number(fs.readFileSync(files.lock, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
+      const info = await waitForServerInfo(files.server, holder, 30_000);
+      if (!info) {
+        throw new DatabaseConnectionError(
+          `the embedded database ${dataDir} is held by process ${holder}, which does not serve it over the wire ` +
+            `protocol. Stop that process or set DATABASE_URL to use a Postgres server; if process ${holder} is no ` +
+            `mmsweep process, remove ${files.lock}.`,
+        );
+      }
+      return connectGuest(info, dataDir, options);
+    }
+    // The holder died without cleaning up (kill -9, power loss): take the directory over.
+    if (tries > 3) throw new DatabaseConnectionError(`cannot take the stale lock ${files.lock}; remove it by hand`);
+    fs.rmSync(files.lock, { force: true });
+    fs.rmSync(files.server, { force: true });
+  }
+
+  const releaseFiles = () => {
+    for (const file of [files.server, files.lock]) {
+      try {
+        const content = fs.readFileSync(file, 'utf8');
+        if (file === files.lock ? Number(content) === process.pid : readServerInfo(file)?.pid === process.pid) fs.rmSync(file);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', releaseFiles);
+
+  try {
+    return await openEmbeddedOwner(dataDir, files, options, releaseFiles);
+  } catch (error) {
+    releaseFiles();
+    process.removeListener('exit', releaseFiles);
+    ownedHere.delete(dataDir);
+    throw error;
+  }
+}
+
+async function openEmbeddedOwner(
+  dataDir: string,
+  files: { lock: string; server: string },
+  options: OpenDatabaseOptions,
+  releaseFiles: () => void,
+): Promise<DbHandle> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const pglite = new PGlite(dataDir);
+  await pglite.waitReady;
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const direct = drizzle(pglite, { schema }) as unknown as Db;
+  // Migrate before serving, so that guests always find the current schema.
+  if (options.migrate ?? true) await migrateWith(direct, 'pglite');
+
+  const closeOwner = async () => {
+    await pglite.close();
+    releaseFiles();
+    process.removeListener('exit', releaseFiles);
+    ownedHere.delete(dataDir);
+  };
+
+  if (!(options.serve ?? true)) {
+    ownedHere.set(dataDir, null);
+    return {
+      db: direct,
+      kind: 'embedded',
+      driver: 'pglite',
+      owner: true,
+      displayName: dataDir,
+      dataDir,
+      close: closeOwner,
+    };
+  }
+
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const port = options.port ?? (process.env.MMSWEEP_DB_PORT ? Number(process.env.MMSWEEP_DB_PORT) : 0);
+  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port, maxConnections: 64 });
+  installBatchAwareQueue(server, pglite);
+  try {
+    await server.start();
+  } catch (error) {
+    await pglite.close();
+    throw new DatabaseConnectionError(
+      `cannot serve the embedded database on 127.0.0.1:${port}: ${(error as Error).message}. ` +
+        `Choose another port with MMSWEEP_DB_PORT.`,
+      { cause: error },
+    );
+  }
+  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  const info: EmbeddedServerInfo = { url, pid: process.pid, dataDir, startedAt: new Date().toISOString() };
+  const tmp = `${files.server}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(info, null, 2) + '\n');
+  fs.renameSync(tmp, files.server);
+  ownedHere.set(dataDir, info);
+
+  let viaSocket: DbHandle;
+  try {
+    viaSocket = await connectServer(url, 'embedded', { ...options, max: options.max ?? 2 });
+  } catch (error) {
+    await server.stop();
+    await closeOwner();
+    throw error;
+  }
+  return {
+    ...viaSocket,
+    owner: true,
+    dataDir,
+    close: async () => {
+      await viaSocket.close();
+      await server.stop();
+      await closeOwner();
+    },
+  };
+}
+
+async function connectGuest(info: EmbeddedServerInfo, dataDir: string, options: OpenDatabaseOptions): Promise<DbHandle> {
+  const handle = await connectServer(info.url, 'embedded', { ...options, dataDir, max: options.max ?? 2 });
+  return { ...handle, dataDir };
+}
+
+async function waitForServerInfo(file: string, pid: number, timeoutMs: number): Promise<EmbeddedServerInfo | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = readServerInfo(file);
+    if (info && info.pid === pid) return info;
+    if (Date.now() > deadline || !pidAlive(pid)) return null;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Apply pending migrations. drizzle's migrator takes no lock, so on a server it runs on one dedicated
+ * connection holding a session-level advisory lock: ten workers starting at once apply each migration once.
+ * A guest of an embedded database skips this: its owner migrated before serving.
+ */
+export async function migrateDatabase(handle: DbHandle): Promise<void> {
+  if (handle.kind === 'embedded') {
+    if (handle.owner && handle.driver === 'pglite') await migrateWith(handle.db, 'pglite');
+    return;
+  }
+  const client = postgres(handle.url!, { max: 1, onnotice: () => {} });
+  try {
+    await client`select pg_advisory_lock(${MIGRATION_LOCK[0]}, ${MIGRATION_LOCK[1]})`;
+    try {
+      const { drizzle } = await import('drizzle-orm/postgres-js');
+      await migrateWith(drizzle(client, { schema }) as unknown as Db, 'postgres-js');
+    } finally {
+      await client`select pg_advisory_unlock(${MIGRATION_LOCK[0]}, ${MIGRATION_LOCK[1]})`;
+    }
+  } finally {
+    await client.end({ timeout: 5 });
+  }
+}
+
+async function migrateWith(db: Db, driver: DbHandle['driver']): Promise<void> {
+  if (driver === 'pglite') {
+    const { migrate } = await import('drizzle-orm/pglite/migrator');
+    await migrate(db as never, { migrationsFolder });
+  } else {
+    const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+    await migrate(db as never, { migrationsFolder });
+  }
+}
+
+/** Cheap liveness check used by `mmsweep db url`. */
+export async function ping(db: Db): Promise<void> {
+  await db.execute(sql`select 1`);
+}

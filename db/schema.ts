@@ -1,0 +1,222 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  customType,
+  doublePrecision,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
+
+/**
+ * The results store. Column names are snake_case so that psql users read them as they are; the TypeScript
+ * names are camelCase. Migrations under db/migrations are generated from this file by `npm run db:generate`
+ * (views live in a hand-written migration: see db/migrations/*_views.sql).
+ */
+
+/** bytea as Uint8Array on both drivers (postgres.js hands back a Buffer, which is a Uint8Array). */
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+  toDriver: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)),
+});
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const studyStatuses = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
+export type StudyStatus = (typeof studyStatuses)[number];
+
+export const trialStatuses = ['pending', 'running', 'done', 'failed'] as const;
+export type TrialStatus = (typeof trialStatuses)[number];
+
+const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(', '));
+
+export const studies = pgTable(
+  'studies',
+  {
+    /** The study's name as the user and the workflow id know it. */
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    preset: text('preset'),
+    spec: jsonb('spec').notNull(),
+    status: text('status').$type<StudyStatus>().notNull().default('running'),
+    codeVersion: text('code_version'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+    finishedAt: timestamptz('finished_at'),
+  },
+  (t) => [check('studies_status_check', sql`${t.status} in (${inList(studyStatuses)})`)],
+);
+
+/**
+ * One row per distinct trial. The key is a hash of the TrialSpec alone, so a trial shared by two studies is
+ * trained once; `study_trials` records membership. The condition columns are derived from `spec` on
+ * registration (db/conditions.ts) so that SQL can group by them.
+ */
+export const trials = pgTable(
+  'trials',
+  {
+    trialKey: text('trial_key').primaryKey(),
+    spec: jsonb('spec').notNull(),
+    kind: text('kind').notNull(),
+    dataset: text('dataset').notNull(),
+    datasetVariant: text('dataset_variant').notNull().default(''),
+    architecture: text('architecture').notNull(),
+    modalities: text('modalities'),
+    algorithm: text('algorithm'),
+    profile: text('profile'),
+    lr: doublePrecision('lr'),
+    seed: integer('seed'),
+    /** λ of the L1 penalty (0 = none). */
+    l1: doublePrecision('l1'),
+    /** Guided only (null for the other algorithms, which ignore it). */
+    alpha: doublePrecision('alpha'),
+    q: integer('q'),
+    status: text('status').$type<TrialStatus>().notNull().default('pending'),
+    /** Fencing token: the attempt that currently owns the trial. 0 = never claimed. */
+    attempt: integer('attempt').notNull().default(0),
+    worker: text('worker'),
+    backend: text('backend'),
+    device: text('device'),
+    startedAt: timestamptz('started_at'),
+    finishedAt: timestamptz('finished_at'),
+    error: text('error'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('trials_status_check', sql`${t.status} in (${inList(trialStatuses)})`),
+    index('trials_status_idx').on(t.status),
+    index('trials_condition_idx').on(
+      t.dataset,
+      t.datasetVariant,
+      t.architecture,
+      t.modalities,
+      t.algorithm,
+      t.profile,
+      t.lr,
+      t.l1,
+      t.alpha,
+      t.q,
+    ),
+  ],
+);
+
+export const studyTrials = pgTable(
+  'study_trials',
+  {
+    studyId: text('study_id')
+      .notNull()
+      .references(() => studies.id, { onDelete: 'cascade' }),
+    trialKey: text('trial_key')
+      .notNull()
+      .references(() => trials.trialKey, { onDelete: 'cascade' }),
+    /** Order of the trial in the study's plan (pending trials are handed out in this order). */
+    position: integer('position').notNull(),
+    /** The study's name for the trial's condition, e.g. "vanilla lr=0.01" (free text from the planner). */
+    label: text('label'),
+  },
+  (t) => [
+    primaryKey({ name: 'study_trials_pk', columns: [t.studyId, t.trialKey] }),
+    index('study_trials_trial_idx').on(t.trialKey),
+    index('study_trials_position_idx').on(t.studyId, t.position),
+  ],
+);
+
+export const epochs = pgTable(
+  'epochs',
+  {
+    trialKey: text('trial_key')
+      .notNull()
+      .references(() => trials.trialKey, { onDelete: 'cascade' }),
+    epoch: integer('epoch').notNull(),
+    /** The attempt that wrote this row. */
+    attempt: integer('attempt').notNull(),
+    trainAcc: doublePrecision('train_acc'),
+    trainAcc0: doublePrecision('train_acc_0'),
+    trainAcc1: doublePrecision('train_acc_1'),
+    valAcc: doublePrecision('val_acc'),
+    valAcc0: doublePrecision('val_acc_0'),
+    valAcc1: doublePrecision('val_acc_1'),
+    testAcc: doublePrecision('test_acc'),
+    testAcc0: doublePrecision('test_acc_0'),
+    testAcc1: doublePrecision('test_acc_1'),
+    loss: doublePrecision('loss'),
+    lr: doublePrecision('lr'),
+    /** Cumulative d_speed(f; t) at the end of the epoch. */
+    dSpeed: doublePrecision('d_speed'),
+    regularSteps: integer('regular_steps'),
+    rebalanceSteps: integer('rebalance_steps'),
+    wallSeconds: doublePrecision('wall_seconds'),
+    recordedAt: timestamptz('recorded_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: 'epochs_pk', columns: [t.trialKey, t.epoch] })],
+);
+
+export const results = pgTable('results', {
+  trialKey: text('trial_key')
+    .primaryKey()
+    .references(() => trials.trialKey, { onDelete: 'cascade' }),
+  attempt: integer('attempt').notNull(),
+  /** Test accuracy of ŷ at the best-validation checkpoint (Table 1). */
+  testAcc: doublePrecision('test_acc'),
+  /** A(f): test accuracy of ŷ from the clean re-evaluation used for utilization. */
+  accF: doublePrecision('acc_f'),
+  accF0: doublePrecision('acc_f0'),
+  accF1: doublePrecision('acc_f1'),
+  accF0Prime: doublePrecision('acc_f0_prime'),
+  accF1Prime: doublePrecision('acc_f1_prime'),
+  uM1GivenM0: doublePrecision('u_m1_given_m0'),
+  uM0GivenM1: doublePrecision('u_m0_given_m1'),
+  dUtil: doublePrecision('d_util'),
+  dSpeed: doublePrecision('d_speed'),
+  /** R(f): fraction of trainable scalars with |θ| < 1e-7. */
+  rF: doublePrecision('r_f'),
+  bestEpoch: integer('best_epoch'),
+  stepsT: integer('steps_t'),
+  epochs: integer('epochs'),
+  diverged: boolean('diverged').notNull().default(false),
+  /** The whole TrialResult as the runner reported it (fields this table has no column for live here). */
+  raw: jsonb('raw'),
+  recordedAt: timestamptz('recorded_at').notNull().defaultNow(),
+});
+
+/** A checkpoint's header; its bytes are in `checkpoint_chunks`, written in the same transaction. */
+export const checkpoints = pgTable(
+  'checkpoints',
+  {
+    trialKey: text('trial_key')
+      .notNull()
+      .references(() => trials.trialKey, { onDelete: 'cascade' }),
+    epoch: integer('epoch').notNull(),
+    attempt: integer('attempt').notNull(),
+    byteSize: bigint('byte_size', { mode: 'number' }).notNull(),
+    chunkCount: integer('chunk_count').notNull(),
+    sha256: text('sha256').notNull(),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: 'checkpoints_pk', columns: [t.trialKey, t.epoch] })],
+);
+
+export const checkpointChunks = pgTable(
+  'checkpoint_chunks',
+  {
+    trialKey: text('trial_key').notNull(),
+    epoch: integer('epoch').notNull(),
+    chunkIndex: integer('chunk_index').notNull(),
+    data: bytea('data').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'checkpoint_chunks_pk', columns: [t.trialKey, t.epoch, t.chunkIndex] }),
+    foreignKey({
+      name: 'checkpoint_chunks_checkpoint_fk',
+      columns: [t.trialKey, t.epoch],
+      foreignColumns: [checkpoints.trialKey, checkpoints.epoch],
+    }).onDelete('cascade'),
+  ],
+);

@@ -1,0 +1,148 @@
+import { Client, Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { getPreset, presetNames } from '../src/spec/presets.ts';
+import { parseStudySpec, type StudySpec } from '../src/spec/study.ts';
+import { CONTROL_TASK_QUEUE, studyWorkflowId } from '../src/spec/study-model.ts';
+import type { StudyOutcome, StudyWorkflowInput, studyWorkflow } from '../workflows/study.ts';
+import { connectionOptions, temporalTargetFromEnv, type TemporalTarget } from './connection.ts';
+import { stateFiles } from './temporal.ts';
+
+/** Local state of the embedded stack (dev server state file, checkpoints, workflow bundle cache). */
+export function localStateDir(): string {
+  return process.env.MMSWEEP_HOME ? path.resolve(process.env.MMSWEEP_HOME) : path.resolve('.mmsweep');
+}
+export function temporalStateDir(): string {
+  return path.join(localStateDir(), 'temporal');
+}
+
+/**
+ * Where the CLI finds Temporal: --address / TEMPORAL_ADDRESS, else the dev server a `mmsweep run` on this machine
+ * is running (its state file), else 127.0.0.1:7233.
+ */
+export function resolveTarget(flags: { address?: string; namespace?: string }): TemporalTarget {
+  if (flags.address || process.env.TEMPORAL_ADDRESS) return temporalTargetFromEnv({ address: flags.address, namespace: flags.namespace });
+  const state = stateFiles(temporalStateDir()).state;
+  if (existsSync(state)) {
+    const s = JSON.parse(readFileSync(state, 'utf8')) as { ip: string; port: number; namespace: string };
+    return temporalTargetFromEnv({ address: `${s.ip}:${s.port}`, namespace: flags.namespace ?? s.namespace });
+  }
+  return temporalTargetFromEnv({ namespace: flags.namespace });
+}
+
+export async function connectClient(target: TemporalTarget): Promise<Client> {
+  try {
+    const connection = await Connection.connect({ ...connectionOptions(target), connectTimeout: '10 seconds' } as Parameters<typeof Connection.connect>[0]);
+    return new Client({ connection, namespace: target.namespace });
+  } catch (error) {
+    throw new Error(
+      `cannot reach Temporal at ${target.address} (namespace ${target.namespace}): ${(error as Error).message}. ` +
+        'Set TEMPORAL_ADDRESS (or --address), or start the embedded stack with `mmsweep run <preset>`.',
+    );
+  }
+}
+
+/** A preset name or a StudySpec JSON file. */
+export function loadStudySpec(presetOrFile: string): StudySpec {
+  if (presetNames().includes(presetOrFile)) return parseStudySpec(getPreset(presetOrFile));
+  if (existsSync(presetOrFile)) {
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(presetOrFile, 'utf8'));
+    } catch (error) {
+      throw new Error(`${presetOrFile}: not valid JSON (${(error as Error).message})`);
+    }
+    return parseStudySpec(json);
+  }
+  throw new Error(`"${presetOrFile}" is neither a preset (${presetNames().join(', ')}) nor a StudySpec JSON file`);
+}
+
+export function studyHandle(client: Client, study: string): WorkflowHandle<typeof studyWorkflow> {
+  return client.workflow.getHandle<typeof studyWorkflow>(studyWorkflowId(study));
+}
+
+export type WorkflowState = 'running' | 'completed' | 'other' | 'missing';
+
+export async function studyState(client: Client, study: string): Promise<WorkflowState> {
+  try {
+    const description = await studyHandle(client, study).describe();
+    if (description.status.name === 'RUNNING') return 'running';
+    if (description.status.name === 'COMPLETED') return 'completed';
+    return 'other';
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return 'missing';
+    throw error;
+  }
+}
+
+/** The study's spec as its last finished run left it (extensions included), or null. */
+export async function lastOutcome(client: Client, study: string): Promise<StudyOutcome | null> {
+  if ((await studyState(client, study)) !== 'completed') return null;
+  return (await studyHandle(client, study).result()) as StudyOutcome;
+}
+
+export interface StartOptions {
+  /** Tests: a lowered history threshold and short timeouts. */
+  workflowInput?: Partial<Omit<StudyWorkflowInput, 'spec'>>;
+}
+
+/**
+ * Start the study's workflow, or attach to the running one: the workflow id is derived from the study name, and
+ * a second start while it runs returns the same run. After a finished run, a new run continues from that run's
+ * spec (its extensions kept); trials already done are skipped by key.
+ */
+export async function startStudy(
+  client: Client,
+  spec: StudySpec,
+  options: StartOptions = {},
+): Promise<{ handle: WorkflowHandle<typeof studyWorkflow>; attached: boolean; spec: StudySpec }> {
+  const state = await studyState(client, spec.name);
+  if (state === 'running') return { handle: studyHandle(client, spec.name), attached: true, spec };
+  const previous = state === 'completed' ? await lastOutcome(client, spec.name) : null;
+  const effective = previous ? mergeSpecs(spec, previous.spec) : spec;
+  const handle = await client.workflow.start<typeof studyWorkflow>('studyWorkflow', {
+    workflowId: studyWorkflowId(spec.name),
+    taskQueue: CONTROL_TASK_QUEUE,
+    args: [{ ...options.workflowInput, spec: effective }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  return { handle, attached: false, spec: effective };
+}
+
+/** The new spec, keeping what a previous run added by `extend` (seeds and grid points of matching conditions). */
+function mergeSpecs(next: StudySpec, previous: StudySpec): StudySpec {
+  return {
+    ...next,
+    conditions: next.conditions.map((c) => {
+      const old = previous.conditions.find((p) => p.label === c.label);
+      if (!old) return c;
+      const add = <T>(a: T[] | undefined, b: T[] | undefined) => (a ? [...a, ...(b ?? []).filter((x) => !a.includes(x))] : a);
+      return { ...c, seeds: add(c.seeds, old.seeds)!, extraLr: c.lr ? add(c.extraLr, old.extraLr)! : c.extraLr, l1: add(c.l1, old.l1), alpha: add(c.alpha, old.alpha), q: add(c.q, old.q) };
+    }),
+  };
+}
+
+/**
+ * Send `retryFailed` or `extend` to the study, starting it again (from `spec`, else from its last finished run's
+ * spec) when it is not running: the signal is delivered as the new run starts.
+ */
+export async function signalStudy(
+  client: Client,
+  study: string,
+  signal: 'retryFailed' | 'extend',
+  args: unknown[],
+  options: { spec?: StudySpec } & StartOptions = {},
+): Promise<void> {
+  const state = await studyState(client, study);
+  const spec = options.spec ?? (await lastOutcome(client, study))?.spec;
+  if (state !== 'running' && !spec) {
+    throw new Error(`study "${study}" is not running and its last spec is unknown: pass --spec <preset|file>`);
+  }
+  await client.workflow.signalWithStart('studyWorkflow', {
+    workflowId: studyWorkflowId(study),
+    taskQueue: CONTROL_TASK_QUEUE,
+    args: [{ ...options.workflowInput, spec: spec! }],
+    signal,
+    signalArgs: args as [],
+  });
+}

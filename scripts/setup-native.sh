@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Makes the native TensorFlow backend (@tensorflow/tfjs-node) work on machines that reach only the package
+# registries. tfjs-node's own install script downloads libtensorflow from a host such machines cannot reach, so:
+#   1. install @tensorflow/tfjs-node from npm with its install script skipped (and without touching package.json);
+#   2. take libtensorflow (the TF C API) from PyPI's tensorflow-cpu wheel: libtensorflow_cc.so.2 exports the
+#      TF_*/TFE_* symbols the binding calls, libtensorflow_framework.so.2 is its runtime; the wheel also ships the
+#      C headers;
+#   3. build tfjs-node's N-API binding from its shipped C++ sources with node-gyp against Node's local headers,
+#      and put it where tfjs-node's loader (node-pre-gyp `find`) looks for it;
+#   4. check that `require('@tensorflow/tfjs-node')` computes a convolution correctly.
+# Idempotent: a finished setup is detected (stamp + load check) and left alone. The wheel is pinned by version and
+# sha256 and cached (MMSWEEP_NATIVE_CACHE, default ~/.cache/mmsweep/native), so reruns after `npm ci` download
+# nothing. Usage: scripts/setup-native.sh [--force] [--check]   (--check: only report whether native loads)
+set -euo pipefail
+
+# TensorFlow 2.20's C API is a superset of the 2.9 API tfjs-node 4.22 was written against; the binding compiles
+# unchanged against its headers. Change both lines together (the hash is the wheel's, from PyPI).
+TF_VERSION="2.20.0"
+TF_WHEEL_SHA256="cf756bbe2d256e942ab5d0ad2c858fb40017581494febdb4387c149b1afde780"
+# The wheel's Python tag is irrelevant (only its C libraries are used); pin one so the download is the same file
+# whatever Python this machine has.
+TF_WHEEL_PYTHON="3.11"
+TF_WHEEL_PLATFORM="manylinux_2_17_x86_64"
+
+log() { echo "[setup-native] $*"; }
+die() { echo "[setup-native] error: $*" >&2; exit 1; }
+
+force=0
+check_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    --check) check_only=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown option '$arg' (use --force to rebuild, --check to only test loading)" ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+project_dir="$(pwd)"
+pkg_dir="$project_dir/node_modules/@tensorflow/tfjs-node"
+gpu_pkg_dir="$project_dir/node_modules/@tensorflow/tfjs-node-gpu"
+stamp="$pkg_dir/deps/.mmsweep-native.json"
+
+# Loads tfjs-node the way src/backend does and runs a conv whose answer is known (the same smoke test).
+load_check() {
+  node --input-type=module -e "
+    const tf = await import('@tensorflow/tfjs-node');
+    await tf.setBackend('tensorflow');
+    const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3, 1]);
+    const w = tf.tensor4d([1, 0, 0, -1], [2, 2, 1, 1]);
+    const got = Array.from(tf.conv2d(x, w, 1, 'valid').dataSync());
+    if (got.join() !== '-4,-4,-4,-4') { console.error('conv2d computed ' + got); process.exit(1); }
+    console.log('backend ' + tf.getBackend() + ', libtensorflow ' + tf.backend().binding.TF_Version +
+      ', tfjs-node ' + tf.version['tfjs-node']);
+  " 2>/dev/null
+}
+
+wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$(node -p 'process.versions.modules + "-napi" + process.versions.napi')\"}"
+
+if [ "$check_only" = 1 ]; then
+  if out="$(load_check)"; then log "native backend loads: $out"; exit 0; fi
+  log "native backend does not load (run: npm run setup:native)"; exit 1
+fi
+
+if [ "$force" = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted_stamp" ] && out="$(load_check)"; then
+  log "already set up: $out"
+  exit 0
+fi
+
+[ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] ||
+  die "only Linux x86_64 is supported here (this is $(uname -s)-$(uname -m)); on other systems install @tensorflow/tfjs-node normally where its download works"
+for tool in python3 g++ make unzip; do
+  command -v "$tool" >/dev/null || die "'$tool' is missing: install it (Debian: apt-get install -y python3 python3-pip g++ make unzip)"
+done
+python3 -m pip --version >/dev/null 2>&1 || die "pip is missing for python3 (Debian: apt-get install -y python3-pip)"
+
+# Node's headers: node-gyp would download them from nodejs.org, so point it at a local copy instead.
+nodedir="${NODE_GYP_NODEDIR:-$(node -p 'require("path").resolve(process.execPath, "..", "..")')}"
+[ -f "$nodedir/include/node/common.gypi" ] && [ -f "$nodedir/include/node/node_api.h" ] ||
+  die "Node's C headers are not under $nodedir/include/node (Debian's/NodeSource's nodejs package ships them there; official tarballs too). Set NODE_GYP_NODEDIR to a directory holding include/node for Node $(node --version)."
+
+# node-gyp: the copy npm bundles (npm tells scripts where it is), else one on PATH.
+node_gyp="${npm_config_node_gyp:-}"
+if [ -z "$node_gyp" ] || [ ! -f "$node_gyp" ]; then
+  npm_root="$(dirname "$(readlink -f "$(command -v npm)")")/.."
+  node_gyp="$npm_root/node_modules/node-gyp/bin/node-gyp.js"
+fi
+if [ ! -f "$node_gyp" ]; then
+  command -v node-gyp >/dev/null || die "node-gyp not found (it ships with npm; or: npm install -g node-gyp)"
+  node_gyp="$(command -v node-gyp)"
+fi
+
+# 1. The npm package, install script skipped. Its version comes from package.json's optionalDependencies.
+tfjs_node_version="$(node -p 'require("./package.json").optionalDependencies["@tensorflow/tfjs-node"]')"
+[ "$tfjs_node_version" != "undefined" ] || die "package.json has no optionalDependencies entry for @tensorflow/tfjs-node"
+installed_version="$(node -p 'try { require("./node_modules/@tensorflow/tfjs-node/package.json").version } catch { "" }')"
+if [ "$installed_version" != "$tfjs_node_version" ]; then
+  log "installing @tensorflow/tfjs-node@$tfjs_node_version from npm (install script skipped, package.json untouched)"
+  flock /tmp/mmsweep-npm.lock npm install --no-save --ignore-scripts --no-audit --no-fund \
+    "@tensorflow/tfjs-node@$tfjs_node_version"
+else
+  log "@tensorflow/tfjs-node@$tfjs_node_version is installed"
+fi
+# npm adds the other optional native package alongside, also unbuilt. Importing it registers every kernel and
+# then throws; src/backend tries it first, so the second registration by tfjs-node would warn hundreds of times.
+if [ -d "$gpu_pkg_dir" ] && ! compgen -G "$gpu_pkg_dir/lib/napi-v*/tfjs_binding.node" >/dev/null; then
+  log "removing the unbuilt @tensorflow/tfjs-node-gpu that npm added (it needs CUDA; this setup is for the CPU build)"
+  rm -rf "$gpu_pkg_dir"
+fi
+
+# 2. libtensorflow from PyPI.
+cache_dir="${MMSWEEP_NATIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmsweep/native}/tensorflow-cpu-$TF_VERSION"
+mkdir -p "$cache_dir"
+wheel="$(compgen -G "$cache_dir/tensorflow_cpu-$TF_VERSION-*.whl" | head -n1 || true)"
+if [ -z "$wheel" ] || ! echo "$TF_WHEEL_SHA256  $wheel" | sha256sum --check --status; then
+  log "downloading tensorflow-cpu==$TF_VERSION from PyPI (~260 MB, once; cached in $cache_dir)"
+  rm -f "$cache_dir"/*.whl
+  requirements="$(mktemp)"
+  echo "tensorflow-cpu==$TF_VERSION --hash=sha256:$TF_WHEEL_SHA256" >"$requirements"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+    --python-version "$TF_WHEEL_PYTHON" --platform "$TF_WHEEL_PLATFORM" \
+    -d "$cache_dir" -r "$requirements"
+  rm -f "$requirements"
+  wheel="$(compgen -G "$cache_dir/tensorflow_cpu-$TF_VERSION-*.whl" | head -n1)"
+else
+  log "using cached $(basename "$wheel")"
+fi
+
+log "unpacking libtensorflow and its C headers into $pkg_dir/deps"
+rm -rf "$pkg_dir/deps" "$pkg_dir/build"
+unpack_dir="$(mktemp -d)"
+trap 'rm -rf "$unpack_dir"' EXIT
+# Only the headers tfjs-node's binding includes (transitively), not the wheel's 236 MB include tree.
+unzip -q "$wheel" -d "$unpack_dir" \
+  'tensorflow/libtensorflow_cc.so.2' 'tensorflow/libtensorflow_framework.so.2' \
+  'tensorflow/include/tensorflow/c/*' 'tensorflow/include/tensorflow/core/platform/ctstring*' \
+  'tensorflow/include/tsl/platform/ctstring*' 'tensorflow/include/xla/tsl/c/*'
+mkdir -p "$pkg_dir/deps/lib"
+mv "$unpack_dir/tensorflow/include" "$pkg_dir/deps/include"
+mv "$unpack_dir/tensorflow/libtensorflow_cc.so.2" "$unpack_dir/tensorflow/libtensorflow_framework.so.2" "$pkg_dir/deps/lib/"
+# binding.gyp links `-ltensorflow -ltensorflow_framework`; the binding then records the libraries' sonames
+# (libtensorflow_cc.so.2, libtensorflow_framework.so.2) and finds them through its rpath $ORIGIN/../../deps/lib.
+ln -s libtensorflow_cc.so.2 "$pkg_dir/deps/lib/libtensorflow.so"
+ln -s libtensorflow_framework.so.2 "$pkg_dir/deps/lib/libtensorflow_framework.so"
+
+# 3. The binding, placed where node-pre-gyp's `find` (used by tfjs-node's index.js) looks for it.
+binding_path="$(node -p 'require("@mapbox/node-pre-gyp").find(require.resolve("@tensorflow/tfjs-node/package.json"))')"
+napi_build_version="$(basename "$(dirname "$binding_path")")"
+napi_build_version="${napi_build_version#napi-v}"
+log "building the N-API binding (napi v$napi_build_version) with node-gyp against $nodedir/include/node"
+(
+  cd "$pkg_dir"
+  node "$node_gyp" rebuild --nodedir="$nodedir" --module_name=tfjs_binding \
+    --module_path="$(dirname "$binding_path")" --napi_build_version="$napi_build_version" >"$unpack_dir/node-gyp.log" 2>&1 ||
+    { tail -n 40 "$unpack_dir/node-gyp.log" >&2; die "node-gyp failed to build tfjs-node's binding (log above)"; }
+)
+[ -f "$binding_path" ] || die "node-gyp finished but $binding_path is missing"
+rm -rf "$pkg_dir/build"
+
+# 4. Prove it.
+if ! out="$(load_check)"; then
+  node --input-type=module -e "await import('@tensorflow/tfjs-node')" || true
+  die "the binding was built but @tensorflow/tfjs-node does not load or compute correctly (error above)"
+fi
+echo "$wanted_stamp" >"$stamp"
+log "done: $out ($(du -sh "$pkg_dir/deps" | cut -f1) in $pkg_dir/deps)"

@@ -1,0 +1,153 @@
+import type { Command } from 'commander';
+import os from 'node:os';
+
+/**
+ * `mmsweep run <preset>`: the whole stack on one machine — a local Temporal dev server (state in
+ * .mmsweep/temporal/temporal.db), the embedded database, an in-process worker with one slot per core — then
+ * progress bars and the result table. Ctrl-C stops the worker; the study stays in Temporal and the database,
+ * and running the same command again continues it.
+ */
+export function register(program: Command): void {
+  program
+    .command('run <presetOrFile>')
+    .description('run a study on this machine with the embedded stack (local Temporal dev server + embedded database)')
+    .option('--slots <n>', 'trials at once (default: number of cores)', (v) => Number(v))
+    .option('--keep-server', 'leave the Temporal dev server running afterwards (so `mmsweep study …` can talk to it)')
+    .option('--no-progress', 'no progress bars (log lines instead)')
+    .action(async (presetOrFile: string, options: { slots?: number; keepServer?: boolean; progress: boolean }) => {
+      await runEmbedded(presetOrFile, options);
+    });
+}
+
+async function runEmbedded(presetOrFile: string, options: { slots?: number; keepServer?: boolean; progress: boolean }) {
+  const path = await import('node:path');
+  const { NativeConnection } = await import('@temporalio/worker');
+  const { defaultPayloadConverter } = await import('@temporalio/common');
+  const { openDatabase, trialOutcomes, studySummary, formatRows } = await import('../../../db/index.ts');
+  const { dbResultsStore } = await import('../../../activities/db-store.ts');
+  const { startWorkers, installQuietRuntime } = await import('../../../infra/worker.ts');
+  const { startDevServer } = await import('../../../infra/temporal.ts');
+  const { connectClient, loadStudySpec, startStudy, temporalStateDir, localStateDir } = await import('../../../infra/client.ts');
+  const { progressQuery } = await import('../../../workflows/study.ts');
+  const { parseStudySpec } = await import('../../spec/study.ts');
+
+  // Ctrl-C at any point, start-up included, ends in an orderly shutdown that leaves the study resumable.
+  let interrupted = false;
+  let finish: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (finish = resolve));
+  const onSigint = () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error('[mmsweep run] Ctrl-C: stopping; the study stays resumable — run the same command again to continue');
+    finish();
+  };
+  process.on('SIGINT', onSigint);
+
+  const slots = options.slots ?? Math.max(1, os.availableParallelism());
+  if (!Number.isInteger(slots) || slots < 1) throw new Error(`--slots must be a positive integer, got ${options.slots}`);
+  const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });
+  const log = (m: string) => console.error(`[mmsweep run] ${m}`);
+
+  const server = await startDevServer({ stateDir: temporalStateDir(), log, detached: options.keepServer });
+  log(`Temporal ${server.address} — UI ${server.uiAddress ?? '(none)'}  (workflow mmsweep-study-${spec.name})`);
+  const database = await openDatabase();
+  log(`database ${database.displayName}`);
+  const target = { address: server.address, namespace: server.namespace };
+  installQuietRuntime();
+  const connection = await NativeConnection.connect({ address: server.address });
+  const workers = await startWorkers({
+    target,
+    connection,
+    store: dbResultsStore(database.db),
+    queueClass: spec.queue,
+    slots,
+    activity: {
+      checkpointRoot: path.join(localStateDir(), 'checkpoints'),
+      uploadCheckpoints: false,
+      ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
+    },
+  });
+  const client = await connectClient(target);
+  const { handle, attached } = await startStudy(client, spec);
+  log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${slots} slot(s)`);
+
+  const bars = await progressView(options.progress, log);
+  const poll = async () => {
+    try {
+      const progress = await handle.query(progressQuery);
+      const description = await handle.describe();
+      const perTrial = new Map<string, { epoch: number; total: number }>();
+      for (const activity of description.raw.pendingActivities ?? []) {
+        const payload = activity.heartbeatDetails?.payloads?.[0];
+        if (!payload) continue;
+        const beat = defaultPayloadConverter.fromPayload(payload) as { trialKey: string; epoch: number | null; totalEpochs: number | null };
+        perTrial.set(beat.trialKey, { epoch: beat.epoch ?? 0, total: beat.totalEpochs ?? 0 });
+      }
+      bars.update(progress.done, progress.total, progress.failed, progress.status, perTrial);
+    } catch {
+      // The workflow may be between runs (continue-as-new) or finished: the next poll catches up.
+    }
+  };
+  const timer = setInterval(() => void poll(), 1000);
+  const outcome = await Promise.race([handle.result().then((o) => o), stopped.then(() => null)]);
+  clearInterval(timer);
+  await poll();
+  bars.stop();
+  await workers.shutdown();
+  await connection.close();
+
+  if (outcome) {
+    const rows = await trialOutcomes(database.db, spec.name);
+    const columns = ['label', 'lr', 'l1', 'alpha', 'q', 'seed', 'test_acc', 'd_util', 'd_speed', 'r_f', 'best_epoch', 'epochs', 'diverged'].filter(
+      (c) => rows.some((r) => (r as unknown as Record<string, unknown>)[c] !== null && (r as unknown as Record<string, unknown>)[c] !== undefined),
+    );
+    process.stdout.write(`\nStudy ${spec.name}: ${outcome.counts.done}/${outcome.counts.total} done, ${outcome.counts.failed} failed, ${outcome.counts.diverged} diverged\n\n`);
+    process.stdout.write(formatRows(columns, rows as unknown as Record<string, unknown>[], 'table'));
+    const summary = await studySummary(database.db, spec.name, ['algorithm', 'modalities', 'architecture']);
+    process.stdout.write(`\nPer condition:\n${formatRows(['algorithm', 'modalities', 'architecture', 'n', 'test_acc_mean', 'test_acc_std', 'd_util_mean', 'd_speed_mean'], summary as unknown as Record<string, unknown>[], 'table')}`);
+  }
+  await database.close();
+  if (options.keepServer || !server.started) log(`Temporal dev server left running at ${server.address} (UI ${server.uiAddress})`);
+  else await server.stop();
+  process.off('SIGINT', onSigint);
+  if (interrupted) process.exitCode = 130;
+}
+
+interface ProgressView {
+  update(done: number, total: number, failed: number, status: string, trials: Map<string, { epoch: number; total: number }>): void;
+  stop(): void;
+}
+
+async function progressView(enabled: boolean, log: (m: string) => void): Promise<ProgressView> {
+  if (!enabled || !process.stderr.isTTY) {
+    let last = '';
+    return {
+      update(done, total, failed, status, trials) {
+        const line = `${status}: ${done}/${total} done, ${failed} failed, running ${[...trials].map(([k, t]) => `${k.slice(0, 8)}@${t.epoch}/${t.total}`).join(' ') || '-'}`;
+        if (line !== last) log(line);
+        last = line;
+      },
+      stop() {},
+    };
+  }
+  const { MultiBar, Presets } = await import('cli-progress');
+  const multi = new MultiBar({ format: ' {name} [{bar}] {value}/{total} {info}', hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
+  const study = multi.create(1, 0, { name: 'study ', info: '' });
+  const trialBars = new Map<string, ReturnType<typeof multi.create>>();
+  return {
+    update(done, total, failed, status, trials) {
+      study.setTotal(Math.max(total, 1));
+      study.update(done, { info: `${status}${failed ? `, ${failed} failed` : ''}` });
+      for (const [key, bar] of trialBars) if (!trials.has(key)) { multi.remove(bar); trialBars.delete(key); }
+      for (const [key, t] of trials) {
+        let bar = trialBars.get(key);
+        if (!bar) trialBars.set(key, (bar = multi.create(Math.max(t.total, 1), 0, { name: key.slice(0, 6), info: 'epochs' })));
+        bar.setTotal(Math.max(t.total, 1));
+        bar.update(t.epoch);
+      }
+    },
+    stop() {
+      multi.stop();
+    },
+  };
+}

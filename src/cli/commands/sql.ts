@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+
+/** `mmsweep sql "<query>"`: one read-only query against the results store. */
+export function register(program: Command): void {
+  program
+    .command('sql')
+    .description('Run one SQL query read-only against the results store (tables: studies, trials, study_trials, epochs, results; views: condition_summary, trial_outcomes, study_progress)')
+    .argument('<query>', 'a single SQL statement')
+    .option('--format <format>', 'table | csv | json', 'table')
+    .option('--timeout <ms>', 'statement timeout in milliseconds (not enforced by the embedded PGlite database)', '30000')
+    .action(async (query: string, opts: { format: string; timeout: string }) => {
+      const [{ withStore, UsageError }, { runReadOnlyQuery }, { formatRows, parseOutputFormat }] = await Promise.all([
+        import('../../../db/cli.ts'),
+        import('../../../db/readonly.ts'),
+        import('../../../db/format.ts'),
+      ]);
+      await withStore(async ({ db }) => {
+        let format;
+        try {
+          format = parseOutputFormat(opts.format);
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+        const timeoutMs = Number(opts.timeout);
+        if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got "${opts.timeout}"`);
+        const out = await runReadOnlyQuery(db, query, { timeoutMs });
+        process.stdout.write(formatRows(out.columns, out.rows, format));
+      });
+    });
+}

@@ -1,0 +1,163 @@
+import type { Command } from 'commander';
+
+interface ConnectFlags {
+  address?: string;
+  namespace?: string;
+}
+
+function numberList(name: string, integer: boolean) {
+  return (value: string): number[] =>
+    value.split(',').map((part) => {
+      const n = Number(part.trim());
+      if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) {
+        throw new Error(`${name}: "${part}" is not a ${integer ? 'non-negative integer' : 'non-negative number'}`);
+      }
+      return n;
+    });
+}
+
+async function connect(flags: ConnectFlags) {
+  const { connectClient, resolveTarget } = await import('../../../infra/client.ts');
+  return connectClient(resolveTarget(flags));
+}
+
+function withConnection(command: Command): Command {
+  return command
+    .option('--address <host:port>', 'Temporal frontend (default TEMPORAL_ADDRESS, else the local dev server of `mmsweep run`)')
+    .option('--namespace <ns>', 'Temporal namespace (default TEMPORAL_NAMESPACE or default)');
+}
+
+async function requireRunning(flags: ConnectFlags, study: string) {
+  const client = await connect(flags);
+  const { studyHandle, studyState } = await import('../../../infra/client.ts');
+  const state = await studyState(client, study);
+  if (state !== 'running') {
+    throw new Error(`study "${study}" has no running workflow (${state}); start it with \`mmsweep study start ${study}\``);
+  }
+  return { client, handle: studyHandle(client, study) };
+}
+
+export function register(program: Command): void {
+  const study = program.command('study').description('plan, start and steer studies on Temporal (workers run them)');
+
+  study
+    .command('plan <presetOrFile>')
+    .description('print the trials a preset or StudySpec file expands to, with their keys')
+    .option('--json', 'print JSON: {study, trials: [{key, label, spec}]}')
+    .action(async (presetOrFile: string, options: { json?: boolean }) => {
+      const { loadStudySpec } = await import('../../../infra/client.ts');
+      const { planStudy } = await import('../../spec/keys.ts');
+      const spec = loadStudySpec(presetOrFile);
+      const trials = planStudy(spec);
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ study: spec, trials }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`study ${spec.name}: ${trials.length} trials, queue mmsweep-train-${spec.queue}, concurrency ${spec.concurrency}\n`);
+      for (const t of trials) {
+        const s = t.spec as Record<string, unknown>;
+        const fields = ['kind', 'algorithm', 'modalities', 'architecture', 'lr', 'l1', 'alpha', 'q', 'seed', 'sleepMs', 'epochs', 'maxEpochs']
+          .filter((f) => s[f] !== undefined)
+          .map((f) => `${f}=${s[f]}`)
+          .join(' ');
+        process.stdout.write(`${t.key.slice(0, 12)}  ${t.label.padEnd(22)}  ${fields}\n`);
+      }
+    });
+
+  withConnection(
+    study
+      .command('start <presetOrFile>')
+      .description('start the study (or attach to it when it already runs): trials go to the workers of its queue')
+      .option('--concurrency <n>', 'trials in flight at once', (v) => Number(v))
+      .option('--queue <class>', 'worker class (task queue mmsweep-train-<class>)')
+      .option('--name <name>', 'study name (default: the preset / spec name)')
+      .option('--wait', 'wait until the study finishes and print its counts'),
+  ).action(async (presetOrFile: string, options: ConnectFlags & { concurrency?: number; queue?: string; name?: string; wait?: boolean }) => {
+    const { loadStudySpec, startStudy } = await import('../../../infra/client.ts');
+    const { parseStudySpec } = await import('../../spec/study.ts');
+    const base = loadStudySpec(presetOrFile);
+    const spec = parseStudySpec({
+      ...base,
+      ...(options.name ? { name: options.name } : {}),
+      ...(options.queue ? { queue: options.queue } : {}),
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    });
+    const client = await connect(options);
+    const { handle, attached } = await startStudy(client, spec);
+    console.log(`${attached ? 'attached to' : 'started'} study ${spec.name} (workflow ${handle.workflowId}); trials run on queue mmsweep-train-${spec.queue}`);
+    if (options.wait) console.log(JSON.stringify(await handle.result(), null, 2));
+  });
+
+  withConnection(study.command('status <study>').description('progress of a study').option('--json', 'print JSON')).action(
+    async (name: string, options: ConnectFlags & { json?: boolean }) => {
+      const client = await connect(options);
+      const { studyHandle, studyState } = await import('../../../infra/client.ts');
+      const { progressQuery } = await import('../../../workflows/study.ts');
+      const state = await studyState(client, name);
+      if (state === 'missing') throw new Error(`no study "${name}" on this Temporal; start it with \`mmsweep study start\``);
+      const handle = studyHandle(client, name);
+      const status = state === 'running' ? await handle.query(progressQuery) : await handle.result().catch((e: Error) => ({ error: e.message }));
+      if (options.json) console.log(JSON.stringify({ state, ...status }, null, 2));
+      else if (state === 'running' && 'total' in status) {
+        const p = status;
+        console.log(`${name}: ${p.status}, ${p.done}/${p.total} done, ${p.running.length} running, ${p.pending} pending, ${p.failed} failed (workflow run ${p.runs})`);
+      } else console.log(`${name}: ${state}\n${JSON.stringify(status, null, 2)}`);
+    },
+  );
+
+  for (const [name, description] of [
+    ['pause', 'stop scheduling new trials (running ones finish)'],
+    ['resume', 'schedule trials again'],
+  ] as const) {
+    withConnection(study.command(`${name} <study>`).description(description)).action(async (studyName: string, options: ConnectFlags) => {
+      const { handle } = await requireRunning(options, studyName);
+      const { pauseSignal, resumeSignal } = await import('../../../workflows/study.ts');
+      await handle.signal(name === 'pause' ? pauseSignal : resumeSignal);
+      console.log(`${name === 'pause' ? 'paused' : 'resumed'} ${studyName}`);
+    });
+  }
+
+  withConnection(study.command('cancel <study>').description('cancel the study: running trials are cancelled and their runner processes killed')).action(
+    async (studyName: string, options: ConnectFlags) => {
+      const { handle } = await requireRunning(options, studyName);
+      const { cancelSignal } = await import('../../../workflows/study.ts');
+      await handle.signal(cancelSignal);
+      const outcome = await handle.result();
+      console.log(`cancelled ${studyName}: ${JSON.stringify(outcome.counts)}`);
+    },
+  );
+
+  const signalWithStart = async (studyName: string, options: ConnectFlags & { spec?: string }, which: 'retryFailed' | 'extend', args: unknown[]) => {
+    const client = await connect(options);
+    const { signalStudy, loadStudySpec } = await import('../../../infra/client.ts');
+    await signalStudy(client, studyName, which, args, { spec: options.spec ? loadStudySpec(options.spec) : undefined });
+  };
+
+  withConnection(
+    study
+      .command('retry-failed <study>')
+      .description('schedule the failed trials again (restarts a finished study)')
+      .option('--spec <presetOrFile>', 'the spec to restart a study whose last run did not finish cleanly'),
+  ).action(async (studyName: string, options: ConnectFlags & { spec?: string }) => {
+    await signalWithStart(studyName, options, 'retryFailed', []);
+    console.log(`retrying the failed trials of ${studyName}`);
+  });
+
+  withConnection(
+    study
+      .command('extend <study>')
+      .description('add seeds (every condition) or grid points (conditions with that axis); finished trials are reused by key')
+      .option('--seeds <list>', 'comma-separated seeds', numberList('--seeds', true))
+      .option('--lr <list>', 'learning rates', numberList('--lr', false))
+      .option('--l1 <list>', 'L1 λ values', numberList('--l1', false))
+      .option('--alpha <list>', 'α values', numberList('--alpha', false))
+      .option('--q <list>', 'Q values', numberList('--q', true))
+      .option('--spec <presetOrFile>', 'the spec to restart a study whose last run did not finish cleanly'),
+  ).action(async (studyName: string, options: ConnectFlags & { spec?: string; seeds?: number[]; lr?: number[]; l1?: number[]; alpha?: number[]; q?: number[] }) => {
+    const extension = { seeds: options.seeds, lr: options.lr, l1: options.l1, alpha: options.alpha, q: options.q };
+    const { isEmptyExtension } = await import('../../spec/study-model.ts');
+    if (isEmptyExtension(extension)) throw new Error('extend: give at least one of --seeds, --lr, --l1, --alpha, --q');
+    await signalWithStart(studyName, options, 'extend', [extension]);
+    console.log(`extended ${studyName} with ${JSON.stringify(extension)}`);
+  });
+}

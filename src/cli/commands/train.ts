@@ -1,0 +1,243 @@
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import type { RunnerEvent, TrialResult } from '../../runner/protocol.ts';
+
+/**
+ * `mmsweep train`: run one trial (paper-spec §5–§10) from a TrialSpec JSON file and/or flags (flags override the
+ * file). Validates before any work (exit 2 naming the field), prints NDJSON events with `--events`, a progress
+ * bar on a terminal otherwise, and ends with the TrialResult (`--json`: one JSON line). Exit codes:
+ * src/runner/protocol.ts EXIT_CODES.
+ */
+interface TrainFlags {
+  spec?: string;
+  dataset?: string;
+  modalities?: string;
+  architecture?: string;
+  unimodalModality?: string;
+  algorithm?: string;
+  profile?: string;
+  fidelity?: string;
+  lr?: string;
+  momentum?: string;
+  weightDecay?: string;
+  seed?: string;
+  l1?: string;
+  alpha?: string;
+  q?: string;
+  rubiBias?: string;
+  subset?: string;
+  subsetVal?: string;
+  subsetTest?: string;
+  maxEpochs?: string;
+  batchSize?: string;
+  evalBatchSize?: string;
+  width?: string;
+  backend?: string;
+  checkpointDir?: string;
+  resume?: boolean;
+  events?: boolean;
+  json?: boolean;
+  cacheDir?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description('Train one trial (vanilla / guided / random / RUBi) and print its TrialResult')
+    .option('--spec <file>', 'TrialSpec JSON file (flags below override its fields)')
+    .option('--dataset <name>', 'dataset (cmnist)')
+    .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1')
+    .option('--architecture <a>', 'mmtm | unimodal-se')
+    .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
+    .option('--algorithm <a>', 'vanilla | guided | random | rubi')
+    .option('--profile <p>', 'fidelity profile: code | paper')
+    .option('--fidelity <k=v,…>', 'override fidelity switches, e.g. gateScale=2,evalInCurrentMode=false')
+    .option('--lr <x>', 'learning rate')
+    .option('--momentum <x>', 'SGD momentum (default 0.9)')
+    .option('--weight-decay <x>', 'SGD weight decay (default 0)')
+    .option('--seed <n>', 'seed of the initialisation and data order')
+    .option('--l1 <λ>', 'L1 penalty λ (subgradient)')
+    .option('--alpha <α>', 'guided: imbalance tolerance')
+    .option('--q <n>', 'guided: re-balancing window')
+    .option('--rubi-bias <k>', 'RUBi: bias modality (0 or 1)')
+    .option('--subset <n>', 'use the first n training examples (seeded shuffle)')
+    .option('--subset-val <n>', 'use the first n validation examples')
+    .option('--subset-test <n>', 'use the first n test examples')
+    .option('--max-epochs <n>', 'epoch cap (default 299)')
+    .option('--batch-size <n>', 'training batch size (default 128)')
+    .option('--eval-batch-size <n>', 'evaluation batch size (default 500)')
+    .option('--width <x>', 'channel width multiplier (default 1)')
+    .option('--backend <b>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu')
+    .option('--checkpoint-dir <dir>', 'write a checkpoint at every epoch end into this directory')
+    .option('--resume', 'continue from the newest checkpoint in --checkpoint-dir (fresh start if none)')
+    .option('--events', 'print NDJSON progress events on stdout (lines prefixed with "@mmsweep ")')
+    .option('--json', 'print the TrialResult as one JSON line')
+    .option('--cache-dir <dir>', 'dataset cache directory')
+    .action(async (flags: TrainFlags) => {
+      process.exitCode = await trainCommand(flags);
+    });
+}
+
+const num = (s: string | undefined) => (s === undefined ? undefined : s.trim() === '' ? Number.NaN : Number(s));
+
+/** Merge the spec file and the flags into one raw spec (validated by the schema afterwards). */
+export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
+  let raw: Record<string, unknown> = {};
+  if (flags.spec) {
+    let text: string;
+    try {
+      text = fs.readFileSync(flags.spec, 'utf8');
+    } catch (e) {
+      throw new FlagError(`--spec: cannot read ${flags.spec}: ${(e as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new FlagError(`--spec: ${flags.spec} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) raw[key] = value;
+  };
+  if (flags.dataset !== undefined) {
+    const previous = raw.dataset as Record<string, unknown> | undefined;
+    raw.dataset = previous && previous.name === flags.dataset ? previous : { name: flags.dataset };
+  }
+  set('modalities', flags.modalities);
+  set('architecture', flags.architecture);
+  set('unimodalModality', num(flags.unimodalModality));
+  set('algorithm', flags.algorithm);
+  set('profile', flags.profile);
+  if (flags.fidelity !== undefined) raw.fidelity = { ...((raw.fidelity as object) ?? {}), ...parseSwitches(flags.fidelity) };
+  set('lr', num(flags.lr));
+  set('momentum', num(flags.momentum));
+  set('weightDecay', num(flags.weightDecay));
+  set('seed', num(flags.seed));
+  set('l1', num(flags.l1));
+  set('alpha', num(flags.alpha));
+  set('q', num(flags.q));
+  set('rubiBiasModality', num(flags.rubiBias));
+  set('maxEpochs', num(flags.maxEpochs));
+  set('batchSize', num(flags.batchSize));
+  set('evalBatchSize', num(flags.evalBatchSize));
+  set('width', num(flags.width));
+  set('backend', flags.backend);
+  if (flags.subset !== undefined || flags.subsetVal !== undefined || flags.subsetTest !== undefined) {
+    raw.subset = {
+      ...((raw.subset as object) ?? {}),
+      ...(flags.subset !== undefined ? { train: num(flags.subset) } : {}),
+      ...(flags.subsetVal !== undefined ? { val: num(flags.subsetVal) } : {}),
+      ...(flags.subsetTest !== undefined ? { test: num(flags.subsetTest) } : {}),
+    };
+  }
+  if (!flags.spec && raw.dataset === undefined && raw.kind !== 'noop') raw.dataset = { name: 'cmnist' };
+  return raw;
+}
+
+class FlagError extends Error {}
+
+/** `a=1,b=true,c=name` → { a: 1, b: true, c: 'name' } (the schema validates names and values). */
+function parseSwitches(text: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const part of text.split(',').filter((p) => p.trim() !== '')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new FlagError(`--fidelity: expected key=value, got '${part}'`);
+    const key = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    out[key] = value === 'true' ? true : value === 'false' ? false : value !== '' && !Number.isNaN(Number(value)) && key !== 'speedLogBase' ? Number(value) : value;
+  }
+  return out;
+}
+
+export async function trainCommand(flags: TrainFlags): Promise<number> {
+  const { EXIT_CODES, EVENT_LINE_PREFIX } = await import('../../runner/protocol.ts');
+  const { parseTrialSpec, InvalidSpecError } = await import('../../spec/trial.ts');
+  let spec;
+  try {
+    if (flags.resume && !flags.checkpointDir) throw new FlagError('--resume needs --checkpoint-dir');
+    spec = parseTrialSpec(specFromFlags(flags));
+  } catch (e) {
+    if (e instanceof FlagError || e instanceof InvalidSpecError) {
+      process.stderr.write(`mmsweep train: ${e.message}\n`);
+      return EXIT_CODES.invalidSpec;
+    }
+    throw e;
+  }
+
+  const bar = !flags.events && process.stderr.isTTY ? await progressBar() : null;
+  const onEvent = (event: RunnerEvent) => {
+    if (flags.events) process.stdout.write(`${EVENT_LINE_PREFIX}${JSON.stringify(event)}\n`);
+    bar?.(event);
+  };
+  const { runTrial, RunnerInputError } = await import('../../runner/run.ts');
+  const { ResumeMismatchError } = await import('../../train/trainer.ts');
+  let result: TrialResult;
+  try {
+    result = await runTrial(spec, { checkpointDir: flags.checkpointDir, resume: flags.resume, onEvent, cacheDir: flags.cacheDir });
+  } catch (e) {
+    bar?.(null);
+    const err = e as Error;
+    process.stderr.write(`mmsweep train: ${err.message}\n`);
+    if (e instanceof RunnerInputError || e instanceof ResumeMismatchError || err.name === 'DatasetNotImplementedError') {
+      return EXIT_CODES.invalidSpec;
+    }
+    if (err.name === 'DataFileError') return EXIT_CODES.missingData;
+    if (!(e instanceof Error) || !err.stack) return EXIT_CODES.crash;
+    process.stderr.write(`${err.stack}\n`);
+    return EXIT_CODES.crash;
+  }
+  bar?.(null);
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else if (!flags.events) {
+    process.stdout.write(formatResult(result));
+  }
+  return result.diverged ? EXIT_CODES.diverged : EXIT_CODES.success;
+}
+
+function formatResult(r: TrialResult): string {
+  const f = (x: number | null, d = 2) => (x === null ? 'n/a' : x.toFixed(d));
+  return [
+    r.diverged ? `DIVERGED after ${r.epochs} epochs` : `trained ${r.epochs} epochs on ${r.backend} (${r.profile} profile)`,
+    `test acc ${f(r.testAcc)} % (best val epoch ${r.bestEpoch}, step ${r.stepsT})`,
+    `A(f0) ${f(r.accF0)}  A(f0') ${f(r.accF0Prime)}  A(f1) ${f(r.accF1)}  A(f1') ${f(r.accF1Prime)}`,
+    `u(m1|m0) ${f(r.uM1GivenM0, 4)}  u(m0|m1) ${f(r.uM0GivenM1, 4)}  d_util ${f(r.dUtil, 4)}  d_speed ${f(r.dSpeed, 4)}  R(f) ${f(r.rF, 6)}`,
+    `${r.wallSeconds.toFixed(1)} s`,
+    '',
+  ].join('\n');
+}
+
+/** A cli-progress bar over the steps of the current epoch, with the last epoch's accuracies. */
+async function progressBar(): Promise<(event: RunnerEvent | null) => void> {
+  const { SingleBar, Presets } = await import('cli-progress');
+  const bar = new SingleBar(
+    { format: 'epoch {epoch}/{total_epochs} [{bar}] {value}/{total} steps | {last}', stream: process.stderr, hideCursor: true },
+    Presets.shades_classic,
+  );
+  let started = false;
+  let totalEpochs = 0;
+  let last = '';
+  return (event) => {
+    if (event === null) {
+      if (started) bar.stop();
+      started = false;
+      return;
+    }
+    if (event.type === 'start') totalEpochs = event.totalEpochs;
+    if (event.type === 'progress') {
+      const payload = { epoch: event.epoch, total_epochs: totalEpochs, last };
+      if (!started) {
+        bar.start(event.stepsInEpoch, event.step, payload);
+        started = true;
+      } else {
+        bar.setTotal(event.stepsInEpoch);
+        bar.update(event.step, payload);
+      }
+    }
+    if (event.type === 'epoch') {
+      const m = event.metrics;
+      last = `train ${m.trainAcc.toFixed(1)} val ${m.valAcc.toFixed(1)} test ${m.testAcc.toFixed(1)} loss ${m.loss.toFixed(3)}`;
+      if (started) bar.update({ last });
+    }
+  };
+}

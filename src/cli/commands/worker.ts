@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import os from 'node:os';
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description('run trials on this machine: polls mmsweep-train-<queue> (and the control queue) of the Temporal at TEMPORAL_ADDRESS, writes to DATABASE_URL')
+    .requiredOption('--queue <class>', 'worker class, e.g. gpu, a100, cpu (task queue mmsweep-train-<class>)')
+    .option('--slots <n>', 'trials at once (one per GPU on GPU hosts)', (v) => parsePositiveInt('--slots', v))
+    .option('--gpus <ids>', 'comma-separated GPU ids, one per slot (sets CUDA_VISIBLE_DEVICES of each runner)')
+    .option('--no-control', 'do not poll the control queue (study workflows and bookkeeping activities)')
+    .option('--checkpoint-dir <dir>', 'local checkpoint root', '.mmsweep/checkpoints')
+    .option('--no-upload-checkpoints', 'keep checkpoints on this machine only (single-machine setups)')
+    .option('--heartbeat-interval <ms>', 'heartbeat period while a runner is busy', (v) => parsePositiveInt('--heartbeat-interval', v), 5000)
+    .option('--address <host:port>', 'Temporal frontend (default TEMPORAL_ADDRESS)')
+    .option('--namespace <ns>', 'Temporal namespace (default TEMPORAL_NAMESPACE or default)')
+    .action(async (options: {
+      queue: string;
+      slots?: number;
+      gpus?: string;
+      control: boolean;
+      checkpointDir: string;
+      uploadCheckpoints: boolean;
+      heartbeatInterval: number;
+      address?: string;
+      namespace?: string;
+    }) => {
+      const path = await import('node:path');
+      const { openDatabase } = await import('../../../db/index.ts');
+      const { dbResultsStore } = await import('../../../activities/db-store.ts');
+      const { startWorkers } = await import('../../../infra/worker.ts');
+      const { resolveTarget } = await import('../../../infra/client.ts');
+      const gpus = options.gpus ? options.gpus.split(',').map((g) => g.trim()).filter(Boolean) : [];
+      const slots = options.slots ?? (gpus.length > 0 ? gpus.length : 1);
+      if (gpus.length > 0 && gpus.length !== slots) {
+        throw new Error(`--gpus lists ${gpus.length} GPUs but --slots is ${slots}: give one GPU id per slot`);
+      }
+      const target = resolveTarget(options);
+      const database = await openDatabase();
+      const workerId = `${os.hostname()}:${process.pid}`;
+      const workers = await startWorkers({
+        target,
+        store: dbResultsStore(database.db),
+        queueClass: options.queue,
+        slots,
+        control: options.control,
+        activity: {
+          workerId,
+          gpus,
+          checkpointRoot: path.resolve(options.checkpointDir),
+          uploadCheckpoints: options.uploadCheckpoints,
+          heartbeatIntervalMs: options.heartbeatInterval,
+          ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
+        },
+      });
+      console.error(
+        `mmsweep worker ${workerId}: queue mmsweep-train-${options.queue} with ${slots} slot(s)${gpus.length ? ` on GPUs ${gpus.join(',')}` : ''}` +
+          `${options.control ? ' + mmsweep-control' : ''}; Temporal ${target.address}/${target.namespace}; database ${database.displayName}`,
+      );
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        console.error(`${signal}: stopping; running trials are handed back to Temporal and resume from their checkpoints`);
+        void workers.shutdown();
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      await workers.done;
+      await database.close();
+    });
+}
+
+function parsePositiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got "${value}"`);
+  return n;
+}

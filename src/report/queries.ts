@@ -1,0 +1,174 @@
+/**
+ * The SQL the report runs. Results and aggregates come from the store's views (`trial_outcomes`,
+ * `condition_summary`, db/migrations/0001_views.sql); two things they do not carry are queried here from the tables:
+ * the scheduling state of every trial of a study, finished or not (worker timeline, unfinished counts), and the
+ * per-epoch learning curves. Every query works on postgres.js and PGlite (numbers cast in SQL, rows via `rowsOf`).
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import { rowsOf, type Db } from '../../db/client.ts';
+
+function list(values: readonly string[]): SQL {
+  return sql.join(
+    values.map((v) => sql`${v}`),
+    sql`, `,
+  );
+}
+
+export interface StudyRow {
+  id: string;
+  name: string;
+  preset: string | null;
+  status: string | null;
+}
+
+/** Studies whose id or name is one of `refs`. */
+export async function findStudies(db: Db, refs: readonly string[]): Promise<StudyRow[]> {
+  if (refs.length === 0) return [];
+  return rowsOf<StudyRow>(
+    await db.execute(sql`
+      select id, name, preset, status from studies
+      where id in (${list(refs)}) or name in (${list(refs)})
+      order by created_at, id`),
+  );
+}
+
+export async function listStudyIds(db: Db): Promise<string[]> {
+  return rowsOf<{ id: string }>(await db.execute(sql`select id from studies order by created_at, id`)).map((r) => r.id);
+}
+
+/** Every trial of the studies with its condition columns and scheduling state (the views hold finished ones only). */
+export interface TrialStateRow {
+  study_id: string;
+  trial_key: string;
+  position: number;
+  label: string | null;
+  kind: string;
+  dataset: string;
+  dataset_variant: string;
+  architecture: string;
+  modalities: string | null;
+  algorithm: string | null;
+  profile: string | null;
+  lr: number | null;
+  l1: number | null;
+  alpha: number | null;
+  q: number | null;
+  seed: number | null;
+  status: string;
+  attempt: number;
+  worker: string | null;
+  started_at: Date | string | null;
+  finished_at: Date | string | null;
+}
+
+export async function trialStates(db: Db, studyIds: readonly string[]): Promise<TrialStateRow[]> {
+  if (studyIds.length === 0) return [];
+  return rowsOf<TrialStateRow>(
+    await db.execute(sql`
+      select st.study_id, st.trial_key, st.position::int as position, st.label,
+             t.kind, t.dataset, t.dataset_variant, t.architecture, t.modalities, t.algorithm, t.profile,
+             t.lr::float8 as lr, t.l1::float8 as l1, t.alpha::float8 as alpha, t.q::int as q, t.seed::int as seed,
+             t.status, t.attempt::int as attempt, t.worker, t.started_at, t.finished_at
+      from study_trials st join trials t on t.trial_key = st.trial_key
+      where st.study_id in (${list(studyIds)})
+      order by st.study_id, st.position`),
+  );
+}
+
+/** The per-trial rows of the store's `trial_outcomes` view (finished trials with a result). */
+export interface TrialOutcomeRow {
+  study_id: string;
+  trial_key: string;
+  test_acc: number | null;
+  acc_f: number | null;
+  acc_f0: number | null;
+  acc_f1: number | null;
+  acc_f0_prime: number | null;
+  acc_f1_prime: number | null;
+  u_m1_given_m0: number | null;
+  u_m0_given_m1: number | null;
+  d_util: number | null;
+  d_speed: number | null;
+  r_f: number | null;
+  best_epoch: number | null;
+  diverged: boolean;
+}
+
+export async function trialOutcomes(db: Db, studyIds: readonly string[]): Promise<TrialOutcomeRow[]> {
+  if (studyIds.length === 0) return [];
+  return rowsOf<TrialOutcomeRow>(
+    await db.execute(sql`
+      select study_id, trial_key, test_acc, acc_f, acc_f0, acc_f1, acc_f0_prime, acc_f1_prime,
+             u_m1_given_m0, u_m0_given_m1, d_util, d_speed, r_f, best_epoch, diverged
+      from trial_outcomes
+      where study_id in (${list(studyIds)})
+      order by study_id, position`),
+  );
+}
+
+export interface ConditionSummarySqlRow {
+  study_id: string;
+  dataset: string;
+  dataset_variant: string;
+  architecture: string;
+  modalities: string | null;
+  algorithm: string | null;
+  profile: string | null;
+  lr: number | null;
+  l1: number | null;
+  alpha: number | null;
+  q: number | null;
+  n: number;
+  test_acc_mean: number | null;
+  test_acc_std: number | null;
+  d_util_mean: number | null;
+  d_util_std: number | null;
+  d_speed_mean: number | null;
+  d_speed_std: number | null;
+  r_f_mean: number | null;
+  r_f_std: number | null;
+  diverged_fraction: number | null;
+}
+
+export async function conditionSummary(db: Db, studyIds: readonly string[]): Promise<ConditionSummarySqlRow[]> {
+  if (studyIds.length === 0) return [];
+  return rowsOf<ConditionSummarySqlRow>(
+    await db.execute(sql`
+      select * from condition_summary
+      where study_id in (${list(studyIds)})
+      order by study_id, dataset, dataset_variant, architecture, modalities, algorithm, profile, lr, l1, alpha, q`),
+  );
+}
+
+export interface EpochSqlRow {
+  trial_key: string;
+  epoch: number;
+  train_acc: number | null;
+  train_acc_0: number | null;
+  train_acc_1: number | null;
+  val_acc: number | null;
+  val_acc_0: number | null;
+  val_acc_1: number | null;
+  test_acc: number | null;
+  test_acc_0: number | null;
+  test_acc_1: number | null;
+  loss: number | null;
+  lr: number | null;
+  d_speed: number | null;
+  regular_steps: number | null;
+  rebalance_steps: number | null;
+}
+
+/** Learning curves of the studies' trials, ordered by trial and epoch. */
+export async function epochCurves(db: Db, studyIds: readonly string[]): Promise<EpochSqlRow[]> {
+  if (studyIds.length === 0) return [];
+  return rowsOf<EpochSqlRow>(
+    await db.execute(sql`
+      select e.trial_key, e.epoch::int as epoch, e.train_acc, e.train_acc_0, e.train_acc_1, e.val_acc, e.val_acc_0,
+             e.val_acc_1, e.test_acc, e.test_acc_0, e.test_acc_1, e.loss, e.lr, e.d_speed,
+             e.regular_steps::int as regular_steps, e.rebalance_steps::int as rebalance_steps
+      from epochs e
+      where e.trial_key in (select trial_key from study_trials where study_id in (${list(studyIds)}))
+      order by e.trial_key, e.epoch`),
+  );
+}

@@ -1,0 +1,236 @@
+/**
+ * Table 1: test accuracy of ŷ, mean ± sample std (n) per algorithm × dataset, the uni-modal best row, the CMNIST
+ * gray-branch note, and the paper's published values beside ours with the difference (ours − paper).
+ *
+ * Which trials enter a cell: finished multi-modal trials with distinct modalities and no L1 penalty, grouped by
+ * dataset column and algorithm. Diverged trials are counted (`nDiverged`) but left out of the mean: a NaN-loss model
+ * has no meaningful accuracy and the paper's runs did not diverge. A cell pooling several learning rates or profiles
+ * lists them (`lrs`, `profiles`) so a reader sees when a sweep rather than the paper's single setting was averaged.
+ */
+import { PAPER_COLUMNS, columnLabel, type DatasetColumn, type ReportTrial } from './model.ts';
+import {
+  PUBLISHED_CMNIST_GUIDED_GRAY_BRANCH,
+  PUBLISHED_TABLE1,
+  TABLE1_ROWS,
+  TABLE1_ROW_LABELS,
+  type PublishedValue,
+  type Table1RowKey,
+} from './paper-values.ts';
+import { mean, sampleStd } from './stats.ts';
+
+export interface Summary {
+  n: number;
+  mean: number;
+  std: number;
+}
+
+export interface Table1Cell extends Summary {
+  nDiverged: number;
+  lrs: number[];
+  profiles: string[];
+  /** Uni-modal row only: the modality whose SE network had the higher mean. */
+  modality: 0 | 1 | null;
+  paper: PublishedValue | null;
+  /** Ours − paper (percentage points); null without a published value. */
+  diff: number | null;
+}
+
+export interface Table1Row {
+  key: Table1RowKey;
+  label: string;
+  cells: Partial<Record<DatasetColumn, Table1Cell>>;
+}
+
+export interface GrayBranchNote extends Summary {
+  paper: PublishedValue;
+  diff: number;
+}
+
+export interface Table1 {
+  /** Dataset columns for which at least one trial exists, in the paper's order. */
+  columns: DatasetColumn[];
+  rows: Table1Row[];
+  /** CMNIST guided (distinct): test accuracy of the gray branch ŷ1, A(f1). Null without such trials. */
+  grayBranch: GrayBranchNote | null;
+}
+
+
+export function summarize(values: readonly number[]): Summary {
+  return { n: values.length, mean: mean(values), std: sampleStd(values) };
+}
+
+function sortedUnique<T extends string | number>(values: T[]): T[] {
+  return [...new Set(values)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function cellOf(trials: ReportTrial[], paper: PublishedValue | null, modality: 0 | 1 | null): Table1Cell | null {
+  const finished = trials.filter((t) => t.result !== null);
+  if (finished.length === 0) return null;
+  const ok = finished.filter((t) => !t.result!.diverged && Number.isFinite(t.result!.testAcc));
+  const s = summarize(ok.map((t) => t.result!.testAcc));
+  return {
+    ...s,
+    nDiverged: finished.length - ok.length,
+    lrs: sortedUnique(finished.map((t) => t.lr)),
+    profiles: sortedUnique(finished.map((t) => t.profile)),
+    modality,
+    paper,
+    diff: paper && s.n > 0 ? s.mean - paper.mean : null,
+  };
+}
+
+export function buildTable1(trials: readonly ReportTrial[]): Table1 {
+  const eligible = trials.filter((t) => t.l1 === 0);
+  const present = new Set(eligible.map((t) => t.column));
+  // Only the paper's columns: other dataset variants have no Table 1 counterpart (they appear in conditions.csv).
+  const columns: DatasetColumn[] = PAPER_COLUMNS.filter((c) => present.has(c));
+  const rows: Table1Row[] = TABLE1_ROWS.map((key) => ({ key, label: TABLE1_ROW_LABELS[key], cells: {} }));
+  for (const column of columns) {
+    const published = PUBLISHED_TABLE1[column] ?? {};
+    const inColumn = eligible.filter((t) => t.column === column);
+    for (const row of rows) {
+      const paper = published[row.key] ?? null;
+      if (row.key === 'unimodal') {
+        const candidates = ([0, 1] as const)
+          .map((m) => cellOf(inColumn.filter((t) => t.architecture === 'unimodal-se' && t.unimodalModality === m), paper, m))
+          .filter((c): c is Table1Cell => c !== null && c.n > 0);
+        // Ties keep m0, the order the paper lists modalities in.
+        const best = candidates.reduce<Table1Cell | null>((b, c) => (b === null || c.mean > b.mean ? c : b), null);
+        if (best) row.cells[column] = best;
+      } else {
+        const cell = cellOf(
+          inColumn.filter((t) => t.architecture === 'mmtm' && t.modalities === 'distinct' && t.algorithm === row.key),
+          paper,
+          null,
+        );
+        if (cell) row.cells[column] = cell;
+      }
+    }
+  }
+  const grayTrials = eligible.filter(
+    (t) =>
+      t.column === 'cmnist' &&
+      t.architecture === 'mmtm' &&
+      t.modalities === 'distinct' &&
+      t.algorithm === 'guided' &&
+      t.result !== null &&
+      !t.result.diverged &&
+      t.result.accF1 !== null,
+  );
+  const gray = summarize(grayTrials.map((t) => t.result!.accF1!));
+  const grayBranch =
+    gray.n > 0
+      ? { ...gray, paper: PUBLISHED_CMNIST_GUIDED_GRAY_BRANCH, diff: gray.mean - PUBLISHED_CMNIST_GUIDED_GRAY_BRANCH.mean }
+      : null;
+  return { columns, rows, grayBranch };
+}
+
+export function formatNumber(value: number | null, digits = 2): string {
+  if (value === null || Number.isNaN(value)) return '—';
+  return value.toFixed(digits);
+}
+
+export function formatMeanStd(s: { mean: number; std: number | null; n?: number }): string {
+  const std = s.std === null || Number.isNaN(s.std) ? '—' : s.std.toFixed(2);
+  const n = s.n === undefined ? '' : ` (${s.n})`;
+  return `${formatNumber(s.mean)} ± ${std}${n}`;
+}
+
+export function formatDiff(diff: number | null): string {
+  if (diff === null || Number.isNaN(diff)) return '—';
+  return `${diff >= 0 ? '+' : '−'}${Math.abs(diff).toFixed(2)}`;
+}
+
+export const TABLE1_CSV_COLUMNS = [
+  'row',
+  'row_label',
+  'dataset',
+  'n',
+  'mean',
+  'std',
+  'n_diverged',
+  'modality',
+  'paper_mean',
+  'paper_std',
+  'diff',
+  'lrs',
+  'profiles',
+] as const;
+
+/** Long-format CSV rows of Table 1 (one row per cell we have), numbers unrounded. */
+export function table1CsvRows(table: Table1): Record<string, string | number | null>[] {
+  const out: Record<string, string | number | null>[] = [];
+  for (const row of table.rows) {
+    for (const column of table.columns) {
+      const cell = row.cells[column];
+      const paper = PUBLISHED_TABLE1[column]?.[row.key] ?? null;
+      out.push({
+        row: row.key,
+        row_label: row.label,
+        dataset: column,
+        n: cell?.n ?? 0,
+        mean: cell && cell.n > 0 ? cell.mean : null,
+        std: cell && cell.n > 1 ? cell.std : null,
+        n_diverged: cell?.nDiverged ?? 0,
+        modality: cell?.modality ?? null,
+        paper_mean: paper?.mean ?? null,
+        paper_std: paper?.std ?? null,
+        diff: cell?.diff ?? null,
+        lrs: cell ? cell.lrs.join(' ') : '',
+        profiles: cell ? cell.profiles.join(' ') : '',
+      });
+    }
+  }
+  if (table.grayBranch) {
+    const g = table.grayBranch;
+    out.push({
+      row: 'cmnist-guided-gray-branch',
+      row_label: 'gray branch ŷ1 of the guided multi-modal DNNs (footnote 1)',
+      dataset: 'cmnist',
+      n: g.n,
+      mean: g.mean,
+      std: g.n > 1 ? g.std : null,
+      n_diverged: 0,
+      modality: 1,
+      paper_mean: g.paper.mean,
+      paper_std: g.paper.std,
+      diff: g.diff,
+      lrs: '',
+      profiles: '',
+    });
+  }
+  return out;
+}
+
+/** Table 1 as fixed-width text for the terminal: "ours mean ± std (n) | paper mean ± std | diff" per cell. */
+export function table1Text(table: Table1): string {
+  if (table.columns.length === 0) return 'Table 1: no finished trials with distinct modalities.';
+  const header = ['', ...table.columns.flatMap((c) => [columnLabel(c), 'paper', 'Δ'])];
+  const lines: string[][] = [header];
+  for (const row of table.rows) {
+    const cells = table.columns.flatMap((c) => {
+      const cell = row.cells[c];
+      const paper = PUBLISHED_TABLE1[c]?.[row.key];
+      const ours = cell && cell.n > 0 ? formatMeanStd(cell) + (cell.modality !== null ? ` m${cell.modality}` : '') : '—';
+      return [ours, paper ? formatMeanStd(paper) : '—', formatDiff(cell?.diff ?? null)];
+    });
+    lines.push([row.label, ...cells]);
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => [...l[i]].length)));
+  const pad = (s: string, w: number, left: boolean) => (left ? s + ' '.repeat(w - [...s].length) : ' '.repeat(w - [...s].length) + s);
+  const text = lines.map((l) => l.map((s, i) => pad(s, widths[i], i === 0)).join('  ')).join('\n');
+  const notes: string[] = ['Test accuracy (%) of ŷ, mean ± sample std (n); Δ = ours − paper.'];
+  if (table.grayBranch) {
+    const g = table.grayBranch;
+    notes.push(
+      `CMNIST guided, gray branch ŷ1: ${formatMeanStd(g)} (paper ${formatMeanStd(g.paper)}, Δ ${formatDiff(g.diff)}).`,
+    );
+  }
+  const pooled = table.rows.flatMap((r) =>
+    table.columns
+      .filter((c) => (r.cells[c]?.lrs.length ?? 0) > 1)
+      .map((c) => `${r.label} / ${columnLabel(c)} pools lr ∈ {${r.cells[c]!.lrs.join(', ')}}`),
+  );
+  if (pooled.length) notes.push(...pooled);
+  return `${text}\n${notes.join('\n')}`;
+}

@@ -1,0 +1,82 @@
+import type { Dataset } from '../data/types.ts';
+import type { MultimodalNet } from '../nn/types.ts';
+import { resolveFidelity } from '../spec/fidelity.ts';
+import type { NoopTrialSpec, TrainTrialSpec, TrialSpec } from '../spec/trial.ts';
+import type { RunnerEvent, TrialResult } from './protocol.ts';
+
+/**
+ * The trial runner: a TrialSpec in, progress events and a TrialResult out. It knows nothing of Temporal or
+ * Postgres; `mmsweep train` wraps it for the command line and the orchestration activity spawns that command.
+ */
+export interface RunTrialOptions {
+  checkpointDir?: string;
+  resume?: boolean;
+  onEvent?: (event: RunnerEvent) => void;
+  /** Dataset cache directory (default: the data module's). */
+  cacheDir?: string;
+}
+
+export async function runTrial(spec: TrialSpec, options: RunTrialOptions = {}): Promise<TrialResult> {
+  if (options.resume && !options.checkpointDir) {
+    throw new RunnerInputError('--resume needs --checkpoint-dir (the directory holding the epoch checkpoints)');
+  }
+  if (spec.kind === 'noop') {
+    const { runNoopTrial } = await import('./noop.ts');
+    return runNoopTrial(spec, options);
+  }
+  return runTrainTrial(spec, options);
+}
+
+/** Invalid input discovered by the runner (not by the schema): exit code `invalidSpec`. */
+export class RunnerInputError extends Error {
+  override name = 'RunnerInputError';
+}
+
+async function runTrainTrial(spec: TrainTrialSpec, options: RunTrialOptions): Promise<TrialResult> {
+  if (spec.architecture === 'unimodal-se' && spec.algorithm !== 'vanilla') {
+    throw new RunnerInputError(`algorithm: a uni-modal SE network trains with 'vanilla' only, got '${spec.algorithm}'`);
+  }
+  const { initBackend } = await import('../backend/index.ts');
+  const backend = await initBackend(spec.backend);
+  const { createDataset } = await import('../data/index.ts');
+  const dataset: Dataset = await createDataset(spec.dataset, {
+    modalities: spec.modalities,
+    subset: spec.subset,
+    cacheDir: options.cacheDir,
+  });
+  const { createCmnistNet, createCmnistUnimodalSeNet } = await import('../nn/cmnist.ts');
+  const { trainTrial } = await import('../train/trainer.ts');
+  const channels = dataset.modalities.map((m) => m.shape[m.shape.length - 1]) as [number, number];
+  const fidelity = resolveFidelity(spec.profile, spec.fidelity);
+  let net: MultimodalNet;
+  let unimodal = false;
+  if (spec.architecture === 'unimodal-se') {
+    const { UnimodalAsMultimodal } = await import('../train/unimodal.ts');
+    const k = spec.unimodalModality;
+    net = new UnimodalAsMultimodal(
+      createCmnistUnimodalSeNet({ channels: channels[k], numClasses: dataset.numClasses, seed: spec.seed, fidelity, width: spec.width, modality: k }),
+      k,
+    );
+    unimodal = true;
+  } else {
+    net = createCmnistNet({ channels, numClasses: dataset.numClasses, seed: spec.seed, fidelity, width: spec.width });
+  }
+  const { unimodalLoss } = await import('../train/unimodal.ts');
+  try {
+    return await trainTrial({
+      spec,
+      dataset,
+      net,
+      checkpointDir: options.checkpointDir,
+      resume: options.resume,
+      onEvent: options.onEvent,
+      backend: { name: backend.name, device: backend.device },
+      lossFn: unimodal ? unimodalLoss : undefined,
+      skipUtilization: unimodal,
+    });
+  } finally {
+    net.dispose();
+  }
+}
+
+export type { NoopTrialSpec };

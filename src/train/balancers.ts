@@ -1,0 +1,135 @@
+import type { ForwardMode } from '../nn/types.ts';
+import type { Algorithm } from '../spec/trial.ts';
+import { SeededRandom } from './rng.ts';
+
+/** What the trainer tells a balancer after each training step's backward pass. */
+export interface StepReport {
+  /** The mode the step's forward ran in. */
+  mode: ForwardMode;
+  /** Cumulative d_speed after this step's accumulation (null while undefined). */
+  d: number | null;
+}
+
+/**
+ * A balancing algorithm as a pure state machine (paper-spec §8). `mode` is the forward mode of the NEXT
+ * training step; the decision taken in `afterStep` governs that next forward (§8.2 point 4).
+ */
+export interface Balancer {
+  readonly algorithm: Algorithm;
+  readonly mode: ForwardMode;
+  onEpochBegin(epoch: number): void;
+  afterStep(report: StepReport): void;
+  getState(): BalancerState;
+  setState(state: BalancerState): void;
+}
+
+export type BalancerState = Record<string, number | boolean | string | null>;
+
+/** Vanilla: always regular. */
+export class VanillaBalancer implements Balancer {
+  readonly algorithm: Algorithm = 'vanilla';
+  readonly mode: ForwardMode = 'regular';
+  onEpochBegin(): void {}
+  afterStep(_report?: StepReport): void {}
+  getState(): BalancerState {
+    return {};
+  }
+  setState(): void {}
+}
+
+export interface GuidedOptions {
+  alpha: number;
+  q: number;
+  startEpoch: number;
+}
+
+/**
+ * Guided balancing as the released code implements it (paper-spec §8.2): unlocked at the start of the first
+ * epoch ≥ startEpoch; after a regular step with |d| > α come exactly Q re-balancing steps accelerating
+ * k = (d > 0 ? m0 : m1), direction frozen for the window; then a regular step re-tests |d|. The state carries
+ * across epochs. A non-finite/undefined d never triggers.
+ */
+export class GuidedBalancer implements Balancer {
+  readonly algorithm: Algorithm = 'guided';
+  private unlocked = false;
+  private rebalancing = false;
+  private k: 0 | 1 = 0;
+  private count = 0;
+
+  constructor(private readonly options: GuidedOptions) {}
+
+  get mode(): ForwardMode {
+    return this.rebalancing ? (this.k === 0 ? 'rebalance0' : 'rebalance1') : 'regular';
+  }
+
+  onEpochBegin(epoch: number): void {
+    if (epoch >= this.options.startEpoch) this.unlocked = true;
+  }
+
+  afterStep(report: StepReport): void {
+    if (!this.unlocked) return;
+    if (!this.rebalancing) {
+      if (report.d !== null && Math.abs(report.d) > this.options.alpha) {
+        this.rebalancing = true;
+        this.count = 0;
+        this.k = report.d > 0 ? 0 : 1;
+      }
+    } else {
+      this.count += 1;
+      if (this.count === this.options.q) this.rebalancing = false;
+    }
+  }
+
+  getState(): BalancerState {
+    return { unlocked: this.unlocked, rebalancing: this.rebalancing, k: this.k, count: this.count };
+  }
+
+  setState(state: BalancerState): void {
+    this.unlocked = Boolean(state.unlocked);
+    this.rebalancing = Boolean(state.rebalancing);
+    this.k = state.k === 1 ? 1 : 0;
+    this.count = Number(state.count);
+  }
+}
+
+/** The code's choice list order: regular, accelerate m1, accelerate m0 (paper-spec §8.4). */
+const RANDOM_MODES: readonly ForwardMode[] = ['regular', 'rebalance1', 'rebalance0'];
+
+/**
+ * Random balancing (paper-spec §8.4): from the start epoch on, after every step the next step's mode is drawn
+ * uniformly from {regular, accelerate m1, accelerate m0} with a seeded PRNG (its state is checkpointed).
+ */
+export class RandomBalancer implements Balancer {
+  readonly algorithm: Algorithm = 'random';
+  private unlocked = false;
+  private current: ForwardMode = 'regular';
+  private readonly rng: SeededRandom;
+
+  constructor(
+    private readonly options: { startEpoch: number; seed: number },
+  ) {
+    this.rng = new SeededRandom(options.seed);
+  }
+
+  get mode(): ForwardMode {
+    return this.current;
+  }
+
+  onEpochBegin(epoch: number): void {
+    if (epoch >= this.options.startEpoch) this.unlocked = true;
+  }
+
+  afterStep(_report?: StepReport): void {
+    if (this.unlocked) this.current = RANDOM_MODES[this.rng.nextInt(RANDOM_MODES.length)];
+  }
+
+  getState(): BalancerState {
+    return { unlocked: this.unlocked, mode: this.current, rng: this.rng.getState() };
+  }
+
+  setState(state: BalancerState): void {
+    this.unlocked = Boolean(state.unlocked);
+    this.current = state.mode as ForwardMode;
+    this.rng.setState(Number(state.rng));
+  }
+}

@@ -1,0 +1,448 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Dataset } from '../data/types.ts';
+import type { ForwardMode, ForwardOutput, MultimodalNet } from '../nn/types.ts';
+import type { CheckpointRef, EpochMetrics, RunnerEvent, TrialResult } from '../runner/protocol.ts';
+import { resolveFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
+import type { TrainTrialSpec } from '../spec/trial.ts';
+import { trialKey } from '../spec/keys.ts';
+import { correctCounts, evaluateSplit, toTensors, utilizationReport } from '../metrics/evaluate.ts';
+import { sparsityRatio } from '../metrics/sparsity.ts';
+import { GuidedBalancer, RandomBalancer, VanillaBalancer, type Balancer, type BalancerState } from './balancers.ts';
+import {
+  checkpointPath,
+  latestCheckpoint,
+  pruneCheckpoints,
+  readCheckpointFile,
+  writeCheckpointFile,
+  type CheckpointContent,
+} from './checkpoint.ts';
+import { twoBranchLoss } from './loss.ts';
+import { RubiHead } from './rubi.ts';
+import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
+import { Sgd } from './sgd.ts';
+import { GROUP_NAMES, groupMus, SpeedTracker, type GroupIndices, type SpeedState } from './speed.ts';
+
+export interface TrainerOptions {
+  spec: TrainTrialSpec;
+  dataset: Dataset;
+  net: MultimodalNet;
+  /** Where the per-epoch checkpoints go; without it nothing is written and resume is impossible. */
+  checkpointDir?: string;
+  /** Continue from the newest checkpoint in `checkpointDir` (a fresh start if there is none). */
+  resume?: boolean;
+  onEvent?: (event: RunnerEvent) => void;
+  backend: { name: string; device: string };
+  /** Stop (as if killed) after this epoch's checkpoint: lets tests interrupt a run at a chosen epoch. */
+  haltAfterEpoch?: number;
+  /** Emit a progress event at most this often (ms); default 1000. */
+  progressIntervalMs?: number;
+  /** How many epoch checkpoints to keep (default 2). */
+  keepCheckpoints?: number;
+  /**
+   * Loss of one step; default CE(ŷ0)+CE(ŷ1). The uni-modal SE baseline passes CE of its single head.
+   * (RUBi is selected by spec.algorithm, not here.)
+   */
+  lossFn?: (out: ForwardOutput, oneHot: tf.Tensor2D) => tf.Scalar;
+  /** Skip the conditional-utilization evaluation (uni-modal nets have no cross-modal flow to remove). */
+  skipUtilization?: boolean;
+}
+
+/** The best-validation snapshot kept in memory and in every checkpoint. */
+interface BestSnapshot {
+  epoch: number;
+  valAcc: number;
+  testAcc: number;
+  step: number;
+  dSpeed: number | null;
+  variables: Float32Array[];
+  state: Record<string, Float32Array>;
+}
+
+interface CheckpointPayload {
+  specKey: string;
+  spec: TrainTrialSpec;
+  epoch: number;
+  step: number;
+  lr: number;
+  finished: boolean;
+  diverged: boolean;
+  wallSeconds: number;
+  history: EpochMetrics[];
+  plateau: PlateauState;
+  stopping: StoppingState;
+  balancer: BalancerState;
+  speed: SpeedState;
+  variableNames: string[];
+  slotPresent: boolean[];
+  stateKeys: string[];
+  best: Omit<BestSnapshot, 'variables' | 'state'> | null;
+}
+
+export class ResumeMismatchError extends Error {
+  override name = 'ResumeMismatchError';
+}
+
+export function createBalancer(spec: TrainTrialSpec): Balancer {
+  switch (spec.algorithm) {
+    case 'vanilla':
+    case 'rubi':
+      return new VanillaBalancer();
+    case 'guided':
+      return new GuidedBalancer({ alpha: spec.alpha, q: spec.q, startEpoch: spec.balancingStartEpoch });
+    case 'random':
+      // A stream distinct from the init/data seeds but fixed by the trial seed.
+      return new RandomBalancer({ startEpoch: spec.balancingStartEpoch, seed: spec.seed * 2654435761 + 777 });
+  }
+}
+
+/**
+ * Train one trial (paper-spec §5–§8): epochs of SGD steps whose forward mode the balancer decides, per-epoch
+ * evaluation, LR plateau schedule, stopping rule, best-val snapshot, per-epoch atomic checkpoints; then the
+ * utilization evaluation of the best-val model. A NaN/∞ loss ends the trial with `diverged: true`.
+ */
+export async function trainTrial(options: TrainerOptions): Promise<TrialResult> {
+  const { spec, dataset, net } = options;
+  const fidelity: FidelitySwitches = resolveFidelity(spec.profile, spec.fidelity);
+  const emit = options.onEvent ?? (() => {});
+  const started = Date.now();
+
+  const rubi =
+    spec.algorithm === 'rubi'
+      ? new RubiHead(spec.rubiBiasModality, featureWidth(net, dataset), dataset.numClasses, spec.seed)
+      : null;
+  const netVariables = [...net.trainableVariables];
+  const variables = [...netVariables, ...(rubi?.variables ?? [])];
+  const groups = groupIndices(net, variables);
+  const branchAndFusion: Record<0 | 1, Set<number>> = {
+    0: new Set([...groups.theta0, ...groups.theta0Prime]),
+    1: new Set([...groups.theta1, ...groups.theta1Prime]),
+  };
+  const sgd = new Sgd(variables, { lr: spec.lr, momentum: spec.momentum, weightDecay: spec.weightDecay });
+  const plateau = new ReduceLROnPlateau(spec.lrSchedule);
+  const stopping = new CompletedStopping(spec.completedEpochsToStop, spec.maxEpochs);
+  const balancer = createBalancer(spec);
+  const speed = new SpeedTracker(fidelity.speedLogBase);
+  const lossFn =
+    options.lossFn ??
+    (rubi
+      ? (out: ForwardOutput, oneHot: tf.Tensor2D) => rubi.loss(out, oneHot)
+      : (out: ForwardOutput, oneHot: tf.Tensor2D) => twoBranchLoss(out.logits0, out.logits1, oneHot));
+  const key = trialKey(spec);
+
+  let epoch = 0;
+  let step = 0;
+  let history: EpochMetrics[] = [];
+  let best: BestSnapshot | null = null;
+  let finished = false;
+  let diverged = false;
+  let priorWallSeconds = 0;
+  let resumedFromEpoch: number | null = null;
+
+  const snapshotVariables = () => netVariables.map((v) => (v.dataSync() as Float32Array).slice());
+
+  if (options.resume) {
+    if (!options.checkpointDir) throw new Error('resume needs a checkpoint directory');
+    const latest = latestCheckpoint(options.checkpointDir);
+    if (latest) {
+      const ckpt = readCheckpointFile<CheckpointPayload>(latest.path);
+      const p = ckpt.payload;
+      if (p.specKey !== key) {
+        throw new ResumeMismatchError(
+          `checkpoint ${latest.path} belongs to another trial (key ${p.specKey.slice(0, 12)}, this spec ${key.slice(0, 12)}); ` +
+            'use an empty --checkpoint-dir or the same spec',
+        );
+      }
+      if (p.variableNames.length !== variables.length) {
+        throw new ResumeMismatchError(`checkpoint ${latest.path} has ${p.variableNames.length} variables, the model ${variables.length}`);
+      }
+      variables.forEach((v, i) => v.assign(tf.tensor(ckpt.blobs[`var/${i}`], v.shape, 'float32')));
+      sgd.setState({ lr: p.lr, buffers: p.slotPresent.map((present, i) => (present ? ckpt.blobs[`slot/${i}`] : null)) });
+      net.setState(Object.fromEntries(p.stateKeys.map((k) => [k, ckpt.blobs[`state/${k}`]])));
+      plateau.setState(p.plateau);
+      stopping.setState(p.stopping);
+      balancer.setState(p.balancer);
+      speed.setState(p.speed);
+      epoch = p.epoch;
+      step = p.step;
+      history = p.history;
+      finished = p.finished;
+      diverged = p.diverged;
+      priorWallSeconds = p.wallSeconds;
+      if (p.best) {
+        best = {
+          ...p.best,
+          variables: netVariables.map((_, i) => ckpt.blobs[`best/var/${i}`]),
+          state: Object.fromEntries(p.stateKeys.map((k) => [k, ckpt.blobs[`best/state/${k}`]])),
+        };
+      }
+      resumedFromEpoch = epoch;
+    }
+  }
+
+  emit({ type: 'start', backend: options.backend.name, device: options.backend.device, resumedFromEpoch, totalEpochs: spec.maxEpochs });
+
+  const numClasses = dataset.numClasses;
+  const progressInterval = options.progressIntervalMs ?? 1000;
+  const stepsInEpoch = Math.ceil(dataset.size('train') / spec.batchSize);
+
+  while (!finished && !diverged) {
+    epoch += 1;
+    const epochStart = Date.now();
+    balancer.onEpochBegin(epoch);
+    const lrUsed = sgd.lr;
+    let lossSum = 0;
+    let seen = 0;
+    const correct = [0, 0, 0];
+    let regularSteps = 0;
+    let rebalanceSteps = 0;
+    let lastProgress = Date.now();
+    let stepInEpoch = 0;
+
+    for (const batch of dataset.batches('train', { batchSize: spec.batchSize, shuffle: true, augment: true, seed: spec.seed, epoch })) {
+      const mode: ForwardMode = balancer.mode;
+      const regular = mode === 'regular';
+      const { x0, x1 } = toTensors(dataset, batch);
+      const y = tf.tensor1d(batch.y, 'int32');
+      const oneHot = tf.oneHot(y, numClasses).toFloat() as tf.Tensor2D;
+      const kept: { counts?: tf.Tensor1D } = {};
+      const { value: loss, grads: namedGrads } = tf.variableGrads(() => {
+        const out = net.forward(x0, x1, { mode, training: true, regularTrainingStep: regular });
+        kept.counts = tf.keep(correctCounts([out.logits, out.logits0, out.logits1], y));
+        return lossFn(out, oneHot);
+      }, variables);
+
+      // A variable the loss does not reach (e.g. branch k's excitation in a re-balancing step) has a zero
+      // gradient and is still updated through momentum/weight decay, as PyTorch with zeroed grads does.
+      const masked = fidelity.rebalanceUpdates === 'branchAndFusion' && !regular ? branchAndFusion[mode === 'rebalance0' ? 0 : 1] : null;
+      const grads: (tf.Tensor | null)[] = variables.map((v, i) => {
+        if (masked && !masked.has(i)) return null;
+        const g = namedGrads[v.name] ?? null;
+        if (spec.l1 > 0 && i < netVariables.length) {
+          return tf.tidy(() => (g ?? tf.zerosLike(v)).add(tf.sign(v).mul(spec.l1)));
+        }
+        return g ? g : tf.zerosLike(v);
+      });
+
+      // µ needs Σ‖G‖² and Σ‖θ‖² per tensor; only regular steps feed the cumulative sums (paper-spec §7.3).
+      let gradSq: tf.Tensor | null = null;
+      let thetaSq: tf.Tensor | null = null;
+      const sumsOfSquares = (ts: tf.Tensor[]) => tf.tidy(() => tf.stack(ts.map((t) => tf.sum(tf.square(t)))));
+      if (regular) {
+        gradSq = sumsOfSquares(grads.map((g, i) => g ?? tf.zerosLike(variables[i])));
+        if (fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares(variables);
+      }
+      sgd.step(grads);
+      if (regular && !fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares(variables);
+
+      const lossValue = (await loss.data())[0];
+      const counts = kept.counts!;
+      const countValues = await counts.data();
+      const gradSqValues = gradSq ? ((await gradSq.data()) as Float32Array) : null;
+      const thetaSqValues = thetaSq ? ((await thetaSq.data()) as Float32Array) : null;
+      tf.dispose([x0, x1, y, oneHot, loss, counts, ...(gradSq ? [gradSq] : []), ...(thetaSq ? [thetaSq] : []), ...Object.values(namedGrads)]);
+      grads.forEach((g, i) => {
+        if (g && g !== namedGrads[variables[i].name]) g.dispose();
+      });
+
+      step += 1;
+      stepInEpoch += 1;
+      if (!Number.isFinite(lossValue)) {
+        diverged = true;
+        break;
+      }
+      lossSum += lossValue * batch.size;
+      seen += batch.size;
+      for (let i = 0; i < 3; i++) correct[i] += countValues[i];
+      if (regular) {
+        regularSteps += 1;
+        speed.accumulate(groupMus(gradSqValues!, thetaSqValues!, groups));
+      } else {
+        rebalanceSteps += 1;
+      }
+      balancer.afterStep({ mode, d: speed.d() });
+
+      if (Date.now() - lastProgress >= progressInterval || stepInEpoch === stepsInEpoch) {
+        lastProgress = Date.now();
+        emit({ type: 'progress', epoch, step: stepInEpoch, stepsInEpoch });
+      }
+    }
+    if (diverged) break;
+
+    // Evaluation (paper-spec §5.5): the trainer's current mode in the `code` profile, regular in `paper`.
+    const evalMode: ForwardMode = fidelity.evalInCurrentMode ? balancer.mode : 'regular';
+    const val = evaluateSplit(net, dataset, 'val', {
+      mode: evalMode,
+      batchSize: spec.evalBatchSize,
+      augment: fidelity.augmentValidation,
+      seed: spec.seed,
+      epoch,
+    });
+    const test = evaluateSplit(net, dataset, 'test', { mode: evalMode, batchSize: spec.evalBatchSize });
+    const pct = (n: number) => (seen > 0 ? (100 * n) / seen : 0);
+
+    // Epoch-end order of the code (§5.1): stopping → LR schedule → balancer → history → best checkpoint.
+    finished = stopping.shouldStop(epoch, correct[0], seen);
+    const meanLoss = seen > 0 ? lossSum / seen : 0;
+    sgd.lr = plateau.step(meanLoss, sgd.lr);
+    const metrics: EpochMetrics = {
+      epoch,
+      trainAcc: pct(correct[0]),
+      trainAcc0: pct(correct[1]),
+      trainAcc1: pct(correct[2]),
+      valAcc: val.acc,
+      valAcc0: val.acc0,
+      valAcc1: val.acc1,
+      testAcc: test.acc,
+      testAcc0: test.acc0,
+      testAcc1: test.acc1,
+      loss: meanLoss,
+      lr: lrUsed,
+      dSpeed: speed.d(),
+      regularSteps,
+      rebalanceSteps,
+      wallSeconds: (Date.now() - epochStart) / 1000,
+    };
+    history.push(metrics);
+    if (!best || val.acc > best.valAcc) {
+      best = { epoch, valAcc: val.acc, testAcc: test.acc, step, dSpeed: metrics.dSpeed, variables: snapshotVariables(), state: net.getState() };
+    }
+
+    let checkpoint: CheckpointRef = { path: '', epoch, sha256: '', bytes: 0 };
+    if (options.checkpointDir) {
+      const content = buildCheckpoint();
+      const written = writeCheckpointFile(checkpointPath(options.checkpointDir, epoch), content);
+      pruneCheckpoints(options.checkpointDir, options.keepCheckpoints ?? 2);
+      checkpoint = { ...written, epoch };
+    }
+    emit({ type: 'epoch', metrics, checkpoint });
+    if (options.haltAfterEpoch !== undefined && epoch >= options.haltAfterEpoch && !finished) {
+      throw new HaltedForTest(epoch);
+    }
+  }
+
+  function buildCheckpoint(): CheckpointContent<CheckpointPayload> {
+    const blobs: Record<string, Float32Array> = {};
+    variables.forEach((v, i) => (blobs[`var/${i}`] = (v.dataSync() as Float32Array).slice()));
+    const sgdState = sgd.getState();
+    sgdState.buffers.forEach((b, i) => {
+      if (b) blobs[`slot/${i}`] = b;
+    });
+    const state = net.getState();
+    const stateKeys = Object.keys(state);
+    for (const k of stateKeys) blobs[`state/${k}`] = state[k];
+    if (best) {
+      best.variables.forEach((values, i) => (blobs[`best/var/${i}`] = values));
+      for (const k of stateKeys) blobs[`best/state/${k}`] = best.state[k];
+    }
+    const { variables: _v, state: _s, ...bestMeta } = best ?? ({} as BestSnapshot);
+    return {
+      payload: {
+        specKey: key,
+        spec,
+        epoch,
+        step,
+        lr: sgd.lr,
+        finished,
+        diverged,
+        wallSeconds: priorWallSeconds + (Date.now() - started) / 1000,
+        history,
+        plateau: plateau.getState(),
+        stopping: stopping.getState(),
+        balancer: balancer.getState(),
+        speed: speed.getState(),
+        variableNames: variables.map((v) => v.name),
+        slotPresent: sgdState.buffers.map((b) => b !== null),
+        stateKeys,
+        best: best ? bestMeta : null,
+      },
+      blobs,
+    };
+  }
+
+  sgd.dispose();
+  const wallSeconds = priorWallSeconds + (Date.now() - started) / 1000;
+  const base = {
+    diverged,
+    backend: options.backend.name,
+    device: options.backend.device,
+    epochs: epoch,
+    profile: spec.profile,
+    wallSeconds,
+  };
+  if (!best) {
+    rubi?.dispose();
+    // Diverged inside the first epoch: no model was ever evaluated.
+    const empty: TrialResult = {
+      ...base,
+      testAcc: 0, accF: 0, accF0: 0, accF1: 0, accF0Prime: 0, accF1Prime: 0,
+      uM1GivenM0: null, uM0GivenM1: null, dUtil: null, dSpeed: null, rF: 0, bestEpoch: 0, stepsT: 0,
+    };
+    emit({ type: 'result', result: empty });
+    return empty;
+  }
+  // Utilization and R(f) of the best-validation model.
+  netVariables.forEach((v, i) => v.assign(tf.tensor(best!.variables[i], v.shape, 'float32')));
+  net.setState(best.state);
+  const rF = sparsityRatio(best.variables);
+  rubi?.dispose();
+  const util = options.skipUtilization
+    ? null
+    : utilizationReport(net, dataset, { batchSize: spec.evalBatchSize, augmentMeans: fidelity.augmentUtilizationMeans, seed: spec.seed });
+  const result: TrialResult = {
+    ...base,
+    testAcc: best.testAcc,
+    accF: util?.accF ?? best.testAcc,
+    accF0: util?.accF0 ?? 0,
+    accF1: util?.accF1 ?? 0,
+    accF0Prime: util?.accF0Prime ?? 0,
+    accF1Prime: util?.accF1Prime ?? 0,
+    uM1GivenM0: util?.uM1GivenM0 ?? null,
+    uM0GivenM1: util?.uM0GivenM1 ?? null,
+    dUtil: util?.dUtil ?? null,
+    dSpeed: best.dSpeed,
+    rF,
+    bestEpoch: best.epoch,
+    stepsT: best.step,
+  };
+  emit({ type: 'result', result });
+  return result;
+}
+
+/** Thrown by `haltAfterEpoch` to simulate a killed runner in tests. */
+export class HaltedForTest extends Error {
+  override name = 'HaltedForTest';
+  constructor(readonly epoch: number) {
+    super(`halted after epoch ${epoch} (test hook)`);
+  }
+}
+
+function groupIndices(net: MultimodalNet, variables: tf.Variable[]): GroupIndices {
+  const indexOf = new Map(variables.map((v, i) => [v, i]));
+  const out = {} as GroupIndices;
+  for (const name of GROUP_NAMES) {
+    out[name] = net.groups[name].map((v) => {
+      const i = indexOf.get(v);
+      if (i === undefined) throw new Error(`parameter group ${name} holds ${v.name}, which is not a trainable variable of the net`);
+      return i;
+    });
+  }
+  return out;
+}
+
+/** Width F of the final pooled features (RUBi's bias branch input), read from one forward pass. */
+function featureWidth(net: MultimodalNet, dataset: Dataset): number {
+  // The probe forward must leave no trace in the net's running statistics.
+  const saved = net.getState();
+  try {
+    return probe();
+  } finally {
+    net.setState(saved);
+  }
+  function probe(): number {
+    return tf.tidy(() => {
+    const [m0, m1] = dataset.modalities;
+    const out = net.forward(tf.zeros([1, ...m0.shape]), tf.zeros([1, ...m1.shape]), { mode: 'regular', training: false });
+    return out.features0.shape[1];
+    });
+  }
+}

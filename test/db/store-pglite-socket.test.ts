@@ -1,0 +1,4 @@
+import { defineStoreSuite } from './store.suite.ts';
+import { pgliteSocketTarget } from './targets.ts';
+
+defineStoreSuite(pgliteSocketTarget);

@@ -1,0 +1,4 @@
+import { defineStoreSuite } from './store.suite.ts';
+import { serverTarget } from './targets.ts';
+
+defineStoreSuite(serverTarget);

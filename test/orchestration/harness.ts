@@ -1,0 +1,133 @@
+import { Client, Connection } from '@temporalio/client';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { openDatabase, type DbHandle } from '../../db/index.ts';
+import { startDevServer, type DevServer } from '../../infra/temporal.ts';
+
+/**
+ * Real services for the orchestration tests: a Temporal dev server on a free port with its own state file (and a
+ * continue-as-new suggestion after 40 events, so that path runs in every study), a uniquely named database on the
+ * Postgres server at 127.0.0.1:5432, and worker processes started through the real CLI.
+ */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ADMIN_URL = process.env.MMSWEEP_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const CONTINUE_AS_NEW_AT = 40;
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** On `port`, or on a random free port (never the default 7233: test files run in parallel). */
+export async function startTemporal(stateDir: string, port?: number): Promise<DevServer> {
+  return startDevServer({
+    stateDir,
+    port: port ?? 0,
+    dynamicConfig: [`limit.historyCount.suggestContinueAsNew=${CONTINUE_AS_NEW_AT}`],
+    allowPipInstall: false,
+  });
+}
+
+export async function temporalClient(address: string): Promise<Client> {
+  const connection = await Connection.connect({ address });
+  return new Client({ connection, namespace: 'default' });
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  handle: DbHandle;
+  drop(): Promise<void>;
+}
+
+export async function createDatabase(): Promise<TestDatabase> {
+  const name = `mmsweep_orch_${process.pid}_${Date.now().toString(36)}`;
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  await admin.end();
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const handle = await openDatabase({ url });
+  return {
+    name,
+    url,
+    handle,
+    drop: async () => {
+      await handle.close().catch(() => undefined);
+      const a = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+      await a.unsafe(`drop database if exists "${name}" with (force)`);
+      await a.end();
+    },
+  };
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+/** `mmsweep worker` as its own process (so a test can kill -9 it). Resolves once it polls. */
+export async function startWorkerProcess(o: {
+  address: string;
+  databaseUrl: string;
+  queue: string;
+  slots: number;
+  checkpointDir: string;
+  extraArgs?: string[];
+}): Promise<WorkerProcess> {
+  const child = spawn(
+    process.execPath,
+    [path.join(repoRoot, 'bin', 'mmsweep.js'), 'worker', '--queue', o.queue, '--slots', String(o.slots), '--checkpoint-dir', o.checkpointDir, '--heartbeat-interval', '1000', ...(o.extraArgs ?? [])],
+    { cwd: repoRoot, env: { ...process.env, TEMPORAL_ADDRESS: o.address, DATABASE_URL: o.databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await waitUntil(() => out.includes('mmsweep worker '), 60_000, () => `worker did not start:\n${out}`, () => child.exitCode !== null);
+  return {
+    child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Poll `check` every 100 ms; bounded in time. */
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  message: () => string = () => 'condition not met',
+  abort: () => boolean = () => false,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    if (abort()) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms: ${message()}`);
+}
+
+export function readPid(file: string): number | null {
+  return existsSync(file) ? Number(readFileSync(file, 'utf8')) : null;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
