@@ -32,4 +32,10 @@ if (!benchmark) {
   process.stderr.write(`unknown benchmark '${name}'\n\n${usage()}`);
   process.exit(1);
 }
-await (await benchmark.load()).run(rest);
+try {
+  await (await benchmark.load()).run(rest);
+} catch (error) {
+  // Bad options and unavailable pieces are user errors: say what is wrong without a stack trace.
+  process.stderr.write(`bench ${name}: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}

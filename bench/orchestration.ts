@@ -87,7 +87,8 @@ export async function run(args: string[]): Promise<void> {
         results.push({ workers: workerCount, wall });
         console.log(
           `${workerCount} worker process(es) × ${slots} slot(s): ${wall.toFixed(1)} s wall, ${(trials / wall).toFixed(2)} trials/s, ` +
-            `per-trial overhead ${(overhead * 1000).toFixed(0)} ms of slot time (claim→result ${(timing.runner * 1000).toFixed(0)} ms per trial incl. the ${sleepMs} ms sleep), workflow runs ${outcome.runs}`,
+            `per-trial overhead ${(overhead * 1000).toFixed(0)} ms of slot time = ${((timing.runner - sleepMs / 1000) * 1000).toFixed(0)} ms inside the activity ` +
+            `(runner process start/exit, events, store writes) + ${((overhead - timing.runner + sleepMs / 1000) * 1000).toFixed(0)} ms scheduling (Temporal, workflow), workflow runs ${outcome.runs}`,
         );
       } finally {
         await Promise.all(

@@ -15,8 +15,9 @@ import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
  * result so asynchronous backends are measured to completion.
  *
  * Options: --json (one JSON line on stdout), --batch n (128), --runs n (5), --warmup n (2),
- * --backends a,b (default: all that start), --compare-kernels (also time wasm with the stock
- * Conv2DBackpropInput, i.e. only the kernels wasm needs to train at all).
+ * --backends a,b (default: all that start), --compare-kernels (also time wasm with only
+ * the kernels it needs to train at all and those correcting stock bugs, i.e. without the speed group), --profile (print the kernels of one
+ * profiled training step per backend, by time, to stderr).
  *
  * Besides wall-clock samples/s the table shows samples per CPU-second of this process, which stays meaningful when
  * other work shares the machine (wall-clock throughput then drops, CPU time does not).
@@ -65,7 +66,25 @@ function cpuMs(): number {
   return (usage.user + usage.system) / 1000;
 }
 
-function timeBackend(label: string, batch: number, runs: number, warmup: number): Measured {
+/** Kernel time of one training step by kernel and input shapes (tf.profile: wall time per kernel), top entries. */
+async function profileStep(label: string, trainStep: () => void, top = 15): Promise<void> {
+  const profile = await tf.profile(trainStep);
+  const byKernel = new Map<string, number>();
+  let total = 0;
+  for (const k of profile.kernels) {
+    const ms = await k.kernelTimeMs;
+    if (typeof ms !== 'number') continue;
+    const key = `${k.name} ${k.inputShapes.map((s) => (s ? s.join('×') : '-')).join(', ')}`;
+    byKernel.set(key, (byKernel.get(key) ?? 0) + ms);
+    total += ms;
+  }
+  log(`${label}: kernel time of one training step ${total.toFixed(0)} ms; top kernels:`);
+  for (const [key, ms] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    log(`  ${ms.toFixed(1).padStart(8)} ms ${((100 * ms) / total).toFixed(1).padStart(5)} %  ${key}`);
+  }
+}
+
+async function timeBackend(label: string, batch: number, runs: number, warmup: number, profile = false): Promise<Measured> {
   const net = createCmnistNet({ channels: [3, 1], numClasses: 10, seed: 0, fidelity: FIDELITY_PROFILES.code });
   const x0 = tf.randomUniform([batch, 28, 28, 3], 0, 1, 'float32', 1);
   const x1 = tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 2);
@@ -106,6 +125,7 @@ function timeBackend(label: string, batch: number, runs: number, warmup: number)
   };
   const train = measure('train', trainStep);
   const forwardMs = measure('forward', forward).wallMs;
+  if (profile) await profileStep(label, trainStep);
   const trainMs = train.wallMs;
   const flops = forwardFlopsPerSample(net);
   optimizer.dispose();
@@ -132,6 +152,7 @@ export async function run(args: string[]): Promise<void> {
       warmup: { type: 'string', default: '2' },
       backends: { type: 'string' },
       'compare-kernels': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
     },
   });
   const positive = (name: string, text: string, min: number) => {
@@ -161,10 +182,13 @@ export async function run(args: string[]): Promise<void> {
     log(`${name}: ${info.version}; ${info.device}`);
     if (name === 'wasm' && values['compare-kernels']) {
       registerWasmTrainingKernels({ fast: false });
-      results['wasm (missing + fixed kernels only)'] = { ...timeBackend('wasm-stock', batch, runs, warmup), version: info.version };
+      results['wasm (missing + fixed kernels only)'] = {
+        ...(await timeBackend('wasm-stock', batch, runs, warmup, values.profile)),
+        version: info.version,
+      };
       registerWasmTrainingKernels({ fast: true });
     }
-    results[name] = { ...timeBackend(name, batch, runs, warmup), version: info.version };
+    results[name] = { ...(await timeBackend(name, batch, runs, warmup, values.profile)), version: info.version };
   }
 
   if (values.json) {

@@ -56,6 +56,15 @@ load_check() {
   " 2>/dev/null
 }
 
+# The project's own dependencies first: installing tfjs-node with --ignore-scripts into an empty node_modules
+# would install the whole tree without the install scripts other packages need.
+[ -f "$project_dir/node_modules/@tensorflow/tfjs/package.json" ] ||
+  die "the project's dependencies are not installed: run \`npm ci\` first"
+
+# One setup at a time per checkout (two concurrent runs would unpack into the same deps/ folder).
+exec 9>"$project_dir/node_modules/.mmsweep-setup-native.lock"
+flock 9
+
 wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$(node -p 'process.versions.modules + "-napi" + process.versions.napi')\"}"
 
 if [ "$check_only" = 1 ]; then

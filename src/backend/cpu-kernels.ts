@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { avgPoolBackwardInto, pool2D, pool3D } from './pooling.ts';
+import { avgPoolBackwardInto, maxPool2DGradInto, pool2D, pool3D } from './pooling.ts';
+import { copySlice, MIN_SLICE_RUN, planSlice } from './slicing.ts';
 
 /**
  * Kernels replacing stock ones of the pure-JS cpu backend (tfjs 4.22):
@@ -8,7 +9,9 @@ import { avgPoolBackwardInto, pool2D, pool3D } from './pooling.ts';
  *   divides by the in-bounds count, so their gradients are wrong at the borders (caught by
  *   test/backend/gradient-parity.test.ts against finite differences);
  * - `Conv2DBackpropFilter` reads one element per `TensorBuffer.get` call (91 % of a CMNIST training step, ≈ 30 s
- *   at batch 8); ours runs the same sums in the same order on typed arrays, so results are bit-identical.
+ *   at batch 8); ours runs the same sums in the same order on typed arrays, so results are bit-identical;
+ * - `MaxPoolGrad` and non-contiguous `Slice` go through `TensorBuffer` element by element (a third of a CMNIST
+ *   step together); ours are the loops the wasm replacements use, on the cpu backend's arrays.
  */
 
 type CpuKernelFunc = (args: { inputs: tf.NamedTensorInfoMap; backend: MathBackendCPU; attrs: Record<string, unknown> }) => tf.TensorInfo;
@@ -77,10 +80,36 @@ const conv2DBackpropFilter: CpuKernelFunc = ({ inputs, backend, attrs }) => {
   return backend.makeTensorInfo([...filterShape], 'float32', dW);
 };
 
+/** dx gets dy at each window's first maximum (see `maxPool2DGradInto`), accumulated in float32. */
+const maxPoolGrad: CpuKernelFunc = ({ inputs, backend, attrs }) => {
+  const input = inputs.input as tf.TensorInfo;
+  const dx = new Float32Array(tf.util.sizeFromShape(input.shape));
+  maxPool2DGradInto(
+    values(backend, input), values(backend, inputs.output as tf.TensorInfo), values(backend, inputs.dy as tf.TensorInfo),
+    pool2D(input, attrs), dx,
+  );
+  return backend.makeTensorInfo(input.shape, 'float32', dx);
+};
+
+const slice: CpuKernelFunc = (args) => {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x as tf.TensorInfo;
+  const plan = planSlice(x, attrs.begin as number[], attrs.size as number[]);
+  const src = backend.data.get(x.dataId).values;
+  if (!(src instanceof Float32Array || src instanceof Int32Array) || plan.run < MIN_SLICE_RUN) {
+    return stockCpuKernels.get('Slice')!.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  }
+  const out = src instanceof Float32Array ? new Float32Array(tf.util.sizeFromShape(plan.size)) : new Int32Array(tf.util.sizeFromShape(plan.size));
+  copySlice(src, x.shape, plan, out);
+  return backend.makeTensorInfo(plan.size, x.dtype, out);
+};
+
 export const cpuKernelFixes = {
   AvgPoolGrad: avgPoolGradWith(pool2D),
   AvgPool3DGrad: avgPoolGradWith(pool3D),
   Conv2DBackpropFilter: conv2DBackpropFilter,
+  MaxPoolGrad: maxPoolGrad,
+  Slice: slice,
 } as const;
 
 /** The stock kernels replaced, kept so tests can compare against them. */

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 // Imported here, not lazily, so its kernel registrations always precede (and never overwrite) ours.
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { copySlice, MIN_SLICE_RUN, planSlice } from './slicing.ts';
 import { avgPoolBackwardInto, maxPool2DGradInto, maxPoolInto, pool2D, pool3D, pooledShape, type PoolGeometry } from './pooling.ts';
 
 /**
@@ -395,30 +396,14 @@ const avgPool3DGrad: WasmKernelFunc = ({ inputs, backend, attrs }) =>
 const slice: WasmKernelFunc = (args) => {
   const { inputs, backend, attrs } = args;
   const x = inputs.x as tf.TensorInfo;
-  const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin as number[], attrs.size as number[]);
-  const rank = x.shape.length;
-  // Trailing axes taken whole, plus the first partial one from the end, form one contiguous run.
-  let axis = rank - 1;
-  while (axis > 0 && size[axis] === x.shape[axis]) axis--;
-  const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const run = size[axis]! * inner;
-  if ((x.dtype !== 'float32' && x.dtype !== 'int32') || run < MIN_SLICE_RUN) return stockKernel('Slice').kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  const out = backend.makeOutput(size, x.dtype);
-  const src = backend.typedArrayFromHeap(x);
-  const dst = backend.typedArrayFromHeap(out);
-  const strides = tf.util.computeStrides(x.shape);
-  const outer = size.slice(0, axis);
-  const count = outer.reduce((a, b) => a * b, 1);
-  const index = new Array<number>(axis).fill(0);
-  for (let r = 0; r < count; r++) {
-    let offset = begin[axis]! * inner;
-    for (let d = 0; d < axis; d++) offset += (begin[d]! + index[d]!) * strides[d]!;
-    dst.set(src.subarray(offset, offset + run), r * run);
-    for (let d = axis - 1; d >= 0 && ++index[d]! === outer[d]; d--) index[d] = 0;
+  const plan = planSlice(x, attrs.begin as number[], attrs.size as number[]);
+  if ((x.dtype !== 'float32' && x.dtype !== 'int32') || plan.run < MIN_SLICE_RUN) {
+    return stockKernel('Slice').kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   }
+  const out = backend.makeOutput(plan.size, x.dtype);
+  copySlice(backend.typedArrayFromHeap(x) as Float32Array | Int32Array, x.shape, plan, backend.typedArrayFromHeap(out) as Float32Array | Int32Array);
   return out;
 };
-const MIN_SLICE_RUN = 16;
 
 /**
  * Sum over leading axes (a bias gradient: Σ over N, H, W of B×H×W×C) as one pass over the rows in JS with

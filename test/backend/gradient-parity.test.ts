@@ -388,7 +388,7 @@ describe('dense, normalisation, activation and loss gradients', () => {
   });
 });
 
-describe('wasm Slice, Sum and MaxPoolGrad replacements agree with the cpu backend', () => {
+describe('Slice, Sum and MaxPoolGrad replacements (wasm and cpu) against independent references', () => {
   function onBoth<T>(fn: () => T): { wasm: T; cpu: T } {
     tf.setBackend('wasm');
     const wasm = fn();
@@ -406,10 +406,21 @@ describe('wasm Slice, Sum and MaxPoolGrad replacements agree with the cpu backen
       [[64, 32], [5, 0], [-1, 32], 'float32'],
     ];
     for (const [shape, begin, size, dtype] of cases) {
-      const values = Array.from(seeded(sizeOf(shape), seed++, -100, 100), (v) => (dtype === 'int32' ? Math.round(v) : v));
+      const values = Array.from(seeded(sizeOf(shape), seed++, -100, 100), (v) => (dtype === 'int32' ? Math.round(v) + 0 : v)); // + 0: no −0 in int32 data
       const { wasm, cpu } = onBoth(() => tf.tidy(() => Array.from(tf.slice(tf.tensor(values, shape, dtype), begin, size).dataSync())));
-      expect(wasm.length).toBeGreaterThan(0);
-      expect(wasm, `slice ${shape} ${begin} ${size}`).toEqual(cpu);
+      // Reference: every output index mapped to its source index by hand.
+      const outShape = size.map((n, d) => (n === -1 ? shape[d]! - begin[d]! : n));
+      const reference: number[] = [];
+      const index = outShape.map(() => 0);
+      for (let i = 0; i < sizeOf(outShape); i++) {
+        let source = 0;
+        for (let d = 0; d < shape.length; d++) source = source * shape[d]! + begin[d]! + index[d]!;
+        reference.push(dtype === 'int32' ? values[source]! : Math.fround(values[source]!));
+        for (let d = outShape.length - 1; d >= 0 && ++index[d]! === outShape[d]; d--) index[d] = 0;
+      }
+      expect(reference.length).toBeGreaterThan(0);
+      expect(wasm, `wasm slice ${shape} ${begin} ${size}`).toEqual(reference);
+      expect(cpu, `cpu slice ${shape} ${begin} ${size}`).toEqual(reference);
     }
   });
 
@@ -436,7 +447,9 @@ describe('wasm Slice, Sum and MaxPoolGrad replacements agree with the cpu backen
     }
   });
 
-  it('MaxPoolGrad sends the gradient of tied maxima to the first one in window order, as on cpu', () => {
+  it('MaxPoolGrad sends the gradient of tied maxima to the first one in window order, as the stock cpu kernel', () => {
+    const stock = stockCpuKernels.get('MaxPoolGrad');
+    expect(stock).toBeDefined();
     const shape = [2, 9, 9, 3];
     // Values in {0, 1}: nearly every window holds ties (as after a ReLU, where many values are exactly 0).
     const values = Array.from(seeded(sizeOf(shape), seed++), (v) => (v > 0.3 ? 1 : 0));
@@ -452,7 +465,19 @@ describe('wasm Slice, Sum and MaxPoolGrad replacements agree with the cpu backen
           return Array.from(tf.grad(loss)(x).dataSync());
         }),
       );
-      expect(wasm, `pad ${pad}`).toEqual(cpu);
+      const reference = tf.tidy(() => {
+        const x = tf.tensor4d(values, shape as [number, number, number, number]);
+        const y = tf.maxPool(x, 3, 2, pad);
+        const weights = tf.range(1, 1 + 2 * 5 * 5 * 3).reshape([2, 5, 5, 3]);
+        const dy = pad === 'valid' ? tf.slice(weights, 0, [2, 4, 4, 3]) : weights;
+        const attrs = { filterSize: 3, strides: 2, pad } as unknown as tf.NamedAttrMap;
+        const dx = stock!.kernelFunc({ inputs: { dy, input: x, output: y }, backend: tf.backend(), attrs }) as tf.TensorInfo;
+        const result = Array.from(tf.backend().readSync(dx.dataId) as Float32Array);
+        tf.backend().disposeData(dx.dataId);
+        return result;
+      });
+      expect(wasm, `wasm, pad ${pad}`).toEqual(reference);
+      expect(cpu, `cpu, pad ${pad}`).toEqual(reference);
       expect(wasm.filter((v) => v !== 0).length).toBeGreaterThan(20);
     }
   });

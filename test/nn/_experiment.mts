@@ -7,7 +7,8 @@ const backend = await initBackend('wasm');
 console.log(backend.name, backend.device);
 const trainN = Number(process.argv[2] ?? 6000), steps = Number(process.argv[3] ?? 100), lr = Number(process.argv[4] ?? 0.1);
 const ds = await createDataset({ name: 'cmnist', sigma2: 0.02, paletteSeed: 0, dataSeed: 0 }, { modalities: 'distinct', subset: { train: trainN, val: 2000, test: 2000 }, cacheDir: '/tmp/mmsweep-nn-cache' });
-for (const modality of [1, 0] as const) {
+const mods = JSON.parse(process.argv[5] ?? '[1,0]') as (0 | 1)[];
+for (const modality of mods) {
   const channels = modality === 0 ? 3 : 1;
   const net = createCmnistUnimodalSeNet({ channels, numClasses: 10, seed: 1, fidelity: { gateScale: 1 }, modality });
   const opt = tf.train.momentum(lr, 0.9);
@@ -21,7 +22,7 @@ for (const modality of [1, 0] as const) {
       const y = tf.oneHot(tf.tensor1d(b.y, 'int32'), 10);
       opt.minimize(() => { const out = net.forward(x, { training: true });
         correct += tf.tidy(() => tf.sum(tf.equal(tf.argMax(out.logits, 1), tf.tensor1d(b.y, 'int32'))).dataSync()[0]!); seen += b.size;
-        return tf.losses.softmaxCrossEntropy(y, out.logits) as tf.Scalar; });
+        const l = tf.losses.softmaxCrossEntropy(y, out.logits) as tf.Scalar; if (step % 25 === 0) console.log('step', step, 'loss', l.dataSync()[0]); return l; });
       x.dispose(); y.dispose();
     }
     console.log(`modality ${modality} epoch ${epoch} (step ${step}): train acc ${(100 * correct / seen).toFixed(2)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);

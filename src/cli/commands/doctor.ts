@@ -8,7 +8,7 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description('report the tfjs backend chosen, versions, cores, and why preferred backends were not used')
-    .option('--backend <request>', 'backend request to resolve: auto, tensorflow-gpu, tensorflow, wasm, cpu', 'auto')
+    .option('--backend <request>', 'backend request to resolve: auto, tensorflow-gpu, tensorflow, wasm, cpu (env MMSWEEP_BACKEND replaces auto)', 'auto')
     .option('--json', 'print the report as one JSON object')
     .action(async (options: { backend: string; json?: boolean }) => {
       const { backendRequestSchema } = await import('../../spec/trial.ts');
