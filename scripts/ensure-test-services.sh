@@ -27,3 +27,11 @@ if [ ${#report_packages[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${report_packages[@]}"
 fi
+
+# NVGesture loader tests (test/data/nvgesture*): ffmpeg encodes the fixture clips and decodes every clip.
+if [ -z "${MMSWEEP_FFMPEG:-}" ] && ! command -v ffmpeg >/dev/null 2>&1; then
+  echo "[ensure-test-services] installing ffmpeg with apt-get (NVGesture tests)"
+  if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq -o DPkg::Lock::Timeout=300 ffmpeg
+fi

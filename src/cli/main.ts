@@ -29,4 +29,15 @@ export async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
-await main(process.argv);
+/**
+ * A user error (unknown preset, bad spec, unreachable database…) is reported as one line naming the problem;
+ * the stack trace is for developers and appears only with MMSWEEP_DEBUG=1.
+ */
+try {
+  await main(process.argv);
+} catch (error) {
+  const err = error as Error & { exitCode?: number };
+  if (process.env.MMSWEEP_DEBUG) console.error(err.stack ?? err);
+  else console.error(`mmsweep: ${err.message ?? String(err)}`);
+  process.exit(typeof err.exitCode === 'number' ? err.exitCode : 1);
+}

@@ -18,6 +18,10 @@ export interface CreateDatasetOptions {
   mnistDir?: string;
   /** Where generation/cache messages go (default: stderr). */
   log?: (line: string) => void;
+  /** ModelNet40: data root used when the spec has no `root` (else `$MMSWEEP_MODELNET40_DIR`). */
+  modelnet40Root?: string;
+  /** ModelNet40: accept class folders absent on disk (fixtures, partial downloads). */
+  allowMissingClasses?: boolean;
 }
 
 export async function createDataset(spec: DatasetSpec, options: CreateDatasetOptions): Promise<Dataset> {
@@ -29,7 +33,20 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
         options,
       );
     }
-    case 'modelnet40':
+    case 'modelnet40': {
+      const { createModelnet40Dataset } = await import('./modelnet40.ts');
+      return createModelnet40Dataset({
+        root: spec.root ?? options.modelnet40Root,
+        views: spec.views,
+        splitSeed: spec.splitSeed,
+        imageSize: spec.imageSize,
+        modalities: options.modalities,
+        subset: options.subset,
+        cacheDir: options.cacheDir,
+        allowMissingClasses: options.allowMissingClasses,
+        log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+      });
+    }
     case 'nvgesture':
       throw new DatasetNotImplementedError(spec.name);
     default: {

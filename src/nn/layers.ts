@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { uniformValues } from './random.ts';
+import { normalValues, uniformValues } from './random.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -183,31 +183,71 @@ export class Conv2d {
   }
 
   apply(x: tf.Tensor4D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor4D {
-    // Padding forms every backend accepts (tfjs-node rejects numeric padding): 'same' where it equals symmetric
-    // padding p (stride 1, kernel 2p+1), otherwise explicit zero padding followed by 'valid'.
-    const p = this.padding;
-    const same = p > 0 && this.stride === 1 && 2 * p === this.kernelSize - 1;
-    const input =
-      p > 0 && !same
-        ? tf.pad(x, [
-            [0, 0],
-            [p, p],
-            [p, p],
-            [0, 0],
-          ])
-        : x;
-    return tf.fused.conv2d({
-      x: input,
-      filter: this.weight.variable as tf.Tensor4D,
-      bias: this.bias.variable,
-      strides: this.stride,
-      pad: same ? 'same' : 'valid',
-      activation,
-    });
+    return conv2dSymmetric(x, this.weight.variable as tf.Tensor4D, this.bias.variable, this.stride, this.padding, activation);
   }
 
   get parameters(): NamedVariable[] {
     return [this.weight, this.bias];
+  }
+}
+
+/**
+ * A convolution with symmetric zero padding `padding` (PyTorch semantics), in padding forms every backend accepts
+ * (tfjs-node rejects numeric padding): 'same' where it equals symmetric padding p (stride 1, kernel 2p+1),
+ * otherwise explicit zero padding followed by 'valid'.
+ */
+export function conv2dSymmetric(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor | undefined,
+  stride: number,
+  padding: number,
+  activation: 'linear' | 'relu' = 'linear',
+): tf.Tensor4D {
+  const p = padding;
+  const kernelSize = filter.shape[0];
+  const same = p > 0 && stride === 1 && 2 * p === kernelSize - 1;
+  const input =
+    p > 0 && !same
+      ? tf.pad(x, [
+          [0, 0],
+          [p, p],
+          [p, p],
+          [0, 0],
+        ])
+      : x;
+  return tf.fused.conv2d({ x: input, filter, bias, strides: stride, pad: same ? 'same' : 'valid', activation });
+}
+
+/**
+ * 2-D convolution without bias (the convolutions of torchvision's ResNets), symmetric zero padding, kernel stored
+ * kh×kw×Cin×Cout, initialised as torchvision does: Kaiming-normal with fan_out and the ReLU gain,
+ * N(0, 2/fan_out) with fan_out = Cout·kh·kw.
+ */
+export class BiaslessConv2d {
+  readonly weight: NamedVariable;
+
+  constructor(
+    init: Init,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly stride: number,
+    readonly padding: number,
+  ) {
+    const fullName = `${init.prefix}.weight`;
+    const shape = [kernelSize, kernelSize, inChannels, outChannels];
+    const std = Math.sqrt(2 / (outChannels * kernelSize * kernelSize));
+    const values = normalValues(init.seed, fullName, inChannels * outChannels * kernelSize * kernelSize, std);
+    this.weight = { name: fullName, variable: variableOf(() => tf.tensor(values, shape, 'float32'), true) };
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return conv2dSymmetric(x, this.weight.variable as tf.Tensor4D, undefined, this.stride, this.padding);
+  }
+
+  get parameters(): NamedVariable[] {
+    return [this.weight];
   }
 }
 

@@ -86,3 +86,19 @@ export function uniformValues(seed: number, label: string, size: number, bound: 
   for (let i = 0; i < size; i++) values[i] = random.nextSymmetric(bound);
   return values;
 }
+
+/**
+ * `size` values from N(0, std²) from the stream of (seed, label), rounded to float32 (Box–Muller on the stream's
+ * uniforms; used by the Kaiming-normal initialisation of bias-free convolutions).
+ */
+export function normalValues(seed: number, label: string, size: number, std: number): Float32Array {
+  const random = SeededRandom.forLabel(seed, label);
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i += 2) {
+    const radius = Math.sqrt(-2 * Math.log(random.nextFloat()));
+    const angle = 2 * Math.PI * random.nextFloat();
+    values[i] = std * radius * Math.cos(angle);
+    if (i + 1 < size) values[i + 1] = std * radius * Math.sin(angle);
+  }
+  return values;
+}

@@ -1,0 +1,148 @@
+import * as tf from '@tensorflow/tfjs';
+import { spatialAxes, variableOf, variableState, type Init, type NamedVariable, type StateEntry } from './layers.ts';
+import { uniformValues } from './random.ts';
+
+/**
+ * 3-D layers for I3D (paper-spec §4.3) on channels-last B×T×H×W×C tensors, with the semantics of the
+ * PyTorch I3D port: TensorFlow-style 'same' padding (total padding max((⌈n/s⌉−1)·s + k − n, 0) per axis, the
+ * smaller half before) — which is exactly tfjs's `pad: 'same'` — and BatchNorm with eps 1e-3, momentum 0.01.
+ */
+
+export type Triple = [number, number, number];
+
+/**
+ * BatchNorm over the channel (last) axis with PyTorch semantics and configurable eps/momentum: in training,
+ * normalise with the batch mean and biased variance, running ← (1 − m)·running + m·batch (unbiased variance for
+ * running_var); in evaluation use the running statistics. γ = 1, β = 0, running mean 0, variance 1 at start.
+ * Parameter names `<prefix>.weight` / `.bias`, state `<prefix>.runningMean` / `.runningVar` (as layers.ts BatchNorm).
+ */
+export class BatchNormNd {
+  readonly gamma: NamedVariable;
+  readonly beta: NamedVariable;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  private readonly statePrefix: string;
+
+  constructor(
+    init: Init,
+    readonly channels: number,
+    readonly eps: number,
+    readonly momentum: number,
+  ) {
+    this.gamma = { name: `${init.prefix}.weight`, variable: variableOf(() => tf.ones([channels]), true) };
+    this.beta = { name: `${init.prefix}.bias`, variable: variableOf(() => tf.zeros([channels]), true) };
+    this.runningMean = variableOf(() => tf.zeros([channels]), false);
+    this.runningVar = variableOf(() => tf.ones([channels]), false);
+    this.statePrefix = init.prefix;
+  }
+
+  apply(x: tf.Tensor, training: boolean): tf.Tensor {
+    const gamma = this.gamma.variable;
+    const beta = this.beta.variable;
+    if (!training) {
+      const scale = tf.mul(gamma, tf.rsqrt(tf.add(this.runningVar, this.eps)));
+      const shift = tf.sub(beta, tf.mul(this.runningMean, scale));
+      return tf.add(tf.mul(x, scale), shift);
+    }
+    const { mean, variance } = tf.moments(x, [0, ...spatialAxes(x.rank)]);
+    const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, this.eps)));
+    const y = tf.add(tf.mul(tf.sub(x, mean), scale), beta);
+    const count = x.size / this.channels;
+    const unbiased = count > 1 ? tf.mul(variance, count / (count - 1)) : variance;
+    const m = this.momentum;
+    this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
+    this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
+    return y;
+  }
+
+  get parameters(): NamedVariable[] {
+    return [this.gamma, this.beta];
+  }
+
+  get state(): StateEntry[] {
+    return [variableState(`${this.statePrefix}.runningMean`, this.runningMean), variableState(`${this.statePrefix}.runningVar`, this.runningVar)];
+  }
+
+  dispose(): void {
+    this.runningMean.dispose();
+    this.runningVar.dispose();
+  }
+}
+
+/** I3D's BatchNorm constants (PyTorch convention; TF's decay 0.99 = momentum 0.01). */
+export const I3D_BN_EPS = 1e-3;
+export const I3D_BN_MOMENTUM = 0.01;
+
+export interface Unit3dSpec {
+  inChannels: number;
+  outChannels: number;
+  kernel: Triple;
+  stride: Triple;
+  /** Conv without bias + BN + ReLU (true), or conv with bias alone (the logits layer). */
+  batchNorm: boolean;
+}
+
+/**
+ * I3D's Unit3D: Conv3d (TF 'same' padding; no bias when followed by BN) → BatchNorm(eps 1e-3, momentum 0.01) →
+ * ReLU; or, for the logits, Conv3d with bias and nothing after. Filter stored [kt, kh, kw, Cin, Cout].
+ * Names: `<prefix>.conv3d.weight`, `<prefix>.conv3d.bias`, `<prefix>.bn.weight|bias|runningMean|runningVar`.
+ * Init as PyTorch's Conv3d default: U(±1/√fan_in), fan_in = Cin·kt·kh·kw, for weight and bias.
+ */
+export class Unit3d {
+  readonly weight: NamedVariable;
+  readonly bias?: NamedVariable;
+  readonly bn?: BatchNormNd;
+
+  constructor(
+    init: Init,
+    readonly spec: Unit3dSpec,
+  ) {
+    const { inChannels, outChannels, kernel } = spec;
+    const fanIn = inChannels * kernel[0] * kernel[1] * kernel[2];
+    const bound = 1 / Math.sqrt(fanIn);
+    const weightName = `${init.prefix}.conv3d.weight`;
+    const shape = [...kernel, inChannels, outChannels];
+    const values = uniformValues(init.seed, weightName, fanIn * outChannels, bound);
+    this.weight = { name: weightName, variable: variableOf(() => tf.tensor(values, shape, 'float32'), true) };
+    if (spec.batchNorm) {
+      this.bn = new BatchNormNd({ seed: init.seed, prefix: `${init.prefix}.bn` }, outChannels, I3D_BN_EPS, I3D_BN_MOMENTUM);
+    } else {
+      const biasName = `${init.prefix}.conv3d.bias`;
+      const biasValues = uniformValues(init.seed, biasName, outChannels, bound);
+      this.bias = { name: biasName, variable: variableOf(() => tf.tensor(biasValues, [outChannels], 'float32'), true) };
+    }
+  }
+
+  apply(x: tf.Tensor5D, training: boolean): tf.Tensor5D {
+    const y = tf.conv3d(x, this.weight.variable as tf.Tensor5D, this.spec.stride, 'same');
+    if (this.bn) return tf.relu(this.bn.apply(y, training)) as tf.Tensor5D;
+    return tf.add(y, this.bias!.variable) as tf.Tensor5D;
+  }
+
+  get parameters(): NamedVariable[] {
+    return this.bn ? [this.weight, ...this.bn.parameters] : [this.weight, this.bias!];
+  }
+
+  get state(): StateEntry[] {
+    return this.bn ? this.bn.state : [];
+  }
+
+  dispose(): void {
+    for (const p of this.parameters) p.variable.dispose();
+    this.bn?.dispose();
+  }
+}
+
+/**
+ * I3D's max pooling with TF 'same' padding. The PyTorch port pads with zeros and pools; tfjs 'same' never lets
+ * padding win a max. The two agree because every I3D max-pool input is ≥ 0 (ReLU outputs, or MMTM-gated ReLU
+ * outputs: gates are sigmoids).
+ */
+export function maxPool3dSame(x: tf.Tensor5D, kernel: Triple, stride: Triple): tf.Tensor5D {
+  return tf.maxPool3d(x, kernel, stride, 'same');
+}
+
+/** Output size of TF 'same' along one axis. */
+export function sameOutputSize(size: number, stride: number): number {
+  return Math.ceil(size / stride);
+}

@@ -1,0 +1,219 @@
+import * as tf from '@tensorflow/tfjs';
+import type { FidelitySwitches } from '../spec/fidelity.ts';
+import {
+  BatchNorm,
+  BiaslessConv2d,
+  childInit,
+  disposeParameters,
+  globalAvgPool,
+  Linear,
+  maxPool2d,
+  type Init,
+  type NamedVariable,
+  type StateEntry,
+} from './layers.ts';
+import type { MmtmFidelity } from './mmtm.ts';
+import { StagedSeNet, TwoBranchMmtmNet, type StagedBranch } from './two-branch.ts';
+
+/**
+ * The ModelNet40 network of paper-spec §4.2: two torchvision-layout ResNet18 branches trained from scratch, joined
+ * by MMTMs on the outputs of layer2, layer3 and layer4 (dims 128/256/512, Z = C).
+ *
+ * Branch: conv1 7×7/2 pad 3 (no bias) → BN → ReLU → max-pool 3×3/2 pad 1 → layer1…layer4 (two BasicBlocks each,
+ * 64/128/256/512 channels, the first block of layer2–4 with stride 2 and a 1×1/2 conv + BN shortcut) → global
+ * average pool → fc (C4 → K). Convolutions are initialised Kaiming-normal (fan_out, ReLU), BN γ = 1, β = 0
+ * (eps 1e-5, momentum 0.1), fc with the PyTorch Linear default; no zero-init of the residual BNs.
+ *
+ * Stages for fusion: stage p ∈ 1…4 ends after layer p (stage 1 includes the stem). Default MMTM positions [2, 3, 4].
+ * Knobs for CPUs: `width` scales every channel count (0.125 → 8/16/32/64); the input size is free (the global
+ * pool adapts; at 32×32 layer4 is 1×1).
+ *
+ * Parameter names follow torchvision (`branch0.layer2.0.downsample.0.weight`, `branch0.bn1.weight`, `branch0.fc.bias`).
+ */
+
+export const RESNET18_MMTM_POSITIONS: readonly number[] = [2, 3, 4];
+
+/** Output channels of layer1…layer4 for a width multiplier (1 = 64, 128, 256, 512). */
+export function resnet18StageChannels(width: number): [number, number, number, number] {
+  if (!(width > 0) || !Number.isFinite(width)) throw new Error(`width multiplier must be > 0, got ${width}`);
+  const scale = (c: number) => Math.max(1, Math.round(c * width));
+  return [scale(64), scale(128), scale(256), scale(512)];
+}
+
+/** torchvision's BasicBlock: conv3×3(stride) → BN → ReLU → conv3×3 → BN, + shortcut, → ReLU. */
+class BasicBlock {
+  readonly conv1: BiaslessConv2d;
+  readonly bn1: BatchNorm;
+  readonly conv2: BiaslessConv2d;
+  readonly bn2: BatchNorm;
+  readonly downsample: { conv: BiaslessConv2d; bn: BatchNorm } | null;
+
+  constructor(init: Init, inChannels: number, outChannels: number, stride: number) {
+    this.conv1 = new BiaslessConv2d(childInit(init, 'conv1'), inChannels, outChannels, 3, stride, 1);
+    this.bn1 = new BatchNorm(childInit(init, 'bn1'), outChannels);
+    this.conv2 = new BiaslessConv2d(childInit(init, 'conv2'), outChannels, outChannels, 3, 1, 1);
+    this.bn2 = new BatchNorm(childInit(init, 'bn2'), outChannels);
+    this.downsample =
+      stride !== 1 || inChannels !== outChannels
+        ? {
+            conv: new BiaslessConv2d(childInit(init, 'downsample.0'), inChannels, outChannels, 1, stride, 0),
+            bn: new BatchNorm(childInit(init, 'downsample.1'), outChannels),
+          }
+        : null;
+  }
+
+  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+    const h = tf.relu(this.bn1.apply(this.conv1.apply(x), training)) as tf.Tensor4D;
+    const out = this.bn2.apply(this.conv2.apply(h), training);
+    const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
+    return tf.relu(tf.add(out, shortcut)) as tf.Tensor4D;
+  }
+
+  private get norms(): BatchNorm[] {
+    return [this.bn1, this.bn2, ...(this.downsample ? [this.downsample.bn] : [])];
+  }
+
+  get parameters(): NamedVariable[] {
+    return [
+      ...this.conv1.parameters,
+      ...this.bn1.parameters,
+      ...this.conv2.parameters,
+      ...this.bn2.parameters,
+      ...(this.downsample ? [...this.downsample.conv.parameters, ...this.downsample.bn.parameters] : []),
+    ];
+  }
+
+  get state(): StateEntry[] {
+    return this.norms.flatMap((n) => n.state);
+  }
+
+  dispose(): void {
+    disposeParameters(this.parameters);
+    for (const n of this.norms) n.dispose();
+  }
+}
+
+export interface Resnet18BranchOptions {
+  inChannels: number;
+  numClasses: number;
+  width?: number;
+}
+
+/** One ResNet18 branch, run stage by stage (StagedBranch). */
+export class Resnet18Branch implements StagedBranch {
+  readonly stageCount = 4;
+  readonly inputRank = 4;
+  readonly inputChannels: number;
+  readonly stageChannels: [number, number, number, number];
+  readonly conv1: BiaslessConv2d;
+  readonly bn1: BatchNorm;
+  /** layer1…layer4, two blocks each. */
+  readonly layers: [BasicBlock, BasicBlock][];
+  readonly fc: Linear;
+
+  constructor(init: Init, options: Resnet18BranchOptions) {
+    if (!Number.isInteger(options.inChannels) || options.inChannels < 1) {
+      throw new Error(`input channels must be a positive integer, got ${options.inChannels}`);
+    }
+    this.inputChannels = options.inChannels;
+    this.stageChannels = resnet18StageChannels(options.width ?? 1);
+    const c = this.stageChannels;
+    this.conv1 = new BiaslessConv2d(childInit(init, 'conv1'), options.inChannels, c[0], 7, 2, 3);
+    this.bn1 = new BatchNorm(childInit(init, 'bn1'), c[0]);
+    this.layers = c.map((out, i) => {
+      const inChannels = i === 0 ? c[0] : c[i - 1]!;
+      const stride = i === 0 ? 1 : 2;
+      const layer = childInit(init, `layer${i + 1}`);
+      return [new BasicBlock(childInit(layer, '0'), inChannels, out, stride), new BasicBlock(childInit(layer, '1'), out, out, 1)] as [BasicBlock, BasicBlock];
+    });
+    this.fc = new Linear(childInit(init, 'fc'), c[3], options.numClasses);
+  }
+
+  stage(p: number, x: tf.Tensor, training: boolean): tf.Tensor4D {
+    let a = x as tf.Tensor4D;
+    if (p === 1) {
+      a = tf.relu(this.bn1.apply(this.conv1.apply(a), training)) as tf.Tensor4D;
+      a = maxPool2d(a, 3, 2, 1);
+    }
+    const [first, second] = this.layers[p - 1]!;
+    return second.apply(first.apply(a, training), training);
+  }
+
+  finish(x: tf.Tensor): { features: tf.Tensor2D; logits: tf.Tensor2D } {
+    const features = globalAvgPool(x);
+    return { features, logits: this.fc.apply(features) };
+  }
+
+  /** conv1, bn1, layer1…layer4 blocks, fc (62 tensors). */
+  get parameters(): NamedVariable[] {
+    return [
+      ...this.conv1.parameters,
+      ...this.bn1.parameters,
+      ...this.layers.flatMap(([a, b]) => [...a.parameters, ...b.parameters]),
+      ...this.fc.parameters,
+    ];
+  }
+
+  get state(): StateEntry[] {
+    return [...this.bn1.state, ...this.layers.flatMap(([a, b]) => [...a.state, ...b.state])];
+  }
+
+  dispose(): void {
+    disposeParameters([...this.conv1.parameters, ...this.bn1.parameters, ...this.fc.parameters]);
+    this.bn1.dispose();
+    for (const [a, b] of this.layers) {
+      a.dispose();
+      b.dispose();
+    }
+  }
+}
+
+export interface Resnet18MmtmNetOptions {
+  /** Input channels of m0 and m1 (3 for the RGB-read renders). */
+  channels: [number, number];
+  numClasses: number;
+  seed: number;
+  fidelity: MmtmFidelity | FidelitySwitches;
+  width?: number;
+  /** Stages (layers) after which an MMTM sits (default [2, 3, 4]). */
+  mmtmPositions?: number[];
+}
+
+export function createResnet18MmtmNet(options: Resnet18MmtmNetOptions): TwoBranchMmtmNet {
+  const branch = (k: 0 | 1) =>
+    new Resnet18Branch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: options.channels[k], numClasses: options.numClasses, width: options.width });
+  return new TwoBranchMmtmNet({
+    name: 'Resnet18MmtmNet',
+    branches: [branch(0), branch(1)],
+    positions: options.mmtmPositions ?? RESNET18_MMTM_POSITIONS,
+    seed: options.seed,
+    fidelity: options.fidelity,
+  });
+}
+
+export interface Resnet18UnimodalSeNetOptions {
+  channels: number;
+  numClasses: number;
+  seed: number;
+  fidelity: Pick<FidelitySwitches, 'gateScale'>;
+  width?: number;
+  /** Stages after which an SE block sits (default [2, 3, 4], the MMTM positions). */
+  sePositions?: number[];
+  /** Names the parameters `branch<k>.…` so that, with the same seed, the backbone starts as branch k of the MMTM net. */
+  modality?: 0 | 1;
+}
+
+/** The uni-modal SE baseline (paper-spec §11): one ResNet18 with SE blocks (Z = C) after layer2/3/4. */
+export function createResnet18UnimodalSeNet(options: Resnet18UnimodalSeNetOptions): StagedSeNet {
+  const branch = new Resnet18Branch(
+    { seed: options.seed, prefix: `branch${options.modality ?? 0}` },
+    { inChannels: options.channels, numClasses: options.numClasses, width: options.width },
+  );
+  return new StagedSeNet({
+    name: 'Resnet18UnimodalSeNet',
+    branch,
+    positions: options.sePositions ?? RESNET18_MMTM_POSITIONS,
+    seed: options.seed,
+    fidelity: options.fidelity,
+  });
+}

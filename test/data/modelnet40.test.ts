@@ -1,0 +1,265 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flipHorizontal, readPngRgb, resizeBilinear } from '../../src/data/image.ts';
+import {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  MODELNET40_CLASSES,
+  Modelnet40Dataset,
+  modelnet40ValidationSplit,
+  modelnet40ViewFile,
+  type Modelnet40Options,
+} from '../../src/data/modelnet40.ts';
+import { createDataset } from '../../src/data/index.ts';
+import { PythonRandom } from '../../src/data/python-random.ts';
+import type { HostBatch } from '../../src/data/types.ts';
+import {
+  encodePng,
+  FIXTURE_MARKER_CLASS,
+  FIXTURE_MARKER_OBJECT,
+  FIXTURE_MARKER_VIEW,
+  fixtureImage,
+  fixtureObjectName,
+  writeModelnet40Fixture,
+} from '../fixtures/modelnet40.ts';
+
+let workDir: string;
+let root: string;
+let cacheDir: string;
+const SIZE = 16;
+
+beforeAll(() => {
+  workDir = mkdtempSync(join(tmpdir(), 'mmsweep-mn40-'));
+  root = join(workDir, 'modelnet40_images_new_12x');
+  cacheDir = join(workDir, 'cache');
+  // 3 classes × 5 training objects → 15 in the training folder: val = 3, train = 12; test = 3 × 2.
+  writeModelnet40Fixture(root, { classes: 3, trainPerClass: 5, testPerClass: 2, size: SIZE });
+});
+
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+function open(options: Partial<Modelnet40Options> = {}): Modelnet40Dataset {
+  return new Modelnet40Dataset({ root, cacheDir, imageSize: SIZE, log: () => {}, ...options });
+}
+
+/** Back from normalised floats to the bytes of pixel (y, x), channel c, of sample k. */
+function byteAt(x: Float32Array, k: number, size: number, y: number, col: number, c = 0): number {
+  const v = x[((k * size + y) * size + col) * 3 + c]!;
+  return Math.round((v * IMAGENET_STD[c]! + IMAGENET_MEAN[c]!) * 255);
+}
+
+function collect(batches: Iterable<HostBatch>): HostBatch[] {
+  return [...batches];
+}
+
+describe('CPython random (validation split seed)', () => {
+  it('reproduces random.Random(seed) bit streams and shuffles printed by CPython 3.11', () => {
+    const r = new PythonRandom(10);
+    expect([r.getrandbits(32), r.getrandbits(32), r.getrandbits(32)]).toEqual([2454155475, 139951793, 1842064464]);
+    const big = new PythonRandom(2 ** 40 + 5); // two-word seed
+    expect([big.getrandbits(32), big.getrandbits(32)]).toEqual([2166296868, 2220160828]);
+    expect(new PythonRandom(10).shuffle([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])).toEqual([5, 2, 7, 1, 8, 4, 3, 6, 0, 9]);
+    const hundred = new PythonRandom(3).shuffle(Array.from({ length: 100 }, (_, i) => i));
+    expect(hundred.slice(0, 10)).toEqual([35, 41, 45, 4, 76, 12, 0, 64, 42, 11]);
+  });
+
+  it('splits the real 9,843 training objects into 1,968 validation / 7,875 training as the code does', () => {
+    const { val, train } = modelnet40ValidationSplit(9843, 10);
+    expect(val.length).toBe(1968);
+    expect(train.length).toBe(7875);
+    expect(Array.from(val.slice(0, 5))).toEqual([6397, 347, 4145, 8623, 7479]);
+    expect(Array.from(val.slice(1966))).toEqual([1791, 1460]);
+    expect(Array.from(train.slice(0, 2))).toEqual([2330, 8251]);
+    expect(Array.from(train.slice(-2))).toEqual([533, 9361]);
+  });
+});
+
+describe('image helpers', () => {
+  it('resizes with the triangle filter (hand-computed values)', () => {
+    // Rows [0, 70, 140, 210] → 2 wide: taps 3/7, 3/7, 1/7 and 1/7, 3/7, 3/7.
+    const row = [0, 70, 140, 210];
+    const data = new Uint8Array(4 * 4 * 3);
+    for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) data.fill(row[x]!, (y * 4 + x) * 3, (y * 4 + x) * 3 + 3);
+    const small = resizeBilinear({ width: 4, height: 4, data }, 2, 2);
+    expect(Array.from(small.data.filter((_, i) => i % 3 === 0))).toEqual([50, 160, 50, 160]);
+    // Enlarging 2 → 4 is linear interpolation with edge clamping: a, .75a+.25b, .25a+.75b, b.
+    const two = new Uint8Array([0, 0, 0, 100, 100, 100]);
+    const wide = resizeBilinear({ width: 2, height: 1, data: two }, 4, 1);
+    expect(Array.from(wide.data.filter((_, i) => i % 3 === 0))).toEqual([0, 25, 75, 100]);
+  });
+
+  it('mirrors rows left-right', () => {
+    const src = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]); // 2×2×3
+    const out = new Uint8Array(12);
+    flipHorizontal(src, out, 2, 2, 3);
+    expect(Array.from(out)).toEqual([4, 5, 6, 1, 2, 3, 10, 11, 12, 7, 8, 9]);
+  });
+
+  it('decodes gray and RGB PNGs into three channels', () => {
+    const rgb = fixtureImage(2, 3, 4, 8, 'rgb');
+    const gray = fixtureImage(2, 3, 4, 8, 'gray');
+    writeFileSync(join(workDir, 'rgb.png'), encodePng(rgb, 8, 'rgb'));
+    writeFileSync(join(workDir, 'gray.png'), encodePng(gray, 8, 'gray'));
+    expect(Array.from(readPngRgb(join(workDir, 'rgb.png')).data)).toEqual(Array.from(rgb));
+    const decodedGray = readPngRgb(join(workDir, 'gray.png'));
+    expect(decodedGray.width).toBe(8);
+    expect(Array.from(decodedGray.data)).toEqual(Array.from(gray));
+  });
+});
+
+describe('ModelNet40 loader on the generated fixture', () => {
+  it('has the 40 classes in the published order', () => {
+    expect(MODELNET40_CLASSES.length).toBe(40);
+    expect(MODELNET40_CLASSES.slice(0, 3)).toEqual(['airplane', 'bathtub', 'bed']);
+    expect(MODELNET40_CLASSES[23]).toBe('night_stand');
+    expect(MODELNET40_CLASSES[39]).toBe('xbox');
+  });
+
+  it('splits the training folder with random.Random(10) and keeps the test folder', () => {
+    const ds = open();
+    expect(ds.numClasses).toBe(40);
+    expect([ds.size('train'), ds.size('val'), ds.size('test')]).toEqual([12, 3, 6]);
+    // Dataset order of the training folder: class order, then objects sorted; CPython's shuffle of range(15):
+    const shuffled = [4, 5, 10, 1, 2, 8, 12, 11, 3, 13, 14, 7, 6, 0, 9];
+    const folderOrder = [0, 1, 2].flatMap((c) => [1, 2, 3, 4, 5].map((n) => fixtureObjectName(c, n)));
+    expect(ds.samples('val').map((s) => s.object)).toEqual(shuffled.slice(0, 3).map((i) => folderOrder[i]));
+    expect(ds.samples('train').map((s) => s.object)).toEqual(shuffled.slice(3).map((i) => folderOrder[i]));
+    expect(ds.samples('test').map((s) => s.object)).toEqual([0, 1, 2].flatMap((c) => [6, 7].map((n) => fixtureObjectName(c, n))));
+    expect(Array.from(ds.labels('val'))).toEqual(shuffled.slice(0, 3).map((i) => Math.floor(i / 5)));
+    expect(Array.from(ds.labels('test'))).toEqual([0, 0, 1, 1, 2, 2]);
+  });
+
+  it('feeds view v001 to branch 0 and v007 to branch 1, with the right labels and objects', () => {
+    const ds = open();
+    expect(ds.modalities.map((m) => m.name)).toEqual(['front', 'rear']);
+    expect(ds.modalities[0].shape).toEqual([SIZE, SIZE, 3]);
+    const [batch] = collect(ds.batches('test', { batchSize: 6, shuffle: false, augment: false, seed: 1, epoch: 1 }));
+    const samples = ds.samples('test');
+    for (let k = 0; k < 6; k++) {
+      const objectNumber = Number(samples[k]!.object.slice(-4));
+      expect(byteAt(batch!.x0, k, SIZE, 0, 0)).toBe(FIXTURE_MARKER_CLASS(batch!.y[k]!));
+      expect(byteAt(batch!.x0, k, SIZE, 0, 1)).toBe(FIXTURE_MARKER_OBJECT(objectNumber));
+      expect(byteAt(batch!.x0, k, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(0));
+      expect(byteAt(batch!.x1, k, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(6));
+      expect(byteAt(batch!.x1, k, SIZE, 0, 1)).toBe(FIXTURE_MARKER_OBJECT(objectNumber));
+    }
+    // ImageNet normalisation of the marker 255 in each channel.
+    for (let c = 0; c < 3; c++) expect(batch!.x0[3 * 3 + c]).toBeCloseTo((1 - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!, 5);
+  });
+
+  it('takes any pair of views and the duplicated-view controls', () => {
+    const pair = open({ views: [2, 9] });
+    const [b] = collect(pair.batches('val', { batchSize: 3, shuffle: false, augment: false, seed: 1, epoch: 1 }));
+    expect(byteAt(b!.x0, 0, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(2));
+    expect(byteAt(b!.x1, 0, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(9));
+    expect(pair.modalities.map((m) => m.name)).toEqual(['v003', 'v010']);
+    const dup = open({ modalities: 'duplicate-m1' });
+    const [d] = collect(dup.batches('train', { batchSize: 12, shuffle: true, augment: true, seed: 3, epoch: 2 }));
+    expect(Array.from(d!.x0)).toEqual(Array.from(d!.x1));
+    expect(byteAt(d!.x0, 0, SIZE, 0, 2) === FIXTURE_MARKER_VIEW(6) || byteAt(d!.x0, 0, SIZE, 0, SIZE - 3) === FIXTURE_MARKER_VIEW(6)).toBe(true);
+  });
+
+  it('rejects three views, repeated views and view indices out of range clearly', () => {
+    expect(() => open({ views: [0, 4, 8] })).toThrow(/three views need a three-branch network/);
+    expect(() => open({ views: [3, 3] })).toThrow(/duplicate-m0/);
+    expect(() => open({ views: [0, 12] })).toThrow(/12 is not a view index/);
+  });
+
+  it('is deterministic under a seed and reshuffles per epoch', () => {
+    const a = collect(open().batches('train', { batchSize: 5, shuffle: true, augment: true, seed: 7, epoch: 3 }));
+    const b = collect(open().batches('train', { batchSize: 5, shuffle: true, augment: true, seed: 7, epoch: 3 }));
+    expect(a.map((x) => Array.from(x.indices))).toEqual(b.map((x) => Array.from(x.indices)));
+    expect(a.map((x) => Array.from(x.x0))).toEqual(b.map((x) => Array.from(x.x0)));
+    expect(a.map((x) => Array.from(x.x1))).toEqual(b.map((x) => Array.from(x.x1)));
+    const c = collect(open().batches('train', { batchSize: 5, shuffle: true, augment: true, seed: 7, epoch: 4 }));
+    expect(c.flatMap((x) => Array.from(x.indices))).not.toEqual(a.flatMap((x) => Array.from(x.indices)));
+    expect(a.map((x) => x.size)).toEqual([5, 5, 2]);
+  });
+
+  it('flips each view independently, only when augmenting, the same way for any batch size', () => {
+    const ds = open({ subset: {} });
+    const plain = collect(ds.batches('train', { batchSize: 12, shuffle: false, augment: false, seed: 5, epoch: 1 }))[0]!;
+    const sampleSize = SIZE * SIZE * 3;
+    const flipCombos = new Set<string>();
+    for (let epoch = 1; epoch <= 4; epoch++) {
+      const aug = collect(ds.batches('train', { batchSize: 12, shuffle: false, augment: true, seed: 5, epoch }))[0]!;
+      const single = collect(ds.batches('train', { batchSize: 1, shuffle: false, augment: true, seed: 5, epoch }));
+      for (let k = 0; k < 12; k++) {
+        const draws = ds.flipDraws('train', 5, epoch, k);
+        flipCombos.add(draws.join(','));
+        for (const [b, key] of [[0, 'x0'], [1, 'x1']] as const) {
+          const got = aug[key].subarray(k * sampleSize, (k + 1) * sampleSize);
+          const base = plain[key].subarray(k * sampleSize, (k + 1) * sampleSize);
+          const expected = new Float32Array(sampleSize);
+          if (draws[b]) {
+            for (let y = 0; y < SIZE; y++) for (let x = 0; x < SIZE; x++) for (let c = 0; c < 3; c++) expected[(y * SIZE + SIZE - 1 - x) * 3 + c] = base[(y * SIZE + x) * 3 + c]!;
+          } else expected.set(base);
+          expect(Array.from(got)).toEqual(Array.from(expected));
+          expect(Array.from(single[k]![key])).toEqual(Array.from(got));
+        }
+      }
+    }
+    // 48 sample-epochs: every combination of (flip front, flip rear) occurs, so the draws are per view.
+    expect([...flipCombos].sort()).toEqual(['false,false', 'false,true', 'true,false', 'true,true']);
+  });
+
+  it('resizes files of another size to imageSize', () => {
+    const ds = open({ imageSize: 8 });
+    const [b] = collect(ds.batches('test', { batchSize: 1, shuffle: false, augment: false, seed: 1, epoch: 1 }));
+    expect(b!.x0.length).toBe(8 * 8 * 3);
+    const src = readPngRgb(modelnet40ViewFile(root, 'airplane', 'test', fixtureObjectName(0, 6), 0));
+    const expected = resizeBilinear(src, 8, 8);
+    for (let i = 0; i < 8 * 8; i++) expect(byteAt(b!.x0, 0, 8, Math.floor(i / 8), i % 8)).toBe(expected.data[i * 3]);
+  });
+
+  it('subsets each split with a seeded choice kept in split order', () => {
+    const ds = open({ subset: { train: 5, test: 4 } });
+    expect([ds.size('train'), ds.size('val'), ds.size('test')]).toEqual([5, 3, 4]);
+    const full = open().samples('train').map((s) => s.object);
+    const positions = ds.samples('train').map((s) => full.indexOf(s.object));
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    expect(open({ subset: { train: 5, test: 4 } }).samples('train')).toEqual(ds.samples('train'));
+  });
+
+  it('caches the folder index as JSON and rebuilds it when the folders change', () => {
+    const dir = mkdtempSync(join(workDir, 'idx-'));
+    const r = join(dir, 'data');
+    writeModelnet40Fixture(r, { classes: 1, trainPerClass: 5, testPerClass: 1, size: 8 });
+    const lines: string[] = [];
+    const log = (l: string) => lines.push(l);
+    new Modelnet40Dataset({ root: r, cacheDir: join(dir, 'cache'), imageSize: 8, log });
+    new Modelnet40Dataset({ root: r, cacheDir: join(dir, 'cache'), imageSize: 8, log });
+    expect(lines[0]).toMatch(/indexed 6 objects/);
+    expect(lines[1]).toMatch(/folder index from .*modelnet40.*\.json/);
+    writeModelnet40Fixture(r, { classes: 1, trainPerClass: 10, testPerClass: 1, size: 8 });
+    const grown = new Modelnet40Dataset({ root: r, cacheDir: join(dir, 'cache'), imageSize: 8, log });
+    expect(lines[2]).toMatch(/indexed 12 objects/); // 10 train + the old and the new test object
+    expect(grown.size('train') + grown.size('val')).toBe(10);
+  });
+
+  it('names the missing root, class folder or view file and says where to get the data', async () => {
+    const missing = join(workDir, 'nowhere');
+    expect(() => open({ root: missing })).toThrow(new RegExp(`${missing}: no such directory.*mvcnn-data`, 's'));
+    await expect(createDataset({ name: 'modelnet40', views: [0, 6], splitSeed: 10, imageSize: 32 }, { modalities: 'distinct', cacheDir })).rejects.toThrow(
+      /no ModelNet40 root given.*--data/s,
+    );
+    const partial = join(workDir, 'partial');
+    writeModelnet40Fixture(partial, { classes: 2, trainPerClass: 5, testPerClass: 1, size: 8, emptyFoldersForOtherClasses: false });
+    expect(() => open({ root: partial })).toThrow(/partial\/bed: class folders missing: bed, bench/);
+    const subsetOk = open({ root: partial, allowMissingClasses: true, imageSize: 8 });
+    expect(subsetOk.numClasses).toBe(40);
+    expect(new Set(subsetOk.labels('test'))).toEqual(new Set([0, 1]));
+    rmSync(modelnet40ViewFile(partial, 'bathtub', 'test', fixtureObjectName(1, 6), 6));
+    expect(() => open({ root: partial, allowMissingClasses: true })).toThrow(/bathtub_0006\.obj\.shaded_v007\.png: view file missing/);
+    expect(() => open({ root: partial, allowMissingClasses: true, views: [0, 5] })).not.toThrow();
+  });
+
+  it('plugs into createDataset through the TrialSpec root', async () => {
+    const ds = await createDataset({ name: 'modelnet40', root, views: [0, 6], splitSeed: 10, imageSize: SIZE }, { modalities: 'duplicate-m0', cacheDir, log: () => {} });
+    expect(ds.name).toBe('modelnet40');
+    expect(ds.modalities.map((m) => m.name)).toEqual(['front', 'front']);
+    expect(ds.size('val')).toBe(3);
+  });
+});
