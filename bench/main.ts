@@ -11,6 +11,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'noop study of 200 trials on 1 and on 4 worker processes: per-trial orchestration overhead, speed-up',
     load: () => import('./orchestration.ts'),
   },
+  resnet18: {
+    describe: 'ModelNet40 ResNet18-MMTM: training step and eval forward at batch 8, 224×224, per backend; full-trial estimate',
+    load: () => import('./resnet18.ts'),
+  },
   db: {
     describe: 'results store: insert 100,000 results + 1,000,000 epoch rows, time the condition-summary query',
     load: () => import('./db.ts'),

@@ -18,6 +18,10 @@ export interface CreateDatasetOptions {
   mnistDir?: string;
   /** Where generation/cache messages go (default: stderr). */
   log?: (line: string) => void;
+  /** NVGesture: data root used when the spec has no `root` (else `$MMSWEEP_NVGESTURE_DIR`). */
+  nvgestureRoot?: string;
+  /** NVGesture: the ffmpeg binary (default `$MMSWEEP_FFMPEG`, else `ffmpeg` on PATH). */
+  ffmpegPath?: string;
   /** ModelNet40: data root used when the spec has no `root` (else `$MMSWEEP_MODELNET40_DIR`). */
   modelnet40Root?: string;
   /** ModelNet40: accept class folders absent on disk (fixtures, partial downloads). */
@@ -47,8 +51,27 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
         log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
       });
     }
-    case 'nvgesture':
-      throw new DatasetNotImplementedError(spec.name);
+    case 'nvgesture': {
+      const { createNvgestureDataset } = await import('./nvgesture.ts');
+      const root = spec.root ?? options.nvgestureRoot ?? process.env.MMSWEEP_NVGESTURE_DIR;
+      if (!root) {
+        throw new Error('nvgesture: no data root: set dataset.root (or $MMSWEEP_NVGESTURE_DIR) to the nvGesture_v1 folder holding the split lists and Video_data/');
+      }
+      return createNvgestureDataset({
+        root,
+        modalities: options.modalities,
+        frames: spec.frames,
+        imageSize: spec.imageSize,
+        resizeSize: spec.resizeSize,
+        splitSeed: spec.splitSeed,
+        flip: spec.flip,
+        padding: spec.padding,
+        subset: options.subset,
+        cacheDir: options.cacheDir,
+        ffmpegPath: options.ffmpegPath,
+        log: options.log,
+      });
+    }
     default: {
       const unknown: never = spec;
       throw new Error(`unknown dataset ${JSON.stringify((unknown as { name?: unknown }).name)}`);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { FidelitySwitches } from '../spec/fidelity.ts';
 import { counterState, type Init, type NamedVariable, type StateEntry } from './layers.ts';
-import { maxPool3dSame, Unit3d, type Triple, type Unit3dSpec } from './layers3d.ts';
+import { maxPool3dSame, sameOutputSize, Unit3d, type Triple, type Unit3dSpec } from './layers3d.ts';
 import type { MmtmFidelity } from './mmtm.ts';
 import { SeededRandom } from './random.ts';
 import { StagedSeNet, TwoBranchMmtmNet, type StagedBranch } from './two-branch.ts';
@@ -119,6 +119,23 @@ export function i3dLayout(options: { inChannels: number; numClasses: number; wid
     featureChannels: channels,
     logits: { inChannels: channels, outChannels: options.numClasses, kernel: [1, 1, 1], stride: [1, 1, 1], batchNorm: false },
   };
+}
+
+/**
+ * Output shape [T, H, W, C] of every stage for an input of [T, H, W] (TF 'same' arithmetic: ⌈n/s⌉ per strided
+ * axis), then the head's number of time steps (T_final − 1 with the 2-step temporal window, or 1 when T_final = 1).
+ * For 64×224² the paper's shapes: 16×14×14 after Mixed_4c…4f, 8×7×7 after Mixed_5b/5c, 7 logit time steps.
+ */
+export function i3dStageShapes(layout: I3dLayout, input: Triple): { stages: { name: I3dStageName; shape: [number, number, number, number] }[]; logitSteps: number } {
+  let [t, h, w] = input;
+  const stages = layout.stages.map((stage) => {
+    const stride = stage.kind === 'unit' ? stage.unit.stride : stage.kind === 'pool' ? stage.stride : ([1, 1, 1] as Triple);
+    t = sameOutputSize(t, stride[0]);
+    h = sameOutputSize(h, stride[1]);
+    w = sameOutputSize(w, stride[2]);
+    return { name: stage.name, shape: [t, h, w, stage.outChannels] as [number, number, number, number] };
+  });
+  return { stages, logitSteps: t >= 2 ? t - 1 : 1 };
 }
 
 /** The unit specs of an inception module by sub-branch name. */

@@ -3,7 +3,9 @@ import { resolveFidelity } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { UnimodalAsMultimodal } from '../train/unimodal.ts';
 import { createCmnistNet, createCmnistUnimodalSeNet } from './cmnist.ts';
+import { createI3dNet, createI3dUnimodalSeNet } from './i3d.ts';
 import { createResnet18MmtmNet, createResnet18UnimodalSeNet } from './resnet18.ts';
+import { loadI3dWeightsFile } from './weights.ts';
 import type { MultimodalNet } from './types.ts';
 
 /**
@@ -27,13 +29,31 @@ export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet
       return unimodal
         ? new UnimodalAsMultimodal(createResnet18UnimodalSeNet({ ...common, channels: channels[k], modality: k }), k)
         : createResnet18MmtmNet({ ...common, channels });
-    case 'nvgesture':
-      // The NVGesture helper adds the I3D-MMTM net and its uni-modal SE baseline here.
-      throw new Error("network for dataset 'nvgesture' (I3D) is not implemented yet in this version of mmsweep");
+    case 'nvgesture': {
+      // NVGesture-pretrained: both I3D branches (or the SE baseline's one) from converted Kinetics weights (weights.ts).
+      const pretrained = spec.dataset.pretrained;
+      if (unimodal) {
+        const se = createI3dUnimodalSeNet({ ...common, channels: channels[k], modality: k });
+        return new UnimodalAsMultimodal(pretrained ? withWeights(se, pretrained) : se, k);
+      }
+      const net = createI3dNet({ ...common, channels });
+      return pretrained ? withWeights(net, pretrained) : net;
+    }
     default: {
       const unknown: never = spec.dataset;
       throw new Error(`no network for dataset ${JSON.stringify((unknown as { name?: unknown }).name)}`);
     }
+  }
+}
+
+/** Loads pretrained I3D weights into a fresh net; frees the net if the file does not fit. */
+function withWeights<T extends Parameters<typeof loadI3dWeightsFile>[0] & { dispose(): void }>(net: T, file: string): T {
+  try {
+    loadI3dWeightsFile(net, file);
+    return net;
+  } catch (error) {
+    net.dispose();
+    throw error;
   }
 }
 

@@ -35,6 +35,12 @@ export const nvgestureDatasetSchema = z.object({
   imageSize: z.number().int().positive().default(224),
   splitSeed: z.number().int().default(0),
   pretrained: z.string().optional(),
+  /** Frames are resized to resizeSize² before the imageSize² crop; default round(imageSize·256/224) (256 for 224). */
+  resizeSize: z.number().int().positive().optional(),
+  /** Training flip (paper-spec §3.3, AMBIGUOUS): one per clip for both modalities (default 'shared'), one per modality, or none. */
+  flip: z.enum(['shared', 'independent', 'none']).optional(),
+  /** Clips shorter than `frames` are padded with 0 in the [−1, 1] input scale ('zeros', default) or black (−1). */
+  padding: z.enum(['zeros', 'black']).optional(),
 });
 
 export const datasetSpecSchema = z.discriminatedUnion('name', [

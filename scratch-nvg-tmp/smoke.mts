@@ -1,0 +1,15 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '/work/main/src/backend/index.ts';
+import { createI3dNet, i3dLayout, i3dTensorSpecs } from '/work/main/src/nn/i3d.ts';
+import { resolveFidelity } from '/work/main/src/spec/fidelity.ts';
+const info = await initBackend((process.argv[2] ?? 'auto') as any);
+console.log(info.name);
+const layout = i3dLayout({ inChannels: 3, numClasses: 400 });
+const specs = i3dTensorSpecs(layout);
+const count = (k: string) => specs.filter(s => s.kind === k).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+console.log('params w1 400 classes', count('parameter'), 'tensors', specs.length, layout.stages.map(s => `${s.name}:${s.outChannels}`).join(' '));
+const fidelity = resolveFidelity('code', {});
+const net = createI3dNet({ channels: [3, 1], numClasses: 25, seed: 1, fidelity, width: 0.125 });
+const t0 = performance.now();
+const out = tf.tidy(() => { const o = net.forward(tf.randomUniform([2, 8, 32, 32, 3], -1, 1), tf.randomUniform([2, 8, 32, 32, 1], -1, 1), { mode: 'regular', training: true }); return [o.logits.shape, o.features0.shape, Array.from(o.logits.dataSync().slice(0,3))]; });
+console.log(out, (performance.now() - t0).toFixed(0), 'ms', net.trainableVariables.length, net.groups.theta0Prime.length, net.mmtms.map(m => m.channels0));
