@@ -179,7 +179,7 @@ export interface Resnet18MmtmNetOptions {
   mmtmPositions?: number[];
 }
 
-export function createResnet18MmtmNet(options: Resnet18MmtmNetOptions): TwoBranchMmtmNet {
+export function createResnet18MmtmNet(options: Resnet18MmtmNetOptions): TwoBranchMmtmNet<Resnet18Branch> {
   const branch = (k: 0 | 1) =>
     new Resnet18Branch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: options.channels[k], numClasses: options.numClasses, width: options.width });
   return new TwoBranchMmtmNet({
@@ -204,7 +204,7 @@ export interface Resnet18UnimodalSeNetOptions {
 }
 
 /** The uni-modal SE baseline (paper-spec §11): one ResNet18 with SE blocks (Z = C) after layer2/3/4. */
-export function createResnet18UnimodalSeNet(options: Resnet18UnimodalSeNetOptions): StagedSeNet {
+export function createResnet18UnimodalSeNet(options: Resnet18UnimodalSeNetOptions): StagedSeNet<Resnet18Branch> {
   const branch = new Resnet18Branch(
     { seed: options.seed, prefix: `branch${options.modality ?? 0}` },
     { inChannels: options.channels, numClasses: options.numClasses, width: options.width },

@@ -48,11 +48,11 @@ function checkInput(x: tf.Tensor, branch: StagedBranch, what: string): tf.Tensor
   return x;
 }
 
-export interface TwoBranchMmtmNetOptions {
+export interface TwoBranchMmtmNetOptions<B extends StagedBranch = StagedBranch> {
   /** Name used in error messages, e.g. `Resnet18MmtmNet`. */
   name: string;
   /** Branch 0 (m0) and branch 1 (m1), with parameter names prefixed `branch0.` / `branch1.`. */
-  branches: [StagedBranch, StagedBranch];
+  branches: [B, B];
   /** Stages after which an MMTM sits. */
   positions: readonly number[];
   seed: number;
@@ -60,8 +60,8 @@ export interface TwoBranchMmtmNetOptions {
 }
 
 /** The two-branch MMTM network of paper-spec §2 over two staged backbones, with extras for checkpoints and tests. */
-export class TwoBranchMmtmNet implements MultimodalNet {
-  readonly branches: readonly [StagedBranch, StagedBranch];
+export class TwoBranchMmtmNet<B extends StagedBranch = StagedBranch> implements MultimodalNet {
+  readonly branches: readonly [B, B];
   readonly mmtms: readonly Mmtm[];
   readonly mmtmPositions: readonly number[];
   /** Trainable variables with stable names, in the order of `trainableVariables`. */
@@ -71,7 +71,7 @@ export class TwoBranchMmtmNet implements MultimodalNet {
   private readonly stateEntries: StateEntry[];
   private readonly name: string;
 
-  constructor(options: TwoBranchMmtmNetOptions) {
+  constructor(options: TwoBranchMmtmNetOptions<B>) {
     this.name = options.name;
     this.branches = options.branches;
     const [b0, b1] = options.branches;
@@ -158,9 +158,9 @@ export class TwoBranchMmtmNet implements MultimodalNet {
   }
 }
 
-export interface StagedSeNetOptions {
+export interface StagedSeNetOptions<B extends StagedBranch = StagedBranch> {
   name: string;
-  branch: StagedBranch;
+  branch: B;
   /** Stages after which an SE block sits (the MMTM positions of the two-branch net). */
   positions: readonly number[];
   seed: number;
@@ -169,15 +169,15 @@ export interface StagedSeNetOptions {
 }
 
 /** The uni-modal SE baseline of paper-spec §11 over one staged backbone. */
-export class StagedSeNet implements UnimodalNet {
-  readonly branch: StagedBranch;
+export class StagedSeNet<B extends StagedBranch = StagedBranch> implements UnimodalNet {
+  readonly branch: B;
   readonly seBlocks: readonly SeBlock[];
   readonly sePositions: readonly number[];
   readonly namedParameters: readonly NamedVariable[];
   readonly trainableVariables: readonly tf.Variable[];
   private readonly name: string;
 
-  constructor(options: StagedSeNetOptions) {
+  constructor(options: StagedSeNetOptions<B>) {
     this.name = options.name;
     this.branch = options.branch;
     this.sePositions = validateStagePositions(options.positions, options.branch.stageCount, 'sePositions');

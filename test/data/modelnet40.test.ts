@@ -13,6 +13,7 @@ import {
   type Modelnet40Options,
 } from '../../src/data/modelnet40.ts';
 import { createDataset } from '../../src/data/index.ts';
+import { specFromFlags } from '../../src/cli/commands/train.ts';
 import { PythonRandom } from '../../src/data/python-random.ts';
 import type { HostBatch } from '../../src/data/types.ts';
 import {
@@ -261,5 +262,10 @@ describe('ModelNet40 loader on the generated fixture', () => {
     expect(ds.name).toBe('modelnet40');
     expect(ds.modalities.map((m) => m.name)).toEqual(['front', 'front']);
     expect(ds.size('val')).toBe(3);
+  });
+
+  it('takes the root from `mmsweep train --data`', () => {
+    expect(specFromFlags({ dataset: 'modelnet40', data: '/data/mn40' }).dataset).toEqual({ name: 'modelnet40', root: '/data/mn40' });
+    expect(() => specFromFlags({ dataset: 'cmnist', data: '/data/mn40' })).toThrow(/--data is for modelnet40 and nvgesture/);
   });
 });

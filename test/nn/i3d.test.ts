@@ -215,7 +215,9 @@ describe('small I3D variants on small clips', () => {
         const out = se.forward(clip([2, 8, 16, 16, 1], 'x'), { training: false });
         expect(out.logits.shape).toEqual([2, 25]);
       });
-      expect(() => tf.tidy(() => se.forward(clip([2, 8, 16, 16, 3], 'x'), { training: false }))).toThrow(/1 channels/);
+      expect(() => tf.tidy(() => {
+        se.forward(clip([2, 8, 16, 16, 3], 'x'), { training: false });
+      })).toThrow(/1 channels/);
     } finally {
       se.dispose();
       two.dispose();

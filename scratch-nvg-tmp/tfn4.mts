@@ -1,0 +1,10 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '/work/main/src/backend/index.ts';
+await initBackend('tensorflow');
+const [d, kd, s, padMode] = process.argv.slice(2);
+const D = Number(d), K = Number(kd), S = Number(s);
+const x = tf.randomUniform([1, D, 8, 8, 2], -1, 1) as tf.Tensor5D;
+const fshape = [K, 3, 3, 2, 2];
+const y = tf.conv3d(x, tf.randomUniform(fshape) as tf.Tensor5D, [S, S, S], padMode as any);
+for (let i = 0; i < 3; i++) (tf as any).engine().runKernel('Conv3DBackpropFilterV2', { x, dy: tf.onesLike(y) }, { strides: [S, S, S], pad: padMode, filterShape: fshape }).dataSync();
+console.log('ok');
