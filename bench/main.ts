@@ -15,6 +15,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'ModelNet40 ResNet18-MMTM: training step and eval forward at batch 8, 224×224, per backend; full-trial estimate',
     load: () => import('./resnet18.ts'),
   },
+  i3d: {
+    describe: 'NVGesture I3D-MMTM: training step and eval forward at a reduced clip per backend, scaled to batch 4 × 64×224²',
+    load: () => import('./i3d.ts'),
+  },
   db: {
     describe: 'results store: insert 100,000 results + 1,000,000 epoch rows, time the condition-summary query',
     load: () => import('./db.ts'),

@@ -142,6 +142,7 @@ export class NvgestureDataset implements Dataset {
   readonly sensors: ['color' | 'depth', 'color' | 'depth'];
   private readonly memory = new Map<string, Uint8Array>();
   private memoryBytes = 0;
+  private readonly memoryBudget: number;
 
   constructor(
     private readonly splits: Readonly<Record<SplitName, NvgestureClip[]>>,
@@ -162,8 +163,6 @@ export class NvgestureDataset implements Dataset {
       { name: nameOf(this.sensors[1]), shape: shape(this.sensors[1]) },
     ];
   }
-
-  private readonly memoryBudget: number;
 
   size(split: SplitName): number {
     return this.splits[split].length;
@@ -349,7 +348,8 @@ export async function createNvgestureDataset(options: NvgestureDatasetOptions): 
   ) as Record<SplitName, NvgestureClip[]>;
 
   // Every (clip, sensor) once, even when a clip is in several splits' subsets.
-  const jobs = new Map<string, { clip: NvgestureClip[]; sensor: 'color' | 'depth'; request: DecodeRequest }>();
+  type DecodeJob = { clip: NvgestureClip[]; sensor: 'color' | 'depth'; request: DecodeRequest };
+  const jobs = new Map<string, DecodeJob>();
   for (const clips of Object.values(splits)) {
     for (const clip of clips) {
       for (const sensor of used) {
@@ -361,7 +361,7 @@ export async function createNvgestureDataset(options: NvgestureDatasetOptions): 
     }
   }
   const where = (clip: NvgestureClip) => `${clip.entry.listFile}:${clip.entry.line}`;
-  const pending: typeof jobs extends Map<string, infer J> ? J[] : never = [];
+  const pending: DecodeJob[] = [];
   for (const job of jobs.values()) {
     let cached: DecodedClip | null;
     try {

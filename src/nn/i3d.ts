@@ -334,7 +334,7 @@ export interface I3dNetOptions {
  * The two-branch I3D-MMTM network. Parameter names `branch0.…`, `branch1.…`, `mmtm<stage index>.…` (Mixed_4c is
  * stage 10, …, Mixed_5c stage 16). Groups θ0, θ1, θ0′, θ1′ by role as for every TwoBranchMmtmNet.
  */
-export function createI3dNet(options: I3dNetOptions): TwoBranchMmtmNet {
+export function createI3dNet(options: I3dNetOptions): TwoBranchMmtmNet<I3dBranch> {
   const branch = (k: 0 | 1) =>
     new I3dBranch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: options.channels[k], numClasses: options.numClasses, width: options.width, dropout: options.dropout });
   return new TwoBranchMmtmNet({
@@ -361,7 +361,7 @@ export interface I3dUnimodalSeNetOptions {
 }
 
 /** The uni-modal SE baseline (paper-spec §11): one I3D branch with SE blocks (Z = C) at the MMTM positions. */
-export function createI3dUnimodalSeNet(options: I3dUnimodalSeNetOptions): StagedSeNet {
+export function createI3dUnimodalSeNet(options: I3dUnimodalSeNetOptions): StagedSeNet<I3dBranch> {
   const k = options.modality ?? 0;
   return new StagedSeNet({
     name: 'I3dSeNet',

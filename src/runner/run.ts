@@ -1,6 +1,5 @@
 import type { Dataset } from '../data/types.ts';
 import type { MultimodalNet } from '../nn/types.ts';
-import { resolveFidelity } from '../spec/fidelity.ts';
 import type { NoopTrialSpec, TrainTrialSpec, TrialSpec } from '../spec/trial.ts';
 import type { RunnerEvent, TrialResult } from './protocol.ts';
 
@@ -44,23 +43,10 @@ async function runTrainTrial(spec: TrainTrialSpec, options: RunTrialOptions): Pr
     subset: spec.subset,
     cacheDir: options.cacheDir,
   });
-  const { createCmnistNet, createCmnistUnimodalSeNet } = await import('../nn/cmnist.ts');
+  const { createNet } = await import('../nn/index.ts');
   const { trainTrial } = await import('../train/trainer.ts');
-  const channels = dataset.modalities.map((m) => m.shape[m.shape.length - 1]) as [number, number];
-  const fidelity = resolveFidelity(spec.profile, spec.fidelity);
-  let net: MultimodalNet;
-  let unimodal = false;
-  if (spec.architecture === 'unimodal-se') {
-    const { UnimodalAsMultimodal } = await import('../train/unimodal.ts');
-    const k = spec.unimodalModality;
-    net = new UnimodalAsMultimodal(
-      createCmnistUnimodalSeNet({ channels: channels[k], numClasses: dataset.numClasses, seed: spec.seed, fidelity, width: spec.width, modality: k }),
-      k,
-    );
-    unimodal = true;
-  } else {
-    net = createCmnistNet({ channels, numClasses: dataset.numClasses, seed: spec.seed, fidelity, width: spec.width });
-  }
+  const unimodal = spec.architecture === 'unimodal-se';
+  const net: MultimodalNet = createNet(spec, dataset);
   const { unimodalLoss } = await import('../train/unimodal.ts');
   try {
     return await trainTrial({

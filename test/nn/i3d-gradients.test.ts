@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, type BackendName } from '../../src/backend/index.ts';
 import { I3dBranch } from '../../src/nn/i3d.ts';
-import { maxPool3dSame, Unit3d, type Triple } from '../../src/nn/layers3d.ts';
+import { conv3dSame, maxPool3dSame, Unit3d, type Triple } from '../../src/nn/layers3d.ts';
 import { uniformValues } from '../../src/nn/random.ts';
 import { convRef, finiteDifferences, poolRef, seeded, sizeOf } from '../backend/reference.ts';
 
@@ -53,7 +53,8 @@ function convCase(x: number[], w: number[], stride: Triple): Case {
   return {
     name: `conv3d x[${x}] w[${w}] stride ${stride} same`,
     inputs: { x: input(x), w: input(w) },
-    tfForward: (t) => tf.conv3d(t.x as tf.Tensor5D, t.w as tf.Tensor5D, stride, 'same'),
+    // The convolution I3D's Unit3d runs (tf.conv3d 'same', or explicit padding + 'valid' on tensorflow for strides > 1).
+    tfForward: (t) => conv3dSame(t.x as tf.Tensor5D, t.w as tf.Tensor5D, stride),
     refForward: (v) => convRef(v.x!, x, v.w!, w, stride, 'same').out,
   };
 }
@@ -119,6 +120,7 @@ function unitCase(x: number[], kernel: Triple, stride: Triple, cin: number, cout
 const CASES: Case[] = [
   convCase([1, 7, 9, 9, 2], [7, 7, 7, 2, 3], [2, 2, 2]), // Conv3d_1a, odd sizes
   convCase([1, 6, 8, 8, 3], [7, 7, 7, 3, 2], [2, 2, 2]), // even sizes (asymmetric TF padding)
+  convCase([1, 5, 6, 6, 2], [7, 7, 7, 2, 2], [2, 2, 2]), // depth 5: aborts libtensorflow's stock 'same' filter gradient
   convCase([2, 4, 5, 5, 3], [3, 3, 3, 3, 4], [1, 1, 1]), // inception 3×3×3
   convCase([1, 5, 6, 7, 2], [3, 3, 3, 2, 2], [2, 2, 2]), // stride 2, mixed parities
   convCase([2, 3, 4, 4, 5], [1, 1, 1, 5, 3], [1, 1, 1]), // 1×1×1
@@ -167,6 +169,20 @@ describe.each(BACKENDS)('3-D gradients on %s vs finite differences', (backend) =
       expect(magnitude, `${c.name}: d/d${k} is not all zero`).toBeGreaterThan(1e-3);
       expect(worst / scale, `${c.name}: d/d${k} on ${backend}`).toBeLessThan(2e-4);
     });
+  });
+});
+
+describe.each(BACKENDS)('max-pool gradient at exact ties on %s', (backend) => {
+  it("goes to the window's first maximum only (PyTorch's rule), also in 'same' windows at the border", async (ctx) => {
+    await use(backend, () => ctx.skip());
+    // One row of 5: windows of 3 with stride 1 ('same'): [·,3,3] [3,3,1] [3,1,3] [1,3,2] [3,2,·].
+    const x = tf.tensor5d([3, 3, 1, 3, 2], [1, 1, 1, 5, 1]);
+    const dy = tf.tensor5d([1, 10, 100, 1000, 10000], [1, 1, 1, 5, 1]);
+    const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(maxPool3dSame(t as tf.Tensor5D, [1, 1, 3], [1, 1, 1]), dy)))(x);
+    // First maxima: window 0 → x0, 1 → x0, 2 → x1, 3 → x3, 4 → x3. (The stock kernels give 11, 111, 0, 11100, 0 on
+    // tensorflow — every tie, 11,222 in all for dy summing to 11,111 — and 0, 11, 0, 11100, 0 on cpu — the last tie.)
+    expect(Array.from(dx.dataSync())).toEqual([11, 100, 0, 11000, 0]);
+    tf.dispose([x, dy, dx]);
   });
 });
 
