@@ -115,6 +115,10 @@ export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet
         taskQueue: trainTaskQueue(options.queueClass),
         activities: { trainTrial: activities.trainTrial },
         maxConcurrentActivityTaskExecutions: options.slots,
+        // Heartbeats carry the epoch a trial is at; the SDK's default throttle (up to 60 s) would leave progress
+        // views a minute behind. One small heartbeat per trial every 5 s is negligible load for the server.
+        maxHeartbeatThrottleInterval: '5 seconds',
+        defaultHeartbeatThrottleInterval: '5 seconds',
         // Ctrl-C: cancel running trials quickly; their attempts fail and are retried from checkpoints.
         shutdownGraceTime: '2 seconds',
       }),

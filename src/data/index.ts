@@ -1,4 +1,5 @@
 import type { DatasetSpec, Modalities, TrainTrialSpec } from '../spec/trial.ts';
+import { DataFileError } from './idx.ts';
 import type { Dataset } from './types.ts';
 
 /**
@@ -55,7 +56,7 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
       const { createNvgestureDataset } = await import('./nvgesture.ts');
       const root = spec.root ?? options.nvgestureRoot ?? process.env.MMSWEEP_NVGESTURE_DIR;
       if (!root) {
-        throw new Error('nvgesture: no data root: set dataset.root (or $MMSWEEP_NVGESTURE_DIR) to the nvGesture_v1 folder holding the split lists and Video_data/');
+        throw new DataFileError('(no NVGesture root)', 'no data root given', 'Set dataset.root, --data or $MMSWEEP_NVGESTURE_DIR to the nvGesture_v1 folder holding the split lists and Video_data/');
       }
       return createNvgestureDataset({
         root,

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { DataFileError } from './idx.ts';
 
 /**
  * The split lists of the NVIDIA Dynamic Hand Gesture dataset (nvGesture_v1; paper-spec §3.3):
@@ -33,14 +34,15 @@ export interface NvgestureEntry {
   line: number;
 }
 
-export class NvgestureListError extends Error {
+/** A bad list line. A DataFileError (name included), so the CLI reports it as missing/bad data (not retried). */
+export class NvgestureListError extends DataFileError {
   constructor(
-    readonly file: string,
+    file: string,
     readonly line: number,
     reason: string,
   ) {
-    super(`${file}:${line}: ${reason}`);
-    this.name = 'NvgestureListError';
+    super(file, reason, '');
+    this.message = `${file}:${line}: ${reason}`;
   }
 }
 
@@ -99,12 +101,13 @@ export function readNvgestureList(file: string): NvgestureEntry[] {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(
-      `cannot read the NVGesture split list ${file} (${code ?? String(err)}): point dataset.root at the nvGesture_v1 ` +
-        `folder that holds ${NVGESTURE_TRAIN_LIST}, ${NVGESTURE_TEST_LIST} and Video_data/`,
+    throw new DataFileError(
+      file,
+      `cannot read the NVGesture split list (${code ?? String(err)})`,
+      `Point dataset.root (--data) at the nvGesture_v1 folder that holds ${NVGESTURE_TRAIN_LIST}, ${NVGESTURE_TEST_LIST} and Video_data/`,
     );
   }
   const entries = parseNvgestureList(text, file);
-  if (entries.length === 0) throw new Error(`the NVGesture split list ${file} holds no clips`);
+  if (entries.length === 0) throw new DataFileError(file, 'the NVGesture split list holds no clips', 'Check that it is the right file');
   return entries;
 }

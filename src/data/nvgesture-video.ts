@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readCacheFile, writeCacheFile, type CacheMeta } from './cache.ts';
+import { DataFileError } from './idx.ts';
 
 /**
  * Video decoding for NVGesture through the `ffmpeg` program, with the decoded frames cached on disk.
@@ -19,21 +20,22 @@ export const NVGESTURE_DECODER_VERSION = 1;
 
 export const FFMPEG_ENV_VAR = 'MMSWEEP_FFMPEG';
 
-export class FfmpegNotFoundError extends Error {
+/** DataFileErrors (name included): the CLI reports them as missing data, which orchestration does not retry. */
+export class FfmpegNotFoundError extends DataFileError {
   constructor(readonly ffmpeg: string, detail: string) {
-    super(
+    super(ffmpeg, 'not runnable', '');
+    this.message = (
       `ffmpeg is needed to decode the NVGesture videos but '${ffmpeg}' could not be run (${detail}). Install it ` +
         `(Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or point ${FFMPEG_ENV_VAR} (or the ` +
-        'ffmpegPath option) at the ffmpeg binary',
+        'ffmpegPath option) at the ffmpeg binary'
     );
-    this.name = 'FfmpegNotFoundError';
   }
 }
 
-export class VideoDecodeError extends Error {
-  constructor(readonly file: string, readonly reason: string) {
-    super(`cannot decode the video ${file}: ${reason}`);
-    this.name = 'VideoDecodeError';
+export class VideoDecodeError extends DataFileError {
+  constructor(file: string, readonly reason: string) {
+    super(file, reason, '');
+    this.message = `cannot decode the video ${file}: ${reason}`;
   }
 }
 

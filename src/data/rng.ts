@@ -42,6 +42,11 @@ export function hashSeedParts(parts: readonly (string | number)[]): number {
   return h;
 }
 
+export interface RngState {
+  words: number[];
+  spareNormal: number | null;
+}
+
 export class Rng {
   private s0: number;
   private s1: number;
@@ -74,6 +79,19 @@ export class Rng {
     this.s2 = next();
     this.s3 = next();
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
+  }
+
+  /** The generator's whole state (the four words and the spare normal), for exact checkpoints. */
+  getState(): RngState {
+    return { words: [this.s0, this.s1, this.s2, this.s3], spareNormal: this.spareNormal };
+  }
+
+  /** Continue exactly where a `getState()` left off. */
+  setState(state: RngState): void {
+    const words = state.words.map((w) => w >>> 0);
+    if (words.length !== 4 || words.every((w) => w === 0)) throw new Error('Rng.setState: invalid xoshiro128** state');
+    [this.s0, this.s1, this.s2, this.s3] = words as [number, number, number, number];
+    this.spareNormal = state.spareNormal;
   }
 
   /** Next uint32 (xoshiro128**). */

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import { DataFileError } from '../data/idx.ts';
 import { I3dBranch, i3dTensorSpecs } from './i3d.ts';
 import type { StagedBranch } from './two-branch.ts';
 
@@ -47,10 +48,11 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-export class WeightsFileError extends Error {
-  constructor(readonly file: string, reason: string) {
-    super(`${file}: ${reason}`);
-    this.name = 'WeightsFileError';
+/** A DataFileError (name included): the CLI reports a bad weights file as missing/bad data, not retried. */
+export class WeightsFileError extends DataFileError {
+  constructor(file: string, reason: string) {
+    super(file, reason, '');
+    this.message = `${file}: ${reason}`;
   }
 }
 

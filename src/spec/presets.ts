@@ -6,7 +6,7 @@ import { expandStudy } from './study.ts';
  * 2-core CPU finishes (tiny data subsets, narrow networks, few epochs, few trials).
  *
  * Choices where the paper is ambiguous (recorded here and in the specs themselves):
- * - Log-uniform LR samples: lr = 10^u, u uniform on [log10 min, log10 max], drawn with mulberry32 from the seed
+ * - Log-uniform LR samples: lr = 10^u, u uniform on [log10 min, log10 max], drawn with the shared xoshiro128** generator (src/data/rng.ts) from the seed
  *   in the spec (LR_SAMPLE_SEED; the authors' seed is unknown), rounded to 6 significant digits.
  * - ModelNet40's "nine learning rates from 1e-3 to 1": log-spaced 10^(-3 + 3k/8), k = 0..8.
  * - Duplicated-modality controls: CMNIST gray+gray (duplicate-m1, as in the paper); ModelNet40 front+front
@@ -49,9 +49,9 @@ const DATASETS: Record<DatasetName, DatasetDefaults> = {
       momentum: 0.9,
       batchSize: 32,
       evalBatchSize: 250,
-      subset: { train: 3000, val: 500, test: 500 },
+      subset: { train: 4000, val: 500, test: 500 },
       width: 0.5,
-      maxEpochs: 4,
+      maxEpochs: 3,
     },
     table1Lr: 0.01,
     alpha: 0.1,

@@ -1,6 +1,6 @@
 import type { ForwardMode } from '../nn/types.ts';
 import type { Algorithm } from '../spec/trial.ts';
-import { SeededRandom } from './rng.ts';
+import { Rng, type RngState } from '../data/rng.ts';
 
 /** What the trainer tells a balancer after each training step's backward pass. */
 export interface StepReport {
@@ -23,7 +23,8 @@ export interface Balancer {
   setState(state: BalancerState): void;
 }
 
-export type BalancerState = Record<string, number | boolean | string | null>;
+/** JSON-serialisable (it goes into the checkpoint header). */
+export type BalancerState = Record<string, unknown>;
 
 /** Vanilla: always regular. */
 export class VanillaBalancer implements Balancer {
@@ -103,12 +104,12 @@ export class RandomBalancer implements Balancer {
   readonly algorithm: Algorithm = 'random';
   private unlocked = false;
   private current: ForwardMode = 'regular';
-  private readonly rng: SeededRandom;
+  private readonly rng: Rng;
 
   constructor(
     private readonly options: { startEpoch: number; seed: number },
   ) {
-    this.rng = new SeededRandom(options.seed);
+    this.rng = Rng.from('random-balancer', options.seed);
   }
 
   get mode(): ForwardMode {
@@ -120,7 +121,7 @@ export class RandomBalancer implements Balancer {
   }
 
   afterStep(_report?: StepReport): void {
-    if (this.unlocked) this.current = RANDOM_MODES[this.rng.nextInt(RANDOM_MODES.length)];
+    if (this.unlocked) this.current = RANDOM_MODES[this.rng.int(RANDOM_MODES.length)];
   }
 
   getState(): BalancerState {
@@ -130,6 +131,6 @@ export class RandomBalancer implements Balancer {
   setState(state: BalancerState): void {
     this.unlocked = Boolean(state.unlocked);
     this.current = state.mode as ForwardMode;
-    this.rng.setState(Number(state.rng));
+    this.rng.setState(state.rng as RngState);
   }
 }

@@ -256,11 +256,4 @@ describe('duplicated controls, subsets and other datasets', () => {
     expect(seen.every((v) => v === 1)).toBe(true);
     await expect(make('distinct', { subset: { train: 60_001 } })).rejects.toThrow(/subset.train = 60001 exceeds the 60000 examples/);
   });
-
-  it('rejects the datasets that are not implemented yet', async () => {
-    await expect(createDataset({ name: 'modelnet40', views: [0, 6], splitSeed: 10, imageSize: 224 }, { modalities: 'distinct' })).rejects.toThrow(
-      /dataset 'modelnet40' is not implemented yet in this version/,
-    );
-    await expect(createDataset({ name: 'nvgesture', frames: 64, imageSize: 224, splitSeed: 0 }, { modalities: 'distinct' })).rejects.toThrow(/'nvgesture' is not implemented yet/);
-  });
 });
