@@ -42,6 +42,7 @@ describe('NVGesture split lists', () => {
       error = err;
     }
     expect(error).toBeInstanceOf(NvgestureListError);
+    expect((error as Error).name).toBe('DataFileError');
     expect((error as Error).message).toMatch(/^\/data\/train\.lst:2: /);
     expect((error as Error).message).toMatch(reason);
   });
@@ -252,6 +253,8 @@ describe('NVGesture dataset on a generated fixture', () => {
     const missing = join(dir, 'no-such-ffmpeg');
     const attempt = createNvgestureDataset(squareOptions({ cacheDir: join(dir, 'cache-empty'), ffmpegPath: missing }));
     await expect(attempt).rejects.toThrow(FfmpegNotFoundError);
+    // A DataFileError by name: the CLI exits with `missingData`, which orchestration does not retry.
+    await expect(attempt).rejects.toMatchObject({ name: 'DataFileError' });
     await expect(attempt).rejects.toThrow(new RegExp(`'${missing}' could not be run.*apt-get install ffmpeg.*MMSWEEP_FFMPEG`));
   });
 

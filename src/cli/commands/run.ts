@@ -123,7 +123,7 @@ async function progressView(enabled: boolean, log: (m: string) => void): Promise
     let last = '';
     return {
       update(done, total, failed, status, trials) {
-        const line = `${status}: ${done}/${total} done, ${failed} failed, running ${[...trials].map(([k, t]) => `${k.slice(0, 8)}@${t.epoch}/${t.total}`).join(' ') || '-'}`;
+        const line = `${status}: ${done}/${total} done, ${failed} failed, running ${[...trials].sort(([a], [b]) => a.localeCompare(b)).map(([k, t]) => `${k.slice(0, 8)}@${t.epoch}/${t.total}`).join(' ') || '-'}`;
         if (line !== last) log(line);
         last = line;
       },
