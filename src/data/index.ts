@@ -80,13 +80,6 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
   }
 }
 
-export class DatasetNotImplementedError extends Error {
-  constructor(readonly dataset: string) {
-    super(`dataset '${dataset}' is not implemented yet in this version of mmsweep; use dataset 'cmnist'`);
-    this.name = 'DatasetNotImplementedError';
-  }
-}
-
 export type { Dataset, HostBatch, BatchOptions, ModalityInfo, SplitName } from './types.ts';
 export { ByteArrayDataset, epochOrder, seededSubset, type ByteModality, type ByteSplit } from './batching.ts';
 export { Rng, hashSeedParts, seededPermutation } from './rng.ts';

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { openDatabase, type DbHandle } from '../../db/index.ts';
 import { startDevServer, type DevServer } from '../../infra/temporal.ts';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { TrainTrialOutput } from '../../activities/index.ts';
 
 /**
  * Real services for the orchestration tests: a Temporal dev server on a free port with its own state file (and a
@@ -79,12 +81,20 @@ export async function startWorkerProcess(o: {
   slots: number;
   checkpointDir: string;
   extraArgs?: string[];
+  /** Command prefix that execs node, e.g. `ip netns exec <ns> …` to run the worker on a simulated host. */
+  launcher?: string[];
+  env?: NodeJS.ProcessEnv;
 }): Promise<WorkerProcess> {
-  const child = spawn(
+  const command = [
     process.execPath,
-    [path.join(repoRoot, 'bin', 'mmsweep.js'), 'worker', '--queue', o.queue, '--slots', String(o.slots), '--checkpoint-dir', o.checkpointDir, '--heartbeat-interval', '1000', ...(o.extraArgs ?? [])],
-    { cwd: repoRoot, env: { ...process.env, TEMPORAL_ADDRESS: o.address, DATABASE_URL: o.databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+    path.join(repoRoot, 'bin', 'mmsweep.js'), 'worker', '--queue', o.queue, '--slots', String(o.slots), '--checkpoint-dir', o.checkpointDir, '--heartbeat-interval', '1000', ...(o.extraArgs ?? []),
+  ];
+  const [file, ...args] = [...(o.launcher ?? []), ...command];
+  const child = spawn(file, args, {
+    cwd: repoRoot,
+    env: { ...process.env, ...o.env, TEMPORAL_ADDRESS: o.address, DATABASE_URL: o.databaseUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -130,4 +140,17 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** trainTrial outputs recorded in a study's history (its latest run). */
+export async function trainOutputs(client: Client, workflowId: string): Promise<TrainTrialOutput[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const outputs: TrainTrialOutput[] = [];
+  for (const event of history.events ?? []) {
+    const payload = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+    if (!payload) continue;
+    const value = defaultPayloadConverter.fromPayload(payload) as Partial<TrainTrialOutput>;
+    if (value && typeof value === 'object' && 'trialKey' in value && 'checkpointSource' in value) outputs.push(value as TrainTrialOutput);
+  }
+  return outputs;
 }

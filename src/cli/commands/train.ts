@@ -185,7 +185,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     bar?.(null);
     const err = e as Error;
     process.stderr.write(`mmsweep train: ${err.message}\n`);
-    if (e instanceof RunnerInputError || e instanceof ResumeMismatchError || err.name === 'DatasetNotImplementedError') {
+    if (e instanceof RunnerInputError || e instanceof ResumeMismatchError) {
       return EXIT_CODES.invalidSpec;
     }
     if (err.name === 'DataFileError') return EXIT_CODES.missingData;
