@@ -3,7 +3,7 @@ import type { FidelitySwitches } from '../spec/fidelity.ts';
 import { counterState, type Init, type NamedVariable, type StateEntry } from './layers.ts';
 import { maxPool3dSame, sameOutputSize, Unit3d, type Triple, type Unit3dSpec } from './layers3d.ts';
 import type { MmtmFidelity } from './mmtm.ts';
-import { SeededRandom } from './random.ts';
+import { labelledStream } from './random.ts';
 import { StagedSeNet, TwoBranchMmtmNet, type StagedBranch } from './two-branch.ts';
 
 /**
@@ -282,10 +282,10 @@ export class I3dBranch implements StagedBranch {
   }
 
   private dropoutMask(size: number): Float32Array {
-    const random = SeededRandom.forLabel(this.seed, `${this.prefix}.dropout.${this.dropoutCalls++}`);
+    const random = labelledStream(this.seed, `${this.prefix}.dropout.${this.dropoutCalls++}`);
     const keep = 1 / (1 - this.dropout);
     const mask = new Float32Array(size);
-    for (let i = 0; i < size; i++) mask[i] = random.nextFloat() < this.dropout ? 0 : keep;
+    for (let i = 0; i < size; i++) mask[i] = random.uniform() < this.dropout ? 0 : keep;
     return mask;
   }
 

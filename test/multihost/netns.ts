@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,16 +8,37 @@ import { startWorkerProcess, tempDir, type WorkerProcess } from '../orchestratio
 /**
  * Simulated hosts on one machine: one network namespace per host, joined to the test process by a veth pair whose
  * host end sits on a private bridge. The services (Temporal, a TCP forwarder to Postgres) listen on the bridge
- * address only, so traffic stays on 10.213.0.0/24 and loopback.
+ * address only, so traffic stays on a private 10.213.<n>.0/24 and loopback.
  *
  * Why a bridge rather than one /30 per host: a host is cut off by taking its veth down, and an address on a
  * downed interface disappears with it — on a bridge the services' address survives any one host's cut.
  */
 
-export const PREFIX = 'mmswmh';
+/**
+ * Every name carries `mmsw<owner pid in base 36>-`, so two runs on one machine (a CI clone next to a working
+ * tree) never touch each other's links, and leftovers of a run whose process is gone can be recognised and removed.
+ * Interface names stay within Linux's 15 characters: `mmsw` + ≤5 + `-h1v`.
+ */
+const FAMILY = /^mmsw([0-9a-z]{1,5})-/;
+export const PREFIX = `mmsw${process.pid.toString(36)}`;
 export const BRIDGE = `${PREFIX}-br`;
-export const SERVICE_IP = '10.213.0.1';
 const SUBNET_BITS = 24;
+
+/** A 10.213.<n>.0/24 subnet no other interface here uses, chosen from the pid so concurrent runs differ. */
+function pickSubnet(): number {
+  const used = spawnSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
+  for (let i = 0; i < 250; i++) {
+    const n = ((process.pid + i) % 250) + 1;
+    if (!used.includes(` 10.213.${n}.`)) return n;
+  }
+  throw new Error('no free 10.213.x.0/24 subnet for the test hosts');
+}
+let subnet = 0;
+/** Where the services listen for the hosts: the bridge address (valid after createHosts). */
+export function serviceIp(): string {
+  if (!subnet) throw new Error('createHosts() first');
+  return `10.213.${subnet}.1`;
+}
 
 export interface SimHost {
   name: string;
@@ -70,12 +92,26 @@ export async function killHost(host: SimHost): Promise<number[]> {
   throw new Error(`processes in ${host.ns} survived kill -9: ${pidsIn(host.ns).join(', ')}`);
 }
 
-/** Remove namespaces and links carrying PREFIX (leftovers of a crashed run, or ours at the end). */
-export function removeAll(): void {
+function ownerGone(name: string): boolean {
+  const m = FAMILY.exec(name);
+  if (!m) return false;
+  const pid = parseInt(m[1], 36);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Remove this run's namespaces and links, or with `leftovers` those of earlier runs whose process is gone. */
+export function removeAll(which: 'ours' | 'leftovers' = 'ours'): void {
+  const mine = (name: string) => (which === 'ours' ? name.startsWith(`${PREFIX}-`) : ownerGone(name));
   const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
   for (const line of namespaces.split('\n')) {
     const ns = line.split(' ')[0];
-    if (!ns?.startsWith(`${PREFIX}-`)) continue;
+    if (!ns || !mine(ns)) continue;
     for (const pid of pidsIn(ns)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -88,21 +124,47 @@ export function removeAll(): void {
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
   for (const line of links.split('\n')) {
     const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
-    if (name?.startsWith(`${PREFIX}-`)) spawnSync('ip', ['link', 'del', name], { timeout: 10_000 });
+    if (name && mine(name)) spawnSync('ip', ['link', 'del', name], { timeout: 10_000 });
   }
 }
 
-/** The bridge plus `count` hosts at 10.213.0.11, .12, … */
+/** Where this run keeps the Temporal dev server's state; named so that a later run can find it if we die. */
+export function temporalStateDir(): string {
+  return tempDir(`mmsweep-mh-temporal-${PREFIX}-`);
+}
+
+/** The Temporal dev servers, their state and the host disks of earlier runs killed before their cleanup. */
+export function removeLeftoverFiles(): void {
+  const tmp = os.tmpdir();
+  for (const name of readdirSync(tmp)) {
+    const dir = path.join(tmp, name);
+    const disk = /^mmsweep-(mmsw[0-9a-z]{1,5})-h\d+-/.exec(name);
+    if (disk && ownerGone(`${disk[1]}-`)) rmSync(dir, { recursive: true, force: true });
+    const m = /^mmsweep-mh-temporal-(mmsw[0-9a-z]{1,5})-/.exec(name);
+    if (!m || !ownerGone(`${m[1]}-`)) continue;
+    const stateFile = path.join(dir, 'temporal-server.json');
+    if (existsSync(stateFile)) {
+      const pid = Number((JSON.parse(readFileSync(stateFile, 'utf8')) as { pid?: number }).pid);
+      // Only a process that is still that dev server (its command line names this directory).
+      const cmdline = Number.isInteger(pid) && existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
+      if (cmdline.includes(dir)) process.kill(pid, 'SIGKILL');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The bridge plus `count` hosts at 10.213.<n>.11, .12, … */
 export function createHosts(count: number): SimHost[] {
+  subnet = pickSubnet();
   ip('link', 'add', BRIDGE, 'type', 'bridge');
-  ip('addr', 'add', `${SERVICE_IP}/${SUBNET_BITS}`, 'dev', BRIDGE);
+  ip('addr', 'add', `${serviceIp()}/${SUBNET_BITS}`, 'dev', BRIDGE);
   ip('link', 'set', BRIDGE, 'up');
   const hosts: SimHost[] = [];
   for (let i = 1; i <= count; i++) {
     const name = `h${i}`;
     const ns = `${PREFIX}-${name}`;
     const veth = `${PREFIX}-${name}v`;
-    const address = `10.213.0.${10 + i}`;
+    const address = `10.213.${subnet}.${10 + i}`;
     ip('netns', 'add', ns);
     ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
     ip('link', 'set', veth, 'master', BRIDGE);
@@ -140,6 +202,8 @@ export function startHostWorker(
 
 export interface Forwarder {
   port: number;
+  /** Bytes received so far from clients at `address` (one simulated host). */
+  bytesFrom(address: string): number;
   close(): Promise<void>;
 }
 
@@ -149,7 +213,10 @@ export interface Forwarder {
  */
 export async function tcpForwarder(listenHost: string, target: { host: string; port: number }): Promise<Forwarder> {
   const sockets = new Set<net.Socket>();
+  const received = new Map<string, number>();
   const server = net.createServer((inbound) => {
+    const from = (inbound.remoteAddress ?? '').replace(/^::ffff:/, '');
+    inbound.on('data', (chunk: Buffer) => received.set(from, (received.get(from) ?? 0) + chunk.length));
     const outbound = net.connect(target.port, target.host);
     for (const s of [inbound, outbound]) {
       sockets.add(s);
@@ -168,6 +235,7 @@ export async function tcpForwarder(listenHost: string, target: { host: string; p
   });
   return {
     port: (server.address() as net.AddressInfo).port,
+    bytesFrom: (address) => received.get(address) ?? 0,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

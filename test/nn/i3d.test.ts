@@ -185,7 +185,9 @@ describe('small I3D variants on small clips', () => {
   });
 
   it('unimodalMeans mode removes the cross-modal flow: branch 0 output does not depend on x1', () => {
-    const net = createI3dNet({ channels: [3, 1], numClasses: 5, seed: 4, fidelity, width: 1 / 16 });
+    // An untrained width-1/16 branch in eval mode is dead (every ReLU off) for some seeds, which would make the
+    // second expectation fail for want of signal; seed 1 gives two live branches.
+    const net = createI3dNet({ channels: [3, 1], numClasses: 5, seed: 1, fidelity, width: 1 / 16 });
     try {
       tf.tidy(() => {
         const means = net.mmtms.map((m) => ({ h0: uniformValues(1, `h0${m.channels0}`, m.channels0, 1).map(Math.abs), h1: uniformValues(1, `h1${m.channels1}`, m.channels1, 1).map(Math.abs) }));

@@ -10,7 +10,7 @@ import {
   readState,
   writeState,
 } from '../../src/nn/layers.ts';
-import { SeededRandom, uniformValues } from '../../src/nn/random.ts';
+import { labelledStream, uniformValues } from '../../src/nn/random.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -46,8 +46,8 @@ describe('seeded initialisation', () => {
   });
 
   it('rejects an invalid seed', () => {
-    expect(() => new SeededRandom(-1)).toThrow(/seed/);
-    expect(() => new SeededRandom(1.5)).toThrow(/seed/);
+    expect(() => labelledStream(-1, 'w')).toThrow(/seed/);
+    expect(() => labelledStream(1.5, 'w')).toThrow(/seed/);
   });
 
   it('Linear and Conv2d follow PyTorch default bounds 1/√fan_in for weight and bias', () => {

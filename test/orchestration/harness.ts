@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { openDatabase, type DbHandle } from '../../db/index.ts';
 import { startDevServer, type DevServer } from '../../infra/temporal.ts';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TrainTrialOutput } from '../../activities/index.ts';
+import { EVENT_LINE_PREFIX, type TrialResult } from '../../src/runner/protocol.ts';
 
 /**
  * Real services for the orchestration tests: a Temporal dev server on a free port with its own state file (and a
@@ -153,4 +154,22 @@ export async function trainOutputs(client: Client, workflowId: string): Promise<
     if (value && typeof value === 'object' && 'trialKey' in value && 'checkpointSource' in value) outputs.push(value as TrainTrialOutput);
   }
   return outputs;
+}
+
+/** The trial run uninterrupted through the same runner command (`mmsweep train --events`): the reference a resumed run must equal. */
+export function referenceRun(spec: unknown): Promise<{ result: TrialResult; epochs: Record<string, unknown>[] }> {
+  const dir = tempDir('mmsweep-ref-');
+  const specFile = path.join(dir, 'spec.json');
+  writeFileSync(specFile, JSON.stringify(spec));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'mmsweep.js'), 'train', '--spec', specFile, '--checkpoint-dir', dir, '--events'], { cwd: repoRoot });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => {
+      const events = out.split('\n').filter((l) => l.startsWith(EVENT_LINE_PREFIX)).map((l) => JSON.parse(l.slice(EVENT_LINE_PREFIX.length)));
+      const result = events.find((e) => e.type === 'result')?.result;
+      if (code !== 0 || !result) reject(new Error(`reference run exited ${code}`));
+      else resolve({ result, epochs: events.filter((e) => e.type === 'epoch').map((e) => e.metrics) });
+    });
+  });
 }
