@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
+import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -335,7 +336,37 @@ export function maxPool2d(x: tf.Tensor4D, kernelSize: number, stride: number, pa
           -Infinity,
         )
       : x;
-  return tf.maxPool(padded, kernelSize, stride, 'valid');
+  return firstMaxPool(padded, kernelSize, stride);
+}
+
+/**
+ * 'valid' max pooling whose gradient goes to the first maximum of each window (row-major), as in PyTorch. Ties are
+ * common here (ReLU outputs over MNIST's constant background are equal), and the backends disagree on them:
+ * libtensorflow gives the gradient to every tied position (multiplying it), tfjs-cpu to one of them. Computing the
+ * gradient with one loop on every backend keeps training identical across backends up to float noise.
+ */
+function firstMaxPool(x: tf.Tensor4D, kernelSize: number, stride: number): tf.Tensor4D {
+  const pool = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    const value = tf.maxPool(input as tf.Tensor4D, kernelSize, stride, 'valid');
+    save([input, value]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [inputSaved, valueSaved] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const info = tf.backend_util.computePool2DInfo(inputSaved.shape, kernelSize, stride, 1, 'valid');
+        const dx = new Float32Array(inputSaved.size);
+        maxPool2DGradInto(
+          inputSaved.dataSync() as Float32Array,
+          valueSaved.dataSync() as Float32Array,
+          dy.dataSync() as Float32Array,
+          poolGeometry(info),
+          dx,
+        );
+        return tf.tensor(dx, inputSaved.shape, 'float32');
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return pool(x) as tf.Tensor4D;
 }
 
 /** Global average pooling: mean over the spatial (and temporal) axes → B×C. */

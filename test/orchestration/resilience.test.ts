@@ -89,10 +89,12 @@ describe('resilience with worker processes', () => {
     const [trial] = planStudy(spec);
     const first = await worker(tempDir('mmsweep-ckpt-a-'), 1);
     const { handle } = await startStudy(client, spec, { workflowInput: { timeouts: TEST_TIMEOUTS } });
+    // The precondition of the assertions below is a checkpoint of epoch ≥ 2 in the database (the activity stores
+    // it just after the epoch row, so waiting for epoch rows alone can kill the worker in between).
     await waitUntil(
-      async () => (await rows<{ n: number }>(sql`select count(*)::int as n from epochs where trial_key = ${trial.key}`))[0].n >= 2,
+      async () => (await rows<{ n: number }>(sql`select count(*)::int as n from checkpoints where trial_key = ${trial.key} and epoch >= 2`))[0].n >= 1,
       60_000,
-      () => `no epoch rows yet; worker output:\n${first.output()}`,
+      () => `no checkpoint of epoch ≥ 2 in the database yet; worker output:\n${first.output()}`,
     );
     first.child.kill('SIGKILL');
     // Another machine: its own (empty) checkpoint directory, so the checkpoint must come from the database.
