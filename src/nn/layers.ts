@@ -263,13 +263,14 @@ export class BatchNorm {
   readonly beta: NamedVariable;
   readonly runningMean: tf.Variable;
   readonly runningVar: tf.Variable;
-  readonly eps = 1e-5;
-  readonly momentum = 0.1;
   private readonly statePrefix: string;
 
+  /** PyTorch's defaults eps 1e-5, momentum 0.1; I3D uses 1e-3 and 0.01 (layers3d.ts). Any rank, channels last. */
   constructor(
     init: Init,
     readonly channels: number,
+    readonly eps = 1e-5,
+    readonly momentum = 0.1,
   ) {
     this.gamma = constantVariable(`${init.prefix}.weight`, [channels], 1, true);
     this.beta = constantVariable(`${init.prefix}.bias`, [channels], 0, true);

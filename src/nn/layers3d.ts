@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { spatialAxes, variableOf, variableState, type Init, type NamedVariable, type StateEntry } from './layers.ts';
+import { BatchNorm, variableOf, type Init, type NamedVariable, type StateEntry } from './layers.ts';
 import { maxPoolInto, poolGeometry } from '../backend/pooling.ts';
 import { uniformValues } from './random.ts';
 
@@ -10,65 +10,6 @@ import { uniformValues } from './random.ts';
  */
 
 export type Triple = [number, number, number];
-
-/**
- * BatchNorm over the channel (last) axis with PyTorch semantics and configurable eps/momentum: in training,
- * normalise with the batch mean and biased variance, running ← (1 − m)·running + m·batch (unbiased variance for
- * running_var); in evaluation use the running statistics. γ = 1, β = 0, running mean 0, variance 1 at start.
- * Parameter names `<prefix>.weight` / `.bias`, state `<prefix>.runningMean` / `.runningVar` (as layers.ts BatchNorm).
- */
-export class BatchNormNd {
-  readonly gamma: NamedVariable;
-  readonly beta: NamedVariable;
-  readonly runningMean: tf.Variable;
-  readonly runningVar: tf.Variable;
-  private readonly statePrefix: string;
-
-  constructor(
-    init: Init,
-    readonly channels: number,
-    readonly eps: number,
-    readonly momentum: number,
-  ) {
-    this.gamma = { name: `${init.prefix}.weight`, variable: variableOf(() => tf.ones([channels]), true) };
-    this.beta = { name: `${init.prefix}.bias`, variable: variableOf(() => tf.zeros([channels]), true) };
-    this.runningMean = variableOf(() => tf.zeros([channels]), false);
-    this.runningVar = variableOf(() => tf.ones([channels]), false);
-    this.statePrefix = init.prefix;
-  }
-
-  apply(x: tf.Tensor, training: boolean): tf.Tensor {
-    const gamma = this.gamma.variable;
-    const beta = this.beta.variable;
-    if (!training) {
-      const scale = tf.mul(gamma, tf.rsqrt(tf.add(this.runningVar, this.eps)));
-      const shift = tf.sub(beta, tf.mul(this.runningMean, scale));
-      return tf.add(tf.mul(x, scale), shift);
-    }
-    const { mean, variance } = tf.moments(x, [0, ...spatialAxes(x.rank)]);
-    const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, this.eps)));
-    const y = tf.add(tf.mul(tf.sub(x, mean), scale), beta);
-    const count = x.size / this.channels;
-    const unbiased = count > 1 ? tf.mul(variance, count / (count - 1)) : variance;
-    const m = this.momentum;
-    this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-    this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
-    return y;
-  }
-
-  get parameters(): NamedVariable[] {
-    return [this.gamma, this.beta];
-  }
-
-  get state(): StateEntry[] {
-    return [variableState(`${this.statePrefix}.runningMean`, this.runningMean), variableState(`${this.statePrefix}.runningVar`, this.runningVar)];
-  }
-
-  dispose(): void {
-    this.runningMean.dispose();
-    this.runningVar.dispose();
-  }
-}
 
 /** I3D's BatchNorm constants (PyTorch convention; TF's decay 0.99 = momentum 0.01). */
 export const I3D_BN_EPS = 1e-3;
@@ -92,7 +33,7 @@ export interface Unit3dSpec {
 export class Unit3d {
   readonly weight: NamedVariable;
   readonly bias?: NamedVariable;
-  readonly bn?: BatchNormNd;
+  readonly bn?: BatchNorm;
 
   constructor(
     init: Init,
@@ -106,7 +47,7 @@ export class Unit3d {
     const values = uniformValues(init.seed, weightName, fanIn * outChannels, bound);
     this.weight = { name: weightName, variable: variableOf(() => tf.tensor(values, shape, 'float32'), true) };
     if (spec.batchNorm) {
-      this.bn = new BatchNormNd({ seed: init.seed, prefix: `${init.prefix}.bn` }, outChannels, I3D_BN_EPS, I3D_BN_MOMENTUM);
+      this.bn = new BatchNorm({ seed: init.seed, prefix: `${init.prefix}.bn` }, outChannels, I3D_BN_EPS, I3D_BN_MOMENTUM);
     } else {
       const biasName = `${init.prefix}.conv3d.bias`;
       const biasValues = uniformValues(init.seed, biasName, outChannels, bound);
