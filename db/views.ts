@@ -47,12 +47,8 @@ export interface SummaryMetrics {
 export type ConditionSummaryRow = Partial<Record<ConditionColumn, string | number | null>> &
   SummaryMetrics & { study_id?: string };
 
-/** A row of the per-trial `trial_outcomes` view. */
-export interface TrialOutcomeRow {
-  study_id: string;
-  trial_key: string;
-  position: number;
-  label: string | null;
+/** The condition columns of a trial as the views return them (see conditions.ts). */
+export interface TrialConditionFields {
   dataset: string;
   dataset_variant: string;
   architecture: string;
@@ -63,6 +59,14 @@ export interface TrialOutcomeRow {
   l1: number | null;
   alpha: number | null;
   q: number | null;
+}
+
+/** A row of the per-trial `trial_outcomes` view. */
+export interface TrialOutcomeRow extends TrialConditionFields {
+  study_id: string;
+  trial_key: string;
+  position: number;
+  label: string | null;
   seed: number | null;
   attempt: number;
   worker: string | null;

@@ -6,6 +6,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Db } from '../../db/client.ts';
+import type { SummaryMetrics, TrialConditionFields } from '../../db/views.ts';
 
 function list(values: readonly string[]): SQL {
   return sql.join(
@@ -37,22 +38,12 @@ export async function listStudyIds(db: Db): Promise<string[]> {
 }
 
 /** Every trial of the studies with its condition columns and scheduling state (the views hold finished ones only). */
-export interface TrialStateRow {
+export interface TrialStateRow extends TrialConditionFields {
   study_id: string;
   trial_key: string;
   position: number;
   label: string | null;
   kind: string;
-  dataset: string;
-  dataset_variant: string;
-  architecture: string;
-  modalities: string | null;
-  algorithm: string | null;
-  profile: string | null;
-  lr: number | null;
-  l1: number | null;
-  alpha: number | null;
-  q: number | null;
   seed: number | null;
   status: string;
   attempt: number;
@@ -106,29 +97,8 @@ export async function trialOutcomes(db: Db, studyIds: readonly string[]): Promis
   );
 }
 
-export interface ConditionSummarySqlRow {
-  study_id: string;
-  dataset: string;
-  dataset_variant: string;
-  architecture: string;
-  modalities: string | null;
-  algorithm: string | null;
-  profile: string | null;
-  lr: number | null;
-  l1: number | null;
-  alpha: number | null;
-  q: number | null;
-  n: number;
-  test_acc_mean: number | null;
-  test_acc_std: number | null;
-  d_util_mean: number | null;
-  d_util_std: number | null;
-  d_speed_mean: number | null;
-  d_speed_std: number | null;
-  r_f_mean: number | null;
-  r_f_std: number | null;
-  diverged_fraction: number | null;
-}
+/** A row of the `condition_summary` view. */
+export type ConditionSummarySqlRow = TrialConditionFields & SummaryMetrics & { study_id: string };
 
 export async function conditionSummary(db: Db, studyIds: readonly string[]): Promise<ConditionSummarySqlRow[]> {
   if (studyIds.length === 0) return [];
