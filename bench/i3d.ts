@@ -4,6 +4,7 @@ import { BACKEND_ORDER, initBackend, type BackendName } from '../src/backend/ind
 import { createI3dNet } from '../src/nn/i3d.ts';
 import { uniformValues } from '../src/nn/random.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
+import { timeMedian } from './timing.ts';
 
 /**
  * `npm run bench -- i3d`: one training step and one evaluation forward of the NVGesture I3D-MMTM network
@@ -21,11 +22,6 @@ const PAPER = { batch: 4, frames: 64, size: 224 };
 const TRAIN_STEPS_PER_EPOCH = 840 / 4;
 const EVAL_CLIPS_PER_EPOCH = 210 + 482;
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 interface Measurement {
   backend: BackendName;
@@ -67,22 +63,8 @@ async function measure(backend: BackendName, batch: number, frames: number, size
     logits.dataSync();
     logits.dispose();
   };
-  const time = (fn: () => void) => {
-    for (let i = 0; i < warmup; i++) fn();
-    const wall: number[] = [];
-    const cpu: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const started = performance.now();
-      const cpuStarted = process.cpuUsage();
-      fn();
-      const used = process.cpuUsage(cpuStarted);
-      wall.push((performance.now() - started) / 1000);
-      cpu.push((used.user + used.system) / 1e6);
-    }
-    return { wall: median(wall), cpu: median(cpu) };
-  };
-  const train = time(trainStep);
-  const evalForwardSeconds = time(forward).wall;
+  const train = timeMedian(trainStep, warmup, runs);
+  const evalForwardSeconds = timeMedian(forward, warmup, runs).wall;
   tf.dispose([x0, x1, labels]);
   optimizer.dispose();
   net.dispose();

@@ -4,6 +4,7 @@ import { BACKEND_ORDER, initBackend, type BackendName } from '../src/backend/ind
 import { createResnet18MmtmNet } from '../src/nn/resnet18.ts';
 import { uniformValues } from '../src/nn/random.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
+import { timeMedian } from './timing.ts';
 
 /**
  * `npm run bench -- resnet18`: time of one training step and one evaluation forward of the ModelNet40
@@ -20,11 +21,6 @@ import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
 const TRAIN_STEPS_PER_EPOCH = Math.ceil(7875 / 8);
 const EVAL_SAMPLES_PER_EPOCH = 1968 + 2468;
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 interface Measurement {
   backend: BackendName;
@@ -63,23 +59,9 @@ async function measure(backend: BackendName, batch: number, size: number, width:
     logits.dataSync();
     logits.dispose();
   };
-  const time = (fn: () => void) => {
-    for (let i = 0; i < warmup; i++) fn();
-    const samples: number[] = [];
-    const cpu: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const started = performance.now();
-      const cpuStarted = process.cpuUsage();
-      fn();
-      const used = process.cpuUsage(cpuStarted);
-      samples.push((performance.now() - started) / 1000);
-      cpu.push((used.user + used.system) / 1e6);
-    }
-    return { wall: median(samples), cpu: median(cpu) };
-  };
-  const train = time(trainStep);
+  const train = timeMedian(trainStep, warmup, runs);
   const trainStepSeconds = train.wall;
-  const evalForwardSeconds = time(forward).wall;
+  const evalForwardSeconds = timeMedian(forward, warmup, runs).wall;
   tf.dispose([x0, x1, labels]);
   optimizer.dispose();
   net.dispose();

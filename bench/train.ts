@@ -5,6 +5,7 @@ import { BACKEND_ORDER, initBackend, type BackendName } from '../src/backend/ind
 import { registerWasmTrainingKernels } from '../src/backend/wasm-kernels.ts';
 import { createCmnistNet, type CmnistMultimodalNet } from '../src/nn/cmnist.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
+import { median } from './timing.ts';
 
 /**
  * `npm run bench -- train`: throughput of the CMNIST MMTM network (paper-spec §4.1, colored 3-channel m0, gray
@@ -36,11 +37,6 @@ interface Measured extends Result {
   gflops: number;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 function log(message: string): void {
   process.stderr.write(`${message}\n`);

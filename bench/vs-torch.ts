@@ -6,6 +6,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type * as TF from '@tensorflow/tfjs';
+import { median } from './timing.ts';
 
 /**
  * `npm run bench -- train --vs-torch`: mmsweep's CMNIST MMTM training step on each tfjs backend that starts here,
@@ -44,11 +45,6 @@ function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /** A benchmark process answering one JSON line per JSON-line request. */
 class Contender {
