@@ -45,8 +45,8 @@ async function measure(backend: BackendName, batch: number, size: number, width:
   const trainStep = () => {
     const loss = optimizer.minimize(
       () => {
-        const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
-        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.logits0), tf.losses.softmaxCrossEntropy(labels, out.logits1)) as tf.Scalar;
+        const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
+        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
       },
       true,
       net.trainableVariables as tf.Variable[],
@@ -55,7 +55,7 @@ async function measure(backend: BackendName, batch: number, size: number, width:
     loss.dispose();
   };
   const forward = () => {
-    const logits = tf.tidy(() => net.forward(x0, x1, { mode: 'regular', training: false }).logits);
+    const logits = tf.tidy(() => net.forward([x0, x1], { mode: 'regular', training: false }).logits);
     logits.dataSync();
     logits.dispose();
   };

@@ -90,8 +90,8 @@ async function timeBackend(label: string, batch: number, runs: number, warmup: n
   const trainStep = () => {
     const cost = optimizer.minimize(
       () => {
-        const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
-        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.logits0), tf.losses.softmaxCrossEntropy(labels, out.logits1)) as tf.Scalar;
+        const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
+        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
       },
       true,
       variables,
@@ -100,7 +100,7 @@ async function timeBackend(label: string, batch: number, runs: number, warmup: n
     cost!.dispose();
   };
   const forward = () => {
-    tf.tidy(() => net.forward(x0, x1, { mode: 'regular', training: false }).logits.dataSync());
+    tf.tidy(() => net.forward([x0, x1], { mode: 'regular', training: false }).logits.dataSync());
   };
   const measure = (what: string, fn: () => void): { wallMs: number; cpuMs: number } => {
     const wall: number[] = [];

@@ -320,7 +320,7 @@ export async function run(args: string[]): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Worker: one tfjs backend, the trainer's own pieces (twoBranchLoss, Sgd, variableGrads) on a fixed batch.
+// Worker: one tfjs backend, the trainer's own pieces (branchLoss, Sgd, variableGrads) on a fixed batch.
 
 async function worker(backend: string, batch: number): Promise<void> {
   const reply = (message: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -393,7 +393,7 @@ async function tfjsTrainingBench(backend: string, batch: number) {
   const { initBackend } = await import('../src/backend/index.ts');
   const { createCmnistNet } = await import('../src/nn/cmnist.ts');
   const { FIDELITY_PROFILES } = await import('../src/spec/fidelity.ts');
-  const { twoBranchLoss } = await import('../src/train/loss.ts');
+  const { branchLoss } = await import('../src/train/loss.ts');
   const { Sgd } = await import('../src/train/sgd.ts');
 
   const info = await initBackend(backend as Parameters<typeof initBackend>[0]);
@@ -411,8 +411,8 @@ async function tfjsTrainingBench(backend: string, batch: number) {
     /** Forward in training mode, L = CE(ŷ0) + CE(ŷ1), gradients, SGD-momentum update; ends with the loss read. */
     async trainStep(): Promise<void> {
       const { value, grads } = tf.variableGrads(() => {
-        const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
-        return twoBranchLoss(out.logits0 as TF.Tensor2D, out.logits1 as TF.Tensor2D, oneHot);
+        const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
+        return branchLoss([out.branchLogits[0] as TF.Tensor2D, out.branchLogits[1] as TF.Tensor2D], oneHot);
       }, variables);
       sgd.step(variables.map((v) => grads[v.name] ?? null));
       await value.data();
@@ -420,7 +420,7 @@ async function tfjsTrainingBench(backend: string, batch: number) {
     },
     /** Evaluation-mode forward; ends with the read of ŷ's argmax. */
     async forward(): Promise<void> {
-      const predicted = tf.tidy(() => tf.argMax(net.forward(x0, x1, { mode: 'regular', training: false }).logits, 1));
+      const predicted = tf.tidy(() => tf.argMax(net.forward([x0, x1], { mode: 'regular', training: false }).logits, 1));
       await predicted.data();
       predicted.dispose();
     },

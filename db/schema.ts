@@ -128,6 +128,13 @@ export const studyTrials = pgTable(
   ],
 );
 
+/** Per-split accuracies of the branches ŷ0…ŷ(M−1) of one epoch (`epochs.branch_acc`). */
+export interface BranchAccuracies {
+  train: (number | null)[];
+  val: (number | null)[];
+  test: (number | null)[];
+}
+
 export const epochs = pgTable(
   'epochs',
   {
@@ -153,6 +160,12 @@ export const epochs = pgTable(
     regularSteps: integer('regular_steps'),
     rebalanceSteps: integer('rebalance_steps'),
     wallSeconds: doublePrecision('wall_seconds'),
+    /**
+     * Accuracy (percent) of every branch's ŷk, index = modality, on each split: only for nets with more than
+     * two modalities (three-view ModelNet40), whose third branch the *_acc_0/*_acc_1 columns cannot hold; NULL
+     * otherwise. Non-finite entries are stored as JSON null, like the NULLs of the numeric columns.
+     */
+    branchAcc: jsonb('branch_acc').$type<BranchAccuracies>(),
     recordedAt: timestamptz('recorded_at').notNull().defaultNow(),
   },
   (t) => [primaryKey({ name: 'epochs_pk', columns: [t.trialKey, t.epoch] })],

@@ -7,6 +7,7 @@ import {
   checkpointChunks,
   checkpoints,
   epochs,
+  type BranchAccuracies,
   results,
   studies,
   studyTrials,
@@ -307,6 +308,8 @@ export interface EpochInput {
   regularSteps?: number | null;
   rebalanceSteps?: number | null;
   wallSeconds?: number | null;
+  /** Accuracy of every branch ŷk per split (nets with more than two modalities only; stored in `branch_acc`). */
+  branchAcc?: { train: readonly number[]; val: readonly number[]; test: readonly number[] } | null;
 }
 
 export type EpochRow = typeof epochs.$inferSelect;
@@ -327,6 +330,13 @@ const epochValueColumns = [
   'wallSeconds',
 ] as const;
 
+/** `branch_acc` as stored: absent → NULL; non-finite entries → JSON null (jsonb cannot hold NaN/∞). */
+function branchAccValue(b: EpochInput['branchAcc']): BranchAccuracies | null {
+  if (!b) return null;
+  const finite = (xs: readonly number[]) => xs.map((x) => num(x));
+  return { train: finite(b.train), val: finite(b.val), test: finite(b.test) };
+}
+
 /** `col = excluded.col` for every listed column; recorded_at only moves when a newer attempt rewrites the row. */
 function excludedSet<T extends object>(table: T, keys: readonly (keyof T & string)[]) {
   const set: Record<string, unknown> = {};
@@ -342,6 +352,7 @@ export async function recordEpochs(db: Db, trialKey: string, attempt: number, ro
       for (const c of epochValueColumns) v[c] = num(r[c]);
       v.regularSteps = int(r.regularSteps);
       v.rebalanceSteps = int(r.rebalanceSteps);
+      v.branchAcc = branchAccValue(r.branchAcc);
       return v as typeof epochs.$inferInsert;
     });
     await tx
@@ -350,7 +361,7 @@ export async function recordEpochs(db: Db, trialKey: string, attempt: number, ro
       .onConflictDoUpdate({
         target: [epochs.trialKey, epochs.epoch],
         set: {
-          ...excludedSet(epochs, [...epochValueColumns, 'regularSteps', 'rebalanceSteps', 'attempt']),
+          ...excludedSet(epochs, [...epochValueColumns, 'regularSteps', 'rebalanceSteps', 'branchAcc', 'attempt']),
           recordedAt: sql`case when ${epochs.attempt} = excluded.attempt then ${epochs.recordedAt} else excluded.recorded_at end`,
         },
         setWhere: sql`${epochs.attempt} <= excluded.attempt`,
@@ -379,7 +390,8 @@ export async function trialEpochs(db: Db, trialKey: string): Promise<EpochRow[]>
 // ---------------------------------------------------------------------------------------------- results
 
 /**
- * The trial runner's TrialResult (src/runner/protocol.ts; extra fields are kept in `results.raw`). Values are stored
+ * The trial runner's TrialResult (src/runner/protocol.ts; extra fields, e.g. `perModality` of an M-modality net,
+ * are kept in `results.raw`). Values are stored
  * as given: the runner reports accuracies in percent (0–100).
  */
 export interface TrialResultInput {

@@ -14,9 +14,11 @@ export interface ByteModality extends ModalityInfo {
 }
 
 export interface ByteSplit {
-  /** Source bytes for branch 0 and branch 1: `sourceCount × prod(shape)` each (may be the same array). */
-  x0: Uint8Array;
-  x1: Uint8Array;
+  /**
+   * Source bytes of each branch, in branch order (one per modality): `sourceCount × prod(shape)` each. Branches fed
+   * the same modality may share one array.
+   */
+  inputs: Uint8Array[];
   /** Labels of the source samples. */
   labels: ArrayLike<number>;
   /** Position k of this split → index of its source sample (a subset); the identity when absent. */
@@ -84,33 +86,50 @@ export function validateBatchOptions(options: BatchOptions): void {
   if (!Number.isInteger(start) || start < 0) throw new Error(`startBatch must be a non-negative integer, got ${start}`);
 }
 
-/** A Dataset whose splits live in memory as bytes (CMNIST; synthetic fixtures). CMNIST-like data has no augmentation. */
+/**
+ * A Dataset whose splits live in memory as bytes (CMNIST; synthetic fixtures), with any number ≥ 2 of branches.
+ * CMNIST-like data has no augmentation.
+ */
 export class ByteArrayDataset implements Dataset {
-  readonly modalities: readonly [ModalityInfo, ModalityInfo];
-  private readonly luts: [Float32Array[], Float32Array[]];
-  private readonly sampleSizes: [number, number];
+  readonly modalities: readonly ModalityInfo[];
+  /** Per branch: the per-channel tables (the same array object for branches given the same modality object). */
+  private readonly luts: Float32Array[][];
+  private readonly sampleSizes: number[];
+  /**
+   * Per split and branch: an earlier branch whose floats this branch copies (same bytes, same tables), or −1 to
+   * normalise its own bytes. Duplicated inputs are thus normalised once per batch.
+   */
+  private readonly copyFrom: Record<string, number[]> = {};
 
   constructor(
     readonly name: string,
-    modalities: readonly [ByteModality, ByteModality],
+    modalities: readonly ByteModality[],
     readonly numClasses: number,
     readonly classNames: readonly string[],
     private readonly splits: Readonly<Record<SplitName, ByteSplit>>,
   ) {
-    this.modalities = [
-      { name: modalities[0].name, shape: [...modalities[0].shape] },
-      { name: modalities[1].name, shape: [...modalities[1].shape] },
-    ];
-    // Duplicated inputs pass the same modality object twice: share its tables so batches normalise once.
-    const luts0 = channelLookupTables(modalities[0]);
-    this.luts = [luts0, modalities[1] === modalities[0] ? luts0 : channelLookupTables(modalities[1])];
-    this.sampleSizes = [product(modalities[0].shape), product(modalities[1].shape)];
+    if (modalities.length < 2) throw new Error(`${name}: a multi-modal dataset needs at least two modalities, got ${modalities.length}`);
+    this.modalities = modalities.map((m) => ({ name: m.name, shape: [...m.shape] }));
+    // Duplicated inputs pass the same modality object twice: share its tables.
+    this.luts = [];
+    modalities.forEach((m, b) => {
+      const earlier = modalities.indexOf(m);
+      this.luts.push(earlier < b ? this.luts[earlier]! : channelLookupTables(m));
+    });
+    this.sampleSizes = modalities.map((m) => product(m.shape));
     for (const [splitName, split] of Object.entries(splits)) {
-      for (const [b, x] of [split.x0, split.x1].entries()) {
-        if (x.length !== split.sourceCount * this.sampleSizes[b]) {
+      if (split.inputs.length !== modalities.length) {
+        throw new Error(`${name}/${splitName}: ${split.inputs.length} input arrays for ${modalities.length} modalities; give one per modality, in branch order`);
+      }
+      for (const [b, x] of split.inputs.entries()) {
+        if (x.length !== split.sourceCount * this.sampleSizes[b]!) {
           throw new Error(`${name}/${splitName}: branch ${b} holds ${x.length} bytes, expected ${split.sourceCount} × ${this.sampleSizes[b]}`);
         }
       }
+      this.copyFrom[splitName] = split.inputs.map((x, b) => {
+        for (let a = 0; a < b; a++) if (split.inputs[a] === x && this.luts[a] === this.luts[b]) return a;
+        return -1;
+      });
     }
   }
 
@@ -122,61 +141,61 @@ export class ByteArrayDataset implements Dataset {
   /** Index of the source sample behind position `index` of a split. */
   sourceIndexOf(split: SplitName, index: number): number {
     const s = this.splits[split];
-    return s.sourceIndex ? s.sourceIndex[index] : index;
+    return s.sourceIndex ? s.sourceIndex[index]! : index;
   }
 
   labels(split: SplitName): Int32Array {
     const n = this.size(split);
     const s = this.splits[split];
     const out = new Int32Array(n);
-    for (let i = 0; i < n; i++) out[i] = s.labels[s.sourceIndex ? s.sourceIndex[i] : i];
+    for (let i = 0; i < n; i++) out[i] = s.labels[s.sourceIndex ? s.sourceIndex[i]! : i]!;
     return out;
   }
 
   /** The raw bytes of one sample for one branch (a view: do not mutate). */
-  sampleBytes(split: SplitName, index: number, branch: 0 | 1): Uint8Array {
+  sampleBytes(split: SplitName, index: number, branch: number): Uint8Array {
     const s = this.splits[split];
-    const size = this.sampleSizes[branch];
+    if (!Number.isInteger(branch) || branch < 0 || branch >= s.inputs.length) {
+      throw new Error(`${this.name}: no branch ${branch} (the dataset has branches 0…${s.inputs.length - 1})`);
+    }
+    const size = this.sampleSizes[branch]!;
     const src = this.sourceIndexOf(split, index);
-    return (branch === 0 ? s.x0 : s.x1).subarray(src * size, (src + 1) * size);
+    return s.inputs[branch]!.subarray(src * size, (src + 1) * size);
   }
 
   *batches(split: SplitName, options: BatchOptions): Iterable<HostBatch> {
     validateBatchOptions(options);
     const n = this.size(split);
     const order = epochOrder(split, n, options.shuffle, options.seed, options.epoch);
-    const s = this.splits[split];
-    // Both branches read the same bytes with the same normalisation: normalise once, copy the floats.
-    const sameInputs = s.x0 === s.x1 && this.luts[0] === this.luts[1];
     for (let start = (options.startBatch ?? 0) * options.batchSize; start < n; start += options.batchSize) {
       const size = Math.min(options.batchSize, n - start);
-      yield this.assemble(s, order.subarray(start, start + size), sameInputs);
+      yield this.batchOf(split, order.subarray(start, start + size));
     }
   }
 
   /** A batch of the given split positions, in that order (used by the batch iterator and by evaluation code). */
   batchOf(split: SplitName, positions: Int32Array): HostBatch {
     const s = this.splits[split];
-    return this.assemble(s, positions, s.x0 === s.x1 && this.luts[0] === this.luts[1]);
-  }
-
-  private assemble(s: ByteSplit, positions: Int32Array, sameInputs: boolean): HostBatch {
+    const copyFrom = this.copyFrom[split]!;
     const size = positions.length;
-    const [size0, size1] = this.sampleSizes;
-    const x0 = new Float32Array(size * size0);
-    const x1 = new Float32Array(size * size1);
+    const inputs = this.sampleSizes.map((n) => new Float32Array(size * n));
     const y = new Int32Array(size);
     const indices = new Int32Array(size);
     for (let k = 0; k < size; k++) {
-      const position = positions[k];
-      const src = s.sourceIndex ? s.sourceIndex[position] : position;
+      const position = positions[k]!;
+      const src = s.sourceIndex ? s.sourceIndex[position]! : position;
       indices[k] = position;
-      y[k] = s.labels[src];
-      normaliseBytes(x0, k * size0, s.x0, src * size0, size0, this.luts[0]);
-      if (!sameInputs) normaliseBytes(x1, k * size1, s.x1, src * size1, size1, this.luts[1]);
+      y[k] = s.labels[src]!;
+      for (let b = 0; b < inputs.length; b++) {
+        const n = this.sampleSizes[b]!;
+        if (copyFrom[b] === -1) normaliseBytes(inputs[b]!, k * n, s.inputs[b]!, src * n, n, this.luts[b]!);
+      }
     }
-    if (sameInputs) x1.set(x0);
-    return { x0, x1, y, indices, size };
+    // Branches reading the same bytes with the same tables get a copy of the earlier branch's floats.
+    copyFrom.forEach((a, b) => {
+      if (a !== -1) inputs[b]!.set(inputs[a]!);
+    });
+    return { inputs, y, indices, size };
   }
 }
 

@@ -298,11 +298,11 @@ export function createCmnistDataset(params: CmnistParams, options: CmnistDataset
   };
   const makeSplit = (split: SplitName, source: MnistSplitData, sourceName: string): ByteSplit => {
     const paint = colored[split];
-    // Gray inputs are the MNIST bytes themselves; colored ones exist only when a branch needs them.
+    // Gray inputs are the MNIST bytes themselves; colored ones exist only when a branch needs them. Duplicated
+    // modalities pass the same array to both branches, so batches normalise it once.
     const inputOf = (m: ByteModality) => (m === COLORED_MODALITY ? paint!.images : source.images);
     return {
-      x0: inputOf(modalities[0]),
-      x1: inputOf(modalities[1]),
+      inputs: modalities.map(inputOf),
       labels: source.labels,
       sourceCount: source.count,
       sourceIndex: subsetIndex(split, source, sourceName),

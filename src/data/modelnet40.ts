@@ -17,17 +17,20 @@ import type { BatchOptions, Dataset, HostBatch, ModalityInfo, SplitName } from '
  * - Classes: the 40 of MODELNET40_CLASSES, label = index in that list. A class folder absent on disk is an error
  *   naming it, unless `allowMissingClasses` (then its label stays unused; `numClasses` stays 40).
  * - Objects: sorted by name (code-point order) within a class; dataset order = classes in order, then objects.
- * - Inputs: `views` are 0-based view indices (0 = `_v001`); branch 0 reads views[0], branch 1 views[1]. Default
- *   [0, 6] = front (v001) and rear (v007). Three views (the paper's three-view experiment) need a three-branch
- *   network, which the two-input Dataset/MultimodalNet contract does not have: rejected.
- *   `duplicate-m0` / `duplicate-m1` feed views[0] / views[1] to both branches as identical inputs (one flip draw).
+ * - Inputs: `views` are two or three distinct 0-based view indices (0 = `_v001`); branch k reads views[k], and a
+ *   batch's `inputs[k]` holds it. Default [0, 6] = front (v001) and rear (v007) → two modalities. Three views give
+ *   three modalities, for the paper's three-view experiment (§6.4 last paragraph, paper-spec §8.6); the paper does
+ *   not say which three views — paper-spec's best reading is [0, 4, 8] (v001, v005, v009, 120° apart).
+ *   `duplicate-m0` / `duplicate-m1` (two views only) feed views[0] / views[1] to both branches as identical inputs
+ *   (one flip draw); with three views they are rejected, as is a repeated view index.
  * - Splits: test = the test folders. The training folders (N objects) are split as the code does:
  *   `random.Random(splitSeed).shuffle(list(range(N)))` reproduced exactly (src/data/python-random.ts);
  *   val = the first floor(0.2·N) shuffled indices, train = the rest, each in that shuffled order (9,843 → 7,875 /
  *   1,968 with the real data and seed 10). `subset` then keeps the first n of a seeded shuffle of each split.
  * - Augmentation (`augment: true` in `batches`): a horizontal flip with probability ½ drawn independently for each
  *   view, as the code's per-view RandomHorizontalFlip. Draws come from the stream ('modelnet40-flip', split, seed,
- *   epoch, position), so they depend neither on the batch size nor on resuming mid-epoch. Whether validation
+ *   epoch, position), one uniform per view in views order (so views[0] and views[1] flip the same way with two or
+ *   three views); they depend neither on the batch size nor on resuming mid-epoch. Whether validation
  *   batches are augmented (D10, `augmentValidation`) is the caller's choice through `augment`.
  * - Pixels: PNG → RGB bytes (gray renders → three equal channels), resized with the triangle ("bilinear") filter
  *   when the file is not `imageSize`² (the code never resizes: the renders are 224×224), then
@@ -190,7 +193,7 @@ interface SampleRef {
 export interface Modelnet40Options {
   /** Root folder; see MODELNET40_DATA_HINT. */
   root: string;
-  /** 0-based view indices for branch 0 and branch 1 (default [0, 6]). */
+  /** 0-based view indices read by branch 0, 1 (, 2): two or three distinct ones (default [0, 6]). */
   views?: readonly number[];
   /** Seed of the validation split (the code's random.Random(10)). */
   splitSeed?: number;
@@ -210,12 +213,12 @@ export class Modelnet40Dataset implements Dataset {
   readonly name = 'modelnet40';
   readonly numClasses = MODELNET40_CLASSES.length;
   readonly classNames: readonly string[] = MODELNET40_CLASSES;
-  readonly modalities: readonly [ModalityInfo, ModalityInfo];
+  readonly modalities: readonly ModalityInfo[];
   readonly root: string;
-  readonly views: readonly [number, number];
+  readonly views: readonly number[];
   readonly imageSize: number;
-  /** View slot (0 = views[0], 1 = views[1]) read by each branch. */
-  private readonly inputSlots: readonly [0 | 1, 0 | 1];
+  /** View slot (index into `views`) read by each branch. */
+  private readonly inputSlots: readonly number[];
   private readonly splits: Record<SplitName, SampleRef[]>;
   private readonly luts: Float32Array[];
   private readonly imageCache = new Map<number, Uint8Array>();
@@ -224,32 +227,35 @@ export class Modelnet40Dataset implements Dataset {
 
   constructor(options: Modelnet40Options) {
     const views = options.views ?? [0, 6];
-    if (views.length === 3) {
-      throw new Error(
-        `modelnet40 views ${JSON.stringify(views)}: three views need a three-branch network, which mmsweep does not ` +
-          'implement (its datasets and networks have two inputs); choose two views',
-      );
+    if (views.length !== 2 && views.length !== 3) {
+      throw new Error(`modelnet40 views must list two or three view indices (one per branch), got ${JSON.stringify(views)}`);
     }
-    if (views.length !== 2) throw new Error(`modelnet40 views must list two view indices, got ${JSON.stringify(views)}`);
     for (const v of views) {
       if (!Number.isInteger(v) || v < 0 || v >= MODELNET40_VIEW_COUNT) {
         throw new Error(`modelnet40 views: ${v} is not a view index 0…11 (0 = file _v001)`);
       }
     }
-    if (views[0] === views[1]) {
+    if (views.length === 2 && views[0] === views[1]) {
       throw new Error(`modelnet40 views: both inputs are view ${views[0]}; use modalities 'duplicate-m0' for the same-view control`);
     }
-    this.views = [views[0]!, views[1]!];
+    const repeated = views.find((v, i) => views.indexOf(v) !== i);
+    if (repeated !== undefined) {
+      throw new Error(`modelnet40 views ${JSON.stringify(views)}: view ${repeated} is listed twice; the three views must be distinct (e.g. [0, 4, 8])`);
+    }
+    const modalities = options.modalities ?? 'distinct';
+    if (views.length === 3 && modalities !== 'distinct') {
+      throw new Error(
+        `modelnet40 modalities '${modalities}' is a two-view control (the same view fed to both branches) and cannot be ` +
+          `combined with the three views ${JSON.stringify(views)}; use modalities 'distinct' with three views, or give two views`,
+      );
+    }
+    this.views = [...views];
     this.imageSize = options.imageSize ?? 224;
     if (!Number.isInteger(this.imageSize) || this.imageSize < 1) throw new Error(`modelnet40 imageSize must be a positive integer, got ${this.imageSize}`);
     this.memoryBudgetBytes = options.memoryBudgetBytes ?? 2 ** 30;
-    const modalities = options.modalities ?? 'distinct';
-    this.inputSlots = modalities === 'distinct' ? [0, 1] : modalities === 'duplicate-m0' ? [0, 0] : [1, 1];
+    this.inputSlots = modalities === 'distinct' ? this.views.map((_, k) => k) : modalities === 'duplicate-m0' ? [0, 0] : [1, 1];
     const shape = [this.imageSize, this.imageSize, 3];
-    this.modalities = [
-      { name: viewName(this.views[this.inputSlots[0]]), shape: [...shape] },
-      { name: viewName(this.views[this.inputSlots[1]]), shape: [...shape] },
-    ];
+    this.modalities = this.inputSlots.map((slot) => ({ name: viewName(this.views[slot]!), shape: [...shape] }));
     const byteModality: ByteModality = { name: 'view', shape, mean: IMAGENET_MEAN, std: IMAGENET_STD };
     this.luts = channelLookupTables(byteModality);
 
@@ -315,10 +321,13 @@ export class Modelnet40Dataset implements Dataset {
     return this.splits[split].map((s) => ({ className: MODELNET40_CLASSES[s.classIndex]!, folder: s.folder, object: s.object }));
   }
 
-  /** Flip draws of one sample in one epoch: [flip of views[0], flip of views[1]]. */
-  flipDraws(split: SplitName, seed: number, epoch: number, position: number): [boolean, boolean] {
+  /**
+   * Flip draws of one sample in one epoch: [flip of views[0], flip of views[1] (, flip of views[2])], one uniform
+   * each from the sample's stream in that order — a third view leaves the first two draws unchanged.
+   */
+  flipDraws(split: SplitName, seed: number, epoch: number, position: number): boolean[] {
     const rng = Rng.from('modelnet40-flip', split, seed, epoch, position);
-    return [rng.uniform() < 0.5, rng.uniform() < 0.5];
+    return this.views.map(() => rng.uniform() < 0.5);
   }
 
   *batches(split: SplitName, options: BatchOptions): Iterable<HostBatch> {
@@ -335,20 +344,20 @@ export class Modelnet40Dataset implements Dataset {
   batchOf(split: SplitName, positions: Int32Array, augment: { seed: number; epoch: number } | null): HostBatch {
     const size = positions.length;
     const sampleSize = this.imageSize * this.imageSize * 3;
-    const x0 = new Float32Array(size * sampleSize);
-    const x1 = new Float32Array(size * sampleSize);
+    const inputs = this.inputSlots.map(() => new Float32Array(size * sampleSize));
     const y = new Int32Array(size);
     const indices = new Int32Array(size);
     const flipped = new Uint8Array(sampleSize);
+    const noFlips = this.views.map(() => false);
     for (let k = 0; k < size; k++) {
       const position = positions[k]!;
       const sample = this.splits[split][position]!;
       indices[k] = position;
       y[k] = sample.classIndex;
-      const flips = augment ? this.flipDraws(split, augment.seed, augment.epoch, position) : [false, false];
-      for (const [b, out] of [x0, x1].entries()) {
+      const flips = augment ? this.flipDraws(split, augment.seed, augment.epoch, position) : noFlips;
+      for (const [b, out] of inputs.entries()) {
         const slot = this.inputSlots[b]!;
-        let bytes = this.image(sample, this.views[slot]);
+        let bytes = this.image(sample, this.views[slot]!);
         if (flips[slot]) {
           flipHorizontal(bytes, flipped, this.imageSize, this.imageSize, 3);
           bytes = flipped;
@@ -356,7 +365,7 @@ export class Modelnet40Dataset implements Dataset {
         normaliseBytes(out, k * sampleSize, bytes, 0, sampleSize, this.luts);
       }
     }
-    return { x0, x1, y, indices, size };
+    return { inputs, y, indices, size };
   }
 
   /** The imageSize²×3 bytes of one view of a sample (decoded once while the memory budget lasts). */

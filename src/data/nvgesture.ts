@@ -39,7 +39,8 @@ import type { BatchOptions, Dataset, HostBatch, ModalityInfo, SplitName } from '
  *   evaluation; in training a horizontal flip with probability ½ — `flip: 'shared'` (default; paper-spec best
  *   reading) draws one decision per clip for both modalities, `'independent'` one per modality, `'none'` disables
  *   it (left/right gestures exist in NVGesture).
- * - Values: v/127.5 − 1 ∈ [−1, 1] (the I3D convention, paper-spec A4); RGB 3 channels, depth 1 channel.
+ * - Values: v/127.5 − 1 ∈ [−1, 1] (the I3D convention, paper-spec A4); RGB 3 channels, depth 1 channel. A batch's
+ *   `inputs` are [branch 0, branch 1] = [rgb, depth] (`distinct`), [rgb, rgb] or [depth, depth] (duplicate controls).
  * - Augmentation draws come from the stream ('nvgesture-augment', split, seed, epoch, position): deterministic and
  *   independent of the batch size; order: temporal start, crop y, crop x, flip(s).
  *
@@ -236,7 +237,7 @@ export class NvgestureDataset implements Dataset {
         this.writeSample(x1, k * sampleSizes[1]!, clip, this.sensors[1], window, window.flip1);
       }
     }
-    return { x0, x1, y, indices, size };
+    return { inputs: [x0, x1], y, indices, size };
   }
 
   private writeSample(out: Float32Array, offset: number, clip: NvgestureClip, sensor: 'color' | 'depth', w: NvgestureWindow, flip: boolean): void {

@@ -14,9 +14,11 @@ export interface ModalityInfo {
 }
 
 export interface HostBatch {
-  /** Modality-0 inputs, `size × prod(modalities[0].shape)` floats, already normalised. */
-  x0: Float32Array;
-  x1: Float32Array;
+  /**
+   * One array per modality m (the input of branch m): `size × prod(modalities[m].shape)` floats, already
+   * normalised. Two for CMNIST, NVGesture and front/rear ModelNet40; three for three-view ModelNet40.
+   */
+  inputs: Float32Array[];
   /** Class labels 0…K−1. */
   y: Int32Array;
   /** Indices of the samples within their split (stable across epochs and runs). */
@@ -39,8 +41,8 @@ export interface BatchOptions {
 
 export interface Dataset {
   readonly name: string;
-  /** The two inputs as fed to branch 0 and branch 1 (after any duplication). */
-  readonly modalities: readonly [ModalityInfo, ModalityInfo];
+  /** The inputs as fed to branch 0, 1, … (after any duplication); at least two. */
+  readonly modalities: readonly ModalityInfo[];
   readonly numClasses: number;
   readonly classNames: readonly string[];
   size(split: SplitName): number;

@@ -1,26 +1,28 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, SplitName } from '../data/types.ts';
 import type { ForwardMode, MultimodalNet } from '../nn/types.ts';
-import { conditionalUtilization, type ConditionalUtilization } from './utilization.ts';
+import type { ModalityResult } from '../runner/protocol.ts';
+import { modalityUtilization, type ConditionalUtilization } from './utilization.ts';
 
-/** Exact accuracies (percent) of ŷ, ŷ0, ŷ1 over a split, plus the counts they come from. */
+/** Exact accuracies (percent) of ŷ and of every branch's ŷk over a split, plus the counts they come from. */
 export interface SplitAccuracy {
   acc: number;
-  acc0: number;
-  acc1: number;
-  correct: [number, number, number];
+  /** Accuracy of ŷk, index = modality. */
+  branchAcc: number[];
+  /** Correct predictions of ŷ, ŷ0, ŷ1, …. */
+  correct: number[];
   total: number;
 }
 
-export function toTensors(dataset: Dataset, batch: { x0: Float32Array; x1: Float32Array; size: number }) {
-  const [m0, m1] = dataset.modalities;
-  return {
-    x0: tf.tensor(batch.x0, [batch.size, ...m0.shape], 'float32'),
-    x1: tf.tensor(batch.x1, [batch.size, ...m1.shape], 'float32'),
-  };
+/** The batch's per-modality host arrays as tensors of the dataset's shapes. */
+export function toTensors(dataset: Dataset, batch: { inputs: readonly Float32Array[]; size: number }): tf.Tensor[] {
+  if (batch.inputs.length !== dataset.modalities.length) {
+    throw new Error(`${dataset.name}: a batch with ${batch.inputs.length} inputs for ${dataset.modalities.length} modalities`);
+  }
+  return dataset.modalities.map((m, k) => tf.tensor(batch.inputs[k]!, [batch.size, ...m.shape], 'float32'));
 }
 
-/** Number of correct predictions of each logits tensor, as one int tensor [3]. */
+/** Number of correct predictions of each logits tensor, as one int tensor [n]. */
 export function correctCounts(logits: tf.Tensor2D[], y: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => tf.stack(logits.map((l) => tf.sum(tf.cast(tf.equal(tf.argMax(l, 1), y), 'int32')))) as tf.Tensor1D);
 }
@@ -31,7 +33,7 @@ export function evaluateSplit(
   split: SplitName,
   options: { mode: ForwardMode; batchSize: number; augment?: boolean; seed?: number; epoch?: number },
 ): SplitAccuracy {
-  const correct: [number, number, number] = [0, 0, 0];
+  const correct: number[] = new Array(1 + net.modalityCount).fill(0);
   let total = 0;
   for (const batch of dataset.batches(split, {
     batchSize: options.batchSize,
@@ -41,29 +43,29 @@ export function evaluateSplit(
     epoch: options.epoch ?? 1,
   })) {
     const counts = tf.tidy(() => {
-      const { x0, x1 } = toTensors(dataset, batch);
-      const out = net.forward(x0, x1, { mode: options.mode, training: false });
-      return correctCounts([out.logits, out.logits0, out.logits1], tf.tensor1d(batch.y, 'int32'));
+      const out = net.forward(toTensors(dataset, batch), { mode: options.mode, training: false });
+      return correctCounts([out.logits, ...out.branchLogits], tf.tensor1d(batch.y, 'int32'));
     });
     const c = counts.dataSync();
     counts.dispose();
-    for (let i = 0; i < 3; i++) correct[i] += c[i];
+    for (let i = 0; i < correct.length; i++) correct[i]! += c[i]!;
     total += batch.size;
   }
   const pct = (n: number) => (total > 0 ? (100 * n) / total : 0);
-  return { acc: pct(correct[0]), acc0: pct(correct[1]), acc1: pct(correct[2]), correct, total };
+  return { acc: pct(correct[0]!), branchAcc: correct.slice(1).map(pct), correct, total };
 }
 
 /**
- * h̄0^j, h̄1^j of every MMTM position j: the per-channel spatial means of its inputs, averaged with equal weight
- * over every sample of the training split (regular mode, inference BatchNorm; paper-spec §6.2).
+ * h̄_k^j of every MMTM position j and modality k: the per-channel spatial means of its inputs, averaged with equal
+ * weight over every sample of the training split (regular mode, inference BatchNorm; paper-spec §6.2).
+ * Returns means[j][k].
  */
 export function squeezeMeans(
   net: MultimodalNet,
   dataset: Dataset,
   options: { batchSize: number; augment: boolean; seed: number },
-): { h0: Float32Array; h1: Float32Array }[] {
-  let sums: { h0: Float64Array; h1: Float64Array }[] | null = null;
+): Float32Array[][] {
+  let sums: Float64Array[][] | null = null;
   let total = 0;
   for (const batch of dataset.batches('train', {
     batchSize: options.batchSize,
@@ -73,28 +75,19 @@ export function squeezeMeans(
     epoch: 1,
   })) {
     const squeezed = tf.tidy(() => {
-      const { x0, x1 } = toTensors(dataset, batch);
-      const out = net.forward(x0, x1, { mode: 'regular', training: false, collectSqueezed: true });
+      const out = net.forward(toTensors(dataset, batch), { mode: 'regular', training: false, collectSqueezed: true });
       if (!out.squeezed) throw new Error('net.forward did not return squeezed features despite collectSqueezed');
       // Sum over the batch on the device; the host accumulates in float64.
-      return out.squeezed.flatMap((s) => [tf.sum(s.h0, 0), tf.sum(s.h1, 0)]);
+      return out.squeezed.map((position) => position.map((h) => tf.sum(h, 0)));
     });
-    const host = squeezed.map((t) => t.dataSync() as Float32Array);
-    squeezed.forEach((t) => t.dispose());
-    if (!sums) {
-      sums = [];
-      for (let j = 0; j < host.length / 2; j++) {
-        sums.push({ h0: new Float64Array(host[2 * j].length), h1: new Float64Array(host[2 * j + 1].length) });
-      }
-    }
-    sums.forEach((s, j) => {
-      host[2 * j].forEach((v, c) => (s.h0[c] += v));
-      host[2 * j + 1].forEach((v, c) => (s.h1[c] += v));
-    });
+    const host = squeezed.map((position) => position.map((t) => t.dataSync() as Float32Array));
+    squeezed.flat().forEach((t) => t.dispose());
+    sums ??= host.map((position) => position.map((h) => new Float64Array(h.length)));
+    sums.forEach((position, j) => position.forEach((s, k) => host[j]![k]!.forEach((v, c) => (s[c]! += v))));
     total += batch.size;
   }
   if (!sums || total === 0) throw new Error('squeezeMeans: the training split is empty');
-  return sums.map((s) => ({ h0: Float32Array.from(s.h0, (v) => v / total), h1: Float32Array.from(s.h1, (v) => v / total) }));
+  return sums.map((position) => position.map((s) => Float32Array.from(s, (v) => v / total)));
 }
 
 export interface UtilizationReport extends ConditionalUtilization {
@@ -103,12 +96,15 @@ export interface UtilizationReport extends ConditionalUtilization {
   accF1: number;
   accF0Prime: number;
   accF1Prime: number;
+  /** Every modality's A(f_k), A(f_k′), u(rest|m_k) (the first two are the fields above). */
+  perModality: ModalityResult[];
 }
 
 /**
- * The conditional-utilization evaluation of paper-spec §6 on the net as it stands (call it on the best-val
- * model): h̄ over the training split, then A(f), A(f0), A(f1) in regular mode and A(f0′), A(f1′) with the
- * unimodal-means forward, all on the test split.
+ * The conditional-utilization evaluation of paper-spec §6 (§8.6 for M > 2) on the net as it stands (call it on
+ * the best-val model): h̄ over the training split, then A(f), A(f_k) in regular mode and A(f_k′) with the
+ * unimodal-means forward, all on the test split. For M > 2 the fixed two-modality fields hold modalities 0 and 1
+ * with u(rest|m_k), and dUtil is the gap between the most different rates.
  */
 export function utilizationReport(
   net: MultimodalNet,
@@ -118,6 +114,17 @@ export function utilizationReport(
   net.setSqueezeMeans(squeezeMeans(net, dataset, { batchSize: options.batchSize, augment: options.augmentMeans, seed: options.seed }));
   const regular = evaluateSplit(net, dataset, 'test', { mode: 'regular', batchSize: options.batchSize });
   const prime = evaluateSplit(net, dataset, 'test', { mode: 'unimodalMeans', batchSize: options.batchSize });
-  const accs = { accF0: regular.acc0, accF1: regular.acc1, accF0Prime: prime.acc0, accF1Prime: prime.acc1 };
-  return { accF: regular.acc, ...accs, ...conditionalUtilization(accs) };
+  const { u, dUtil } = modalityUtilization(regular.branchAcc, prime.branchAcc);
+  const perModality = dataset.modalities.map((m, k) => ({ name: m.name, accF: regular.branchAcc[k]!, accFPrime: prime.branchAcc[k]!, u: u[k]! }));
+  return {
+    accF: regular.acc,
+    accF0: regular.branchAcc[0]!,
+    accF1: regular.branchAcc[1]!,
+    accF0Prime: prime.branchAcc[0]!,
+    accF1Prime: prime.branchAcc[1]!,
+    uM1GivenM0: u[0]!,
+    uM0GivenM1: u[1]!,
+    dUtil,
+    perModality,
+  };
 }

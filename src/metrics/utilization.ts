@@ -17,10 +17,27 @@ export interface ConditionalUtilization {
 }
 
 export function conditionalUtilization(a: UtilizationAccuracies): ConditionalUtilization {
-  const uM1GivenM0 = a.accF0 > 0 ? (a.accF0 - a.accF0Prime) / a.accF0 : null;
-  const uM0GivenM1 = a.accF1 > 0 ? (a.accF1 - a.accF1Prime) / a.accF1 : null;
-  const dUtil = uM1GivenM0 === null || uM0GivenM1 === null ? null : uM1GivenM0 - uM0GivenM1;
-  return { uM1GivenM0, uM0GivenM1, dUtil };
+  const { u, dUtil } = modalityUtilization([a.accF0, a.accF1], [a.accF0Prime, a.accF1Prime]);
+  return { uM1GivenM0: u[0]!, uM0GivenM1: u[1]!, dUtil };
+}
+
+/**
+ * The general form for M ≥ 2 modalities (paper-spec §8.6): u_k = u(rest|m_k) = (A(f_k) − A(f_k′))/A(f_k), where
+ * f_k′ sees the training means of all other modalities; d_util = u_0 − u_1 for two modalities and, for more, the
+ * gap between the two most different rates max_k u_k − min_k u_k (our reading, by analogy with d_speed). Null
+ * wherever a denominator is zero.
+ */
+export function modalityUtilization(accF: readonly number[], accFPrime: readonly number[]): { u: (number | null)[]; dUtil: number | null } {
+  if (accF.length < 2 || accF.length !== accFPrime.length) {
+    throw new Error(`modalityUtilization: need A(f_k) and A(f_k') for the same two or more modalities, got ${accF.length} and ${accFPrime.length}`);
+  }
+  const u = accF.map((a, k) => (a > 0 ? (a - accFPrime[k]!) / a : null));
+  let dUtil: number | null = null;
+  if (u.every((v) => v !== null)) {
+    const values = u as number[];
+    dUtil = values.length === 2 ? values[0]! - values[1]! : Math.max(...values) - Math.min(...values);
+  }
+  return { u, dUtil };
 }
 
 /**

@@ -4,7 +4,7 @@ import { counterState, type Init, type NamedVariable, type StateEntry } from './
 import { maxPool3dSame, sameOutputSize, Unit3d, type Triple, type Unit3dSpec } from './layers3d.ts';
 import type { MmtmFidelity } from './mmtm.ts';
 import { labelledStream } from './random.ts';
-import { StagedSeNet, TwoBranchMmtmNet, type StagedBranch } from './two-branch.ts';
+import { MultiBranchMmtmNet, StagedSeNet, type StagedBranch } from './multi-branch.ts';
 
 /**
  * The NVGesture network of paper-spec §4.3: two I3D (Inception-v1 inflated to 3-D) branches joined by MMTMs after
@@ -209,7 +209,7 @@ export interface I3dBranchOptions {
 }
 
 /**
- * One I3D branch as a `StagedBranch` (two-branch.ts), parameters named `<prefix>.<stage>[.<sub>].conv3d.weight`, ….
+ * One I3D branch as a `StagedBranch` (multi-branch.ts), parameters named `<prefix>.<stage>[.<sub>].conv3d.weight`, ….
  *
  * Dropout masks are drawn in JavaScript from the stream (seed, `<prefix>.dropout.<n>`) for the n-th training
  * forward, so runs are reproducible on every backend; n is model state (`<prefix>.dropoutCalls`) so a resumed run
@@ -320,7 +320,7 @@ export function i3dStagePositions(names: readonly string[], what: string): numbe
 
 export interface I3dNetOptions {
   /** Input channels of m0 and m1 (RGB 3, depth 1). */
-  channels: [number, number];
+  channels: readonly number[];
   numClasses: number;
   seed: number;
   fidelity: MmtmFidelity | FidelitySwitches;
@@ -332,14 +332,14 @@ export interface I3dNetOptions {
 
 /**
  * The two-branch I3D-MMTM network. Parameter names `branch0.…`, `branch1.…`, `mmtm<stage index>.…` (Mixed_4c is
- * stage 10, …, Mixed_5c stage 16). Groups θ0, θ1, θ0′, θ1′ by role as for every TwoBranchMmtmNet.
+ * stage 10, …, Mixed_5c stage 16). Groups θ0, θ1, θ0′, θ1′ by role as for every MultiBranchMmtmNet.
  */
-export function createI3dNet(options: I3dNetOptions): TwoBranchMmtmNet<I3dBranch> {
-  const branch = (k: 0 | 1) =>
-    new I3dBranch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: options.channels[k], numClasses: options.numClasses, width: options.width, dropout: options.dropout });
-  return new TwoBranchMmtmNet({
+export function createI3dNet(options: I3dNetOptions): MultiBranchMmtmNet<I3dBranch> {
+  const branch = (channels: number, k: number) =>
+    new I3dBranch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: channels, numClasses: options.numClasses, width: options.width, dropout: options.dropout });
+  return new MultiBranchMmtmNet({
     name: 'I3dMmtmNet',
-    branches: [branch(0), branch(1)],
+    branches: options.channels.map(branch),
     positions: i3dStagePositions(options.mmtmAfter ?? DEFAULT_I3D_FUSION_AFTER, 'mmtmAfter'),
     seed: options.seed,
     fidelity: options.fidelity,

@@ -16,25 +16,25 @@ import type { MultimodalNet } from './types.ts';
  */
 export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet {
   const fidelity = resolveFidelity(spec.profile, spec.fidelity);
-  const channels = dataset.modalities.map((m) => m.shape[m.shape.length - 1]!) as [number, number];
+  const channels = dataset.modalities.map((m) => m.shape[m.shape.length - 1]!);
   const common = { numClasses: dataset.numClasses, seed: spec.seed, fidelity, width: spec.width };
   const unimodal = spec.architecture === 'unimodal-se';
   const k = spec.unimodalModality;
   switch (spec.dataset.name) {
     case 'cmnist':
       return unimodal
-        ? new UnimodalAsMultimodal(createCmnistUnimodalSeNet({ ...common, channels: channels[k], modality: k }), k)
+        ? new UnimodalAsMultimodal(createCmnistUnimodalSeNet({ ...common, channels: channels[k], modality: k }), k, channels.length)
         : createCmnistNet({ ...common, channels });
     case 'modelnet40':
       return unimodal
-        ? new UnimodalAsMultimodal(createResnet18UnimodalSeNet({ ...common, channels: channels[k], modality: k }), k)
+        ? new UnimodalAsMultimodal(createResnet18UnimodalSeNet({ ...common, channels: channels[k], modality: k }), k, channels.length)
         : createResnet18MmtmNet({ ...common, channels });
     case 'nvgesture': {
       // NVGesture-pretrained: both I3D branches (or the SE baseline's one) from converted Kinetics weights (weights.ts).
       const pretrained = spec.dataset.pretrained;
       if (unimodal) {
         const se = createI3dUnimodalSeNet({ ...common, channels: channels[k], modality: k });
-        return new UnimodalAsMultimodal(pretrained ? withWeights(se, pretrained) : se, k);
+        return new UnimodalAsMultimodal(pretrained ? withWeights(se, pretrained) : se, k, channels.length);
       }
       const net = createI3dNet({ ...common, channels });
       return pretrained ? withWeights(net, pretrained) : net;
@@ -58,3 +58,4 @@ function withWeights<T extends Parameters<typeof loadI3dWeightsFile>[0] & { disp
 }
 
 export type { ForwardMode, ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups } from './types.ts';
+export { acceleratedModality, rebalanceMode } from './types.ts';

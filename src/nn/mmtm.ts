@@ -13,7 +13,7 @@ import {
   type NamedVariable,
   type StateEntry,
 } from './layers.ts';
-import type { ForwardMode } from './types.ts';
+import { acceleratedModality, type ForwardMode } from './types.ts';
 
 /** The fidelity switches that change what an MMTM computes (paper-spec §13 D1–D3). */
 export type MmtmFidelity = Pick<FidelitySwitches, 'gateScale' | 'rebalanceAverage' | 'replicateSkeletonAvgBug'>;
@@ -27,23 +27,27 @@ export interface FusionContext {
 }
 
 export interface FusionOutput {
-  out0: tf.Tensor;
-  out1: tf.Tensor;
-  /** The squeezed inputs h0 (B×C0), h1 (B×C1), with `collectSqueezed`. */
-  squeezed?: { h0: tf.Tensor2D; h1: tf.Tensor2D };
-}
-
-/** Bottleneck width of the MMTM squeeze layer: Z = floor(2·(C0 + C1)/ratio) with ratio 4 (paper-spec §2.1). */
-export function mmtmBottleneck(channels0: number, channels1: number): number {
-  return Math.floor((2 * (channels0 + channels1)) / 4);
+  /** The gated maps, one per modality (branch order). */
+  outputs: tf.Tensor[];
+  /** The squeezed inputs h_k (B×C_k), with `collectSqueezed`. */
+  squeezed?: tf.Tensor2D[];
 }
 
 /**
- * Multi-modal transfer module (paper-spec §2.1) between a branch-0 map A0 (B×…×C0) and a branch-1 map A1
- * (B×…×C1), channels last; spatial shapes may differ.
+ * Bottleneck width of the MMTM squeeze layer: Z = floor(2·ΣC_k/4), ratio 4 (paper-spec §2.1: floor(2·(C0 + C1)/4)
+ * for two modalities; the sum over all modalities for three, our reading of §8.6).
+ */
+export function mmtmBottleneck(...channels: number[]): number {
+  return Math.floor((2 * channels.reduce((a, b) => a + b, 0)) / 4);
+}
+
+/**
+ * Multi-modal transfer module (paper-spec §2.1) between the maps A_k (B×…×C_k, channels last; spatial shapes may
+ * differ) of M ≥ 2 branches — two in the paper's main experiments, three in its three-view ModelNet40 one, where
+ * (§8.6, inferred) one module takes all three squeezed vectors and emits three gates.
  *
- * Regular forward: h_k = spatial mean of A_k; z = ReLU(fc_squeeze([h0, h1])); w0 = fc_visual(z),
- * w1 = fc_skeleton(z); Ã_k = gateScale·σ(w_k) ⊙ A_k.
+ * Regular forward: h_k = spatial mean of A_k; z = ReLU(fc_squeeze([h0, …, h_{M−1}])); w_k = fc_excite_k(z)
+ * (the code's fc_visual / fc_skeleton for k = 0 / 1); Ã_k = gateScale·σ(w_k) ⊙ A_k.
  *
  * Running statistics for re-balancing (paper-spec §8.3), both always tracked; `rebalanceAverage` picks the one a
  * re-balancing step uses:
@@ -63,128 +67,107 @@ export function mmtmBottleneck(channels0: number, channels1: number): number {
  */
 export class Mmtm {
   readonly bottleneck: number;
-  /** fc_squeeze: (C0+C1) → Z, shared by both excitations (in both θ0′ and θ1′). */
+  readonly channels: readonly number[];
+  /** fc_squeeze: ΣC_k → Z, shared by all excitations (in every θk′). */
   readonly squeeze: Linear;
-  /** fc_visual: Z → C0, the modality-0 excitation (θ0′). */
-  readonly excite0: Linear;
-  /** fc_skeleton: Z → C1, the modality-1 excitation (θ1′). */
-  readonly excite1: Linear;
+  /** fc_excite_k: Z → C_k, the modality-k excitation (θk′). */
+  readonly excites: readonly Linear[];
 
-  private readonly codeAverage0: tf.Variable;
-  private readonly codeAverage1: tf.Variable;
+  private readonly codeAverages: tf.Variable[];
   private codeCalls = 0;
-  private readonly paperMeanW0: tf.Variable;
-  private readonly paperMeanW1: tf.Variable;
+  private readonly paperMeanWs: tf.Variable[];
   private paperSamples = 0;
-  private squeezeMean0: tf.Tensor2D | null = null;
-  private squeezeMean1: tf.Tensor2D | null = null;
+  private squeezeMeans: tf.Tensor2D[] | null = null;
   private readonly name: string;
 
   constructor(
     init: Init,
-    readonly channels0: number,
-    readonly channels1: number,
+    channels: readonly number[],
     readonly fidelity: MmtmFidelity,
   ) {
-    if (fidelity.replicateSkeletonAvgBug && channels0 !== channels1) {
+    this.name = init.prefix;
+    if (channels.length < 2 || channels.some((c) => !Number.isInteger(c) || c < 1)) {
+      throw new Error(`${init.prefix}: an MMTM joins two or more branches with positive channel counts, got ${JSON.stringify(channels)}`);
+    }
+    if (fidelity.replicateSkeletonAvgBug && channels[0] !== channels[1]) {
       throw new Error(
         `${init.prefix}: replicateSkeletonAvgBug feeds the modality-1 average with branch-0 gates, which needs ` +
-          `C0 = C1 (got ${channels0}, ${channels1}); turn the switch off for modules with different widths`,
+          `C0 = C1 (got ${channels[0]}, ${channels[1]}); turn the switch off for modules with different widths`,
       );
     }
-    this.name = init.prefix;
-    this.bottleneck = mmtmBottleneck(channels0, channels1);
-    this.squeeze = new Linear(childInit(init, 'squeeze'), channels0 + channels1, this.bottleneck);
-    this.excite0 = new Linear(childInit(init, 'excite0'), this.bottleneck, channels0);
-    this.excite1 = new Linear(childInit(init, 'excite1'), this.bottleneck, channels1);
-    this.codeAverage0 = variableOf(() => tf.zeros([channels0]), false);
-    this.codeAverage1 = variableOf(() => tf.zeros([channels1]), false);
-    this.paperMeanW0 = variableOf(() => tf.zeros([channels0]), false);
-    this.paperMeanW1 = variableOf(() => tf.zeros([channels1]), false);
+    this.channels = [...channels];
+    this.bottleneck = mmtmBottleneck(...channels);
+    const total = channels.reduce((a, b) => a + b, 0);
+    this.squeeze = new Linear(childInit(init, 'squeeze'), total, this.bottleneck);
+    this.excites = channels.map((c, k) => new Linear(childInit(init, `excite${k}`), this.bottleneck, c));
+    this.codeAverages = channels.map((c) => variableOf(() => tf.zeros([c]), false));
+    this.paperMeanWs = channels.map((c) => variableOf(() => tf.zeros([c]), false));
   }
 
-  forward(a0: tf.Tensor, a1: tf.Tensor, ctx: FusionContext): FusionOutput {
+  get modalityCount(): number {
+    return this.channels.length;
+  }
+
+  forward(inputs: readonly tf.Tensor[], ctx: FusionContext): FusionOutput {
+    if (inputs.length !== this.modalityCount) {
+      throw new Error(`${this.name}: expected ${this.modalityCount} input maps, got ${inputs.length}`);
+    }
     if (ctx.regularTrainingStep && ctx.mode !== 'regular') {
       throw new Error(`${this.name}: regularTrainingStep was set in forward mode '${ctx.mode}'; it needs 'regular'`);
     }
-    const h0 = tf.mean(a0, spatialAxes(a0.rank)) as tf.Tensor2D;
-    const h1 = tf.mean(a1, spatialAxes(a1.rank)) as tf.Tensor2D;
-    const z = this.squeeze.apply(tf.concat([h0, h1], 1), 'relu');
-    const w0 = this.excite0.apply(z);
-    const w1 = this.excite1.apply(z);
-    const sigmoid0 = tf.sigmoid(w0);
-    const sigmoid1 = tf.sigmoid(w1);
-    this.updateStatistics(sigmoid0, sigmoid1, w0, w1, ctx.regularTrainingStep);
+    const h = inputs.map((a) => tf.mean(a, spatialAxes(a.rank)) as tf.Tensor2D);
+    const z = this.squeeze.apply(tf.concat(h, 1), 'relu');
+    const w = this.excites.map((e) => e.apply(z));
+    const sigmoids = w.map((wk) => tf.sigmoid(wk));
+    this.updateStatistics(sigmoids, w, ctx.regularTrainingStep);
 
-    let gate0: tf.Tensor;
-    let gate1: tf.Tensor;
-    switch (ctx.mode) {
-      case 'regular':
-        gate0 = this.scaled(sigmoid0);
-        gate1 = this.scaled(sigmoid1);
-        break;
-      case 'rebalance0':
-        gate0 = this.rebalanceGateTensor(0);
-        gate1 = this.scaled(sigmoid1);
-        break;
-      case 'rebalance1':
-        gate0 = this.scaled(sigmoid0);
-        gate1 = this.rebalanceGateTensor(1);
-        break;
-      case 'unimodalMeans': {
-        if (this.squeezeMean0 === null || this.squeezeMean1 === null) {
-          throw new Error(`${this.name}: forward mode 'unimodalMeans' needs setSqueezeMeans() first`);
-        }
-        const batch = h0.shape[0];
-        const mean0 = tf.tile(this.squeezeMean0, [batch, 1]);
-        const mean1 = tf.tile(this.squeezeMean1, [batch, 1]);
-        // Branch 0 sees [h0(x), h̄1], branch 1 sees [h̄0, h1(x)] (paper-spec §6.3).
-        const z0 = this.squeeze.apply(tf.concat([h0, mean1], 1), 'relu');
-        const z1 = this.squeeze.apply(tf.concat([mean0, h1], 1), 'relu');
-        gate0 = this.scaled(tf.sigmoid(this.excite0.apply(z0)));
-        gate1 = this.scaled(tf.sigmoid(this.excite1.apply(z1)));
-        break;
+    let gates: tf.Tensor[];
+    if (ctx.mode === 'regular') {
+      gates = sigmoids.map((g) => this.scaled(g));
+    } else if (ctx.mode === 'unimodalMeans') {
+      if (this.squeezeMeans === null) {
+        throw new Error(`${this.name}: forward mode 'unimodalMeans' needs setSqueezeMeans() first`);
       }
+      const batch = h[0]!.shape[0];
+      const means = this.squeezeMeans.map((m) => tf.tile(m, [batch, 1]));
+      // Branch k sees its own h_k(x) and the training means h̄_j of every other modality (paper-spec §6.3, §8.6).
+      gates = this.excites.map((excite, k) => {
+        const zk = this.squeeze.apply(tf.concat(means.map((m, j) => (j === k ? h[k]! : m)), 1), 'relu');
+        return this.scaled(tf.sigmoid(excite.apply(zk)));
+      });
+    } else {
+      const k = acceleratedModality(ctx.mode)!;
+      if (k >= this.modalityCount) throw new Error(`${this.name}: forward mode '${ctx.mode}' names modality ${k}, the module joins ${this.modalityCount}`);
+      gates = sigmoids.map((g, j) => (j === k ? this.rebalanceGateTensor(k) : this.scaled(g)));
     }
-    const out0 = tf.mul(a0, broadcastOverSpatial(gate0, a0.rank));
-    const out1 = tf.mul(a1, broadcastOverSpatial(gate1, a1.rank));
-    return ctx.collectSqueezed ? { out0, out1, squeezed: { h0, h1 } } : { out0, out1 };
+    const outputs = inputs.map((a, k) => tf.mul(a, broadcastOverSpatial(gates[k]!, a.rank)));
+    return ctx.collectSqueezed ? { outputs, squeezed: h } : { outputs };
   }
 
   private scaled(gate: tf.Tensor): tf.Tensor {
     return this.fidelity.gateScale === 1 ? gate : tf.mul(gate, this.fidelity.gateScale);
   }
 
-  private updateStatistics(
-    sigmoid0: tf.Tensor2D,
-    sigmoid1: tf.Tensor2D,
-    w0: tf.Tensor2D,
-    w1: tf.Tensor2D,
-    regularTrainingStep: boolean,
-  ): void {
+  private updateStatistics(sigmoids: tf.Tensor2D[], w: tf.Tensor2D[], regularTrainingStep: boolean): void {
     // Running mean over calls of batch means: r ← r + (m − r)/n, every batch weighted equally.
     this.codeCalls += 1;
-    const batchMean0 = tf.mean(sigmoid0, 0);
-    const batchMean1 = this.fidelity.replicateSkeletonAvgBug ? batchMean0 : tf.mean(sigmoid1, 0);
+    const batchMeans = sigmoids.map((s) => tf.mean(s, 0));
+    if (this.fidelity.replicateSkeletonAvgBug) batchMeans[1] = batchMeans[0]!;
     const n = this.codeCalls;
-    this.codeAverage0.assign(tf.add(this.codeAverage0, tf.div(tf.sub(batchMean0, this.codeAverage0), n)));
-    this.codeAverage1.assign(tf.add(this.codeAverage1, tf.div(tf.sub(batchMean1, this.codeAverage1), n)));
+    this.codeAverages.forEach((average, k) => average.assign(tf.add(average, tf.div(tf.sub(batchMeans[k]!, average), n))));
     if (regularTrainingStep) {
       // Sample-weighted mean of pre-sigmoid w, kept as a mean (not a sum) for float32 accuracy over long runs.
-      const batch = w0.shape[0];
+      const batch = w[0]!.shape[0];
       this.paperSamples += batch;
       const total = this.paperSamples;
-      const update = (mean: tf.Variable, w: tf.Tensor2D) =>
-        mean.assign(tf.add(mean, tf.div(tf.sub(tf.sum(w, 0), tf.mul(mean, batch)), total)));
-      update(this.paperMeanW0, w0);
-      update(this.paperMeanW1, w1);
+      this.paperMeanWs.forEach((mean, k) => mean.assign(tf.add(mean, tf.div(tf.sub(tf.sum(w[k]!, 0), tf.mul(mean, batch)), total))));
     }
   }
 
   /** The constant gate of a re-balancing step for branch k, shape [C_k] (already scaled by gateScale). */
-  private rebalanceGateTensor(k: 0 | 1): tf.Tensor {
+  private rebalanceGateTensor(k: number): tf.Tensor {
     if (this.fidelity.rebalanceAverage === 'codeRunningSigmoid') {
-      return this.scaled(k === 0 ? this.codeAverage0 : this.codeAverage1);
+      return this.scaled(this.codeAverages[k]!);
     }
     if (this.paperSamples === 0) {
       throw new Error(
@@ -192,43 +175,40 @@ export class Mmtm {
           'but none has run yet (pass regularTrainingStep: true on regular training forwards)',
       );
     }
-    return this.scaled(tf.sigmoid(k === 0 ? this.paperMeanW0 : this.paperMeanW1));
+    return this.scaled(tf.sigmoid(this.paperMeanWs[k]!));
   }
 
   /** The gate a re-balancing step accelerating m_k would use now, as numbers. */
-  rebalanceGate(k: 0 | 1): Float32Array {
+  rebalanceGate(k: number): Float32Array {
     return tf.tidy(() => this.rebalanceGateTensor(k).dataSync() as Float32Array);
   }
 
-  setSqueezeMeans(h0: Float32Array, h1: Float32Array): void {
-    if (h0.length !== this.channels0 || h1.length !== this.channels1) {
+  /** means[k] = h̄_k, the training-split mean of modality k's squeezed input. */
+  setSqueezeMeans(means: readonly Float32Array[]): void {
+    if (means.length !== this.modalityCount || means.some((m, k) => m.length !== this.channels[k])) {
       throw new Error(
-        `${this.name}.setSqueezeMeans: expected h̄0 of ${this.channels0} and h̄1 of ${this.channels1} values, ` +
-          `got ${h0.length} and ${h1.length}`,
+        `${this.name}.setSqueezeMeans: expected means of ${JSON.stringify(this.channels)} values, ` +
+          `got ${JSON.stringify(means.map((m) => m.length))}`,
       );
     }
-    this.squeezeMean0?.dispose();
-    this.squeezeMean1?.dispose();
-    this.squeezeMean0 = tf.keep(tf.tensor2d(h0, [1, this.channels0]));
-    this.squeezeMean1 = tf.keep(tf.tensor2d(h1, [1, this.channels1]));
+    this.squeezeMeans?.forEach((m) => m.dispose());
+    this.squeezeMeans = means.map((m, k) => tf.keep(tf.tensor2d(m, [1, this.channels[k]!])));
   }
 
-  /** fc_squeeze, fc_visual, fc_skeleton (weight, bias each). */
+  /** fc_squeeze, then fc_excite_0 … fc_excite_{M−1} (weight, bias each). */
   get parameters(): NamedVariable[] {
-    return [...this.squeeze.parameters, ...this.excite0.parameters, ...this.excite1.parameters];
+    return [...this.squeeze.parameters, ...this.excites.flatMap((e) => e.parameters)];
   }
 
   get state(): StateEntry[] {
     return [
-      variableState(`${this.name}.codeAverage0`, this.codeAverage0),
-      variableState(`${this.name}.codeAverage1`, this.codeAverage1),
+      ...this.codeAverages.map((v, k) => variableState(`${this.name}.codeAverage${k}`, v)),
       counterState(
         `${this.name}.codeCalls`,
         () => this.codeCalls,
         (v) => (this.codeCalls = v),
       ),
-      variableState(`${this.name}.paperMeanW0`, this.paperMeanW0),
-      variableState(`${this.name}.paperMeanW1`, this.paperMeanW1),
+      ...this.paperMeanWs.map((v, k) => variableState(`${this.name}.paperMeanW${k}`, v)),
       counterState(
         `${this.name}.paperSamples`,
         () => this.paperSamples,
@@ -239,9 +219,8 @@ export class Mmtm {
 
   dispose(): void {
     disposeParameters(this.parameters);
-    for (const v of [this.codeAverage0, this.codeAverage1, this.paperMeanW0, this.paperMeanW1]) v.dispose();
-    this.squeezeMean0?.dispose();
-    this.squeezeMean1?.dispose();
+    for (const v of [...this.codeAverages, ...this.paperMeanWs]) v.dispose();
+    this.squeezeMeans?.forEach((m) => m.dispose());
   }
 }
 

@@ -13,7 +13,7 @@ import {
   type StateEntry,
 } from './layers.ts';
 import type { MmtmFidelity } from './mmtm.ts';
-import { StagedSeNet, TwoBranchMmtmNet, type StagedBranch } from './two-branch.ts';
+import { MultiBranchMmtmNet, StagedSeNet, type StagedBranch } from './multi-branch.ts';
 
 /**
  * The ModelNet40 network of paper-spec §4.2: two torchvision-layout ResNet18 branches trained from scratch, joined
@@ -169,8 +169,8 @@ export class Resnet18Branch implements StagedBranch {
 }
 
 export interface Resnet18MmtmNetOptions {
-  /** Input channels of m0 and m1 (3 for the RGB-read renders). */
-  channels: [number, number];
+  /** Input channels per modality (3 for the RGB-read renders): two views, or three for the three-view experiment. */
+  channels: readonly number[];
   numClasses: number;
   seed: number;
   fidelity: MmtmFidelity | FidelitySwitches;
@@ -179,12 +179,12 @@ export interface Resnet18MmtmNetOptions {
   mmtmPositions?: number[];
 }
 
-export function createResnet18MmtmNet(options: Resnet18MmtmNetOptions): TwoBranchMmtmNet<Resnet18Branch> {
-  const branch = (k: 0 | 1) =>
-    new Resnet18Branch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: options.channels[k], numClasses: options.numClasses, width: options.width });
-  return new TwoBranchMmtmNet({
+export function createResnet18MmtmNet(options: Resnet18MmtmNetOptions): MultiBranchMmtmNet<Resnet18Branch> {
+  const branch = (channels: number, k: number) =>
+    new Resnet18Branch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: channels, numClasses: options.numClasses, width: options.width });
+  return new MultiBranchMmtmNet({
     name: 'Resnet18MmtmNet',
-    branches: [branch(0), branch(1)],
+    branches: options.channels.map(branch),
     positions: options.mmtmPositions ?? RESNET18_MMTM_POSITIONS,
     seed: options.seed,
     fidelity: options.fidelity,

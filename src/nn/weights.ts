@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { DataFileError } from '../data/idx.ts';
 import { I3dBranch, i3dTensorSpecs } from './i3d.ts';
-import type { StagedBranch } from './two-branch.ts';
+import type { StagedBranch } from './multi-branch.ts';
 
 /**
  * Pretrained I3D weights (paper-spec §4.3, "NVGesture-pretrained") from a safetensors file.
@@ -177,7 +177,7 @@ export interface LoadI3dOptions {
   keepLogits?: boolean;
 }
 
-/** Finds the I3D branches of a two-branch net (`branches`) or an SE net (`branch`). */
+/** Finds the I3D branches of a multi-branch net (`branches`) or an SE net (`branch`). */
 function i3dBranchesOf(net: { branches?: readonly StagedBranch[]; branch?: StagedBranch }): I3dBranch[] {
   const branches = net.branches ?? (net.branch ? [net.branch] : []);
   if (branches.length === 0 || !branches.every((b) => b instanceof I3dBranch)) {

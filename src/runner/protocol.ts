@@ -25,6 +25,23 @@ export interface EpochMetrics {
   regularSteps: number;
   rebalanceSteps: number;
   wallSeconds: number;
+  /**
+   * Accuracy of every branch's ŷk (index = modality), present only for nets with more than two modalities
+   * (three-view ModelNet40), whose third branch the fixed *Acc0/*Acc1 fields cannot hold.
+   */
+  branchAcc?: { train: number[]; val: number[]; test: number[] };
+}
+
+/** Per-modality utilization figures of a trial (paper-spec §6, §8.6 for M > 2). */
+export interface ModalityResult {
+  /** The dataset's name of the modality (e.g. `colored`, `view-1`). */
+  name: string;
+  /** A(f_k): test accuracy of ŷk, regular mode. */
+  accF: number;
+  /** A(f_k′): test accuracy of ŷk with every other modality's squeezed input replaced by its training mean. */
+  accFPrime: number;
+  /** u(rest|m_k) = (A(f_k) − A(f_k′))/A(f_k); null when A(f_k) = 0. */
+  u: number | null;
 }
 
 /** The final result of a trial (accuracies in percent). */
@@ -52,6 +69,13 @@ export interface TrialResult {
   epochs: number;
   profile: 'code' | 'paper';
   wallSeconds: number;
+  /**
+   * Every modality's A(f_k), A(f_k′), u(rest|m_k), in branch order: the general form of accF0…uM0GivenM1 (which
+   * are its first two entries' values). Absent for uni-modal baselines and for runs that never evaluated a model.
+   * With more than two modalities, dUtil = max_k u − min_k u and dSpeed is taken between the two most different
+   * conditional learning speeds (paper-spec §8.6; both ≥ 0 there).
+   */
+  perModality?: ModalityResult[];
 }
 
 export interface CheckpointRef {

@@ -23,7 +23,27 @@ export const modelnet40DatasetSchema = z.object({
   name: z.literal('modelnet40'),
   /** Root of the MVCNN 12-view renders (`<root>/<class>/<train|test>/…`). */
   root: z.string().optional(),
-  views: z.array(z.number().int().min(0).max(11)).min(2).max(3).default([0, 6]),
+  /**
+   * View indices (0 = v001 … 11 = v012), one per modality: two (the paper's front/rear [0, 6]) or three
+   * (§6.4's three-view experiment, paper-spec §8.6). Distinct: a repeated view is the duplicated-input control,
+   * which `modalities: 'duplicate-m0' | 'duplicate-m1'` expresses.
+   */
+  views: z
+    .array(z.number().int().min(0).max(11))
+    .min(2)
+    .max(3)
+    .default([0, 6])
+    .superRefine((views, ctx) => {
+      const repeated = views.filter((v, i) => views.indexOf(v) !== i);
+      if (repeated.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            `view ${repeated[0]} is given twice in [${views.join(', ')}]: give distinct view indices (for the ` +
+            `duplicated-input control keep two distinct views and set modalities to 'duplicate-m0' or 'duplicate-m1')`,
+        });
+      }
+    }),
   splitSeed: z.number().int().default(10),
   imageSize: z.number().int().positive().default(224),
 });
@@ -112,6 +132,32 @@ export const trainTrialSpecSchema = z.object({
   /** Channel width multiplier of the branches (1 = the paper's network). */
   width: z.number().positive().default(1),
   backend: backendRequestSchema.default('auto'),
+}).superRefine((spec, ctx) => {
+  // Three-view ModelNet40 (paper-spec §8.6) trains one three-branch net with vanilla / guided / random; the
+  // duplicated-input controls, RUBi and the uni-modal baselines are two-modality constructions.
+  if (spec.dataset.name !== 'modelnet40' || spec.dataset.views.length <= 2) return;
+  const views = `dataset.views [${spec.dataset.views.join(', ')}]`;
+  if (spec.modalities !== 'distinct') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['modalities'],
+      message: `'${spec.modalities}' is a two-view control, but ${views} has three views: use modalities 'distinct' with three views, or give two views for the control`,
+    });
+  }
+  if (spec.algorithm === 'rubi') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['algorithm'],
+      message: `'rubi' is defined for two modalities only (one bias modality masks the other), but ${views} has three views: use vanilla, guided or random, or give two views`,
+    });
+  }
+  if (spec.architecture === 'unimodal-se') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['architecture'],
+      message: `'unimodal-se' is a uni-modal baseline that uses one view, but ${views} has three: give two views and pick the baseline's view with unimodalModality, or use architecture 'mmtm'`,
+    });
+  }
 });
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
 export type TrainTrialSpecInput = z.input<typeof trainTrialSpecSchema>;

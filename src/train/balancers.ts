@@ -1,4 +1,4 @@
-import type { ForwardMode } from '../nn/types.ts';
+import { rebalanceMode, type ForwardMode } from '../nn/types.ts';
 import type { Algorithm } from '../spec/trial.ts';
 import { Rng, type RngState } from '../data/rng.ts';
 
@@ -8,6 +8,8 @@ export interface StepReport {
   mode: ForwardMode;
   /** Cumulative d_speed after this step's accumulation (null while undefined). */
   d: number | null;
+  /** The modality the speed tracker says is learned slowest (largest conditional speed); null while undefined. */
+  slowest: number | null;
 }
 
 /**
@@ -48,19 +50,21 @@ export interface GuidedOptions {
  * Guided balancing as the released code implements it (paper-spec §8.2): unlocked at the start of the first
  * epoch ≥ startEpoch; after a regular step with |d| > α come exactly Q re-balancing steps accelerating
  * k = (d > 0 ? m0 : m1), direction frozen for the window; then a regular step re-tests |d|. The state carries
- * across epochs. A non-finite/undefined d never triggers.
+ * across epochs. A non-finite/undefined d never triggers. With more than two modalities d ≥ 0 is the gap between the
+two most different conditional speeds and the window accelerates the slowest modality (paper-spec §8.6); for two
+that is the same rule.
  */
 export class GuidedBalancer implements Balancer {
   readonly algorithm: Algorithm = 'guided';
   private unlocked = false;
   private rebalancing = false;
-  private k: 0 | 1 = 0;
+  private k = 0;
   private count = 0;
 
   constructor(private readonly options: GuidedOptions) {}
 
   get mode(): ForwardMode {
-    return this.rebalancing ? (this.k === 0 ? 'rebalance0' : 'rebalance1') : 'regular';
+    return this.rebalancing ? rebalanceMode(this.k) : 'regular';
   }
 
   onEpochBegin(epoch: number): void {
@@ -70,10 +74,10 @@ export class GuidedBalancer implements Balancer {
   afterStep(report: StepReport): void {
     if (!this.unlocked) return;
     if (!this.rebalancing) {
-      if (report.d !== null && Math.abs(report.d) > this.options.alpha) {
+      if (report.d !== null && report.slowest !== null && Math.abs(report.d) > this.options.alpha) {
         this.rebalancing = true;
         this.count = 0;
-        this.k = report.d > 0 ? 0 : 1;
+        this.k = report.slowest;
       }
     } else {
       this.count += 1;
@@ -88,28 +92,36 @@ export class GuidedBalancer implements Balancer {
   setState(state: BalancerState): void {
     this.unlocked = Boolean(state.unlocked);
     this.rebalancing = Boolean(state.rebalancing);
-    this.k = state.k === 1 ? 1 : 0;
+    this.k = Number(state.k ?? 0);
     this.count = Number(state.count);
   }
 }
 
-/** The code's choice list order: regular, accelerate m1, accelerate m0 (paper-spec §8.4). */
-const RANDOM_MODES: readonly ForwardMode[] = ['regular', 'rebalance1', 'rebalance0'];
+/**
+ * The code's choice list order: regular, accelerate m1, accelerate m0 (paper-spec §8.4); for M modalities
+ * regular, accelerate m_{M−1}, …, accelerate m0.
+ */
+export function randomModes(modalityCount: number): ForwardMode[] {
+  return ['regular', ...Array.from({ length: modalityCount }, (_, i) => rebalanceMode(modalityCount - 1 - i))];
+}
 
 /**
  * Random balancing (paper-spec §8.4): from the start epoch on, after every step the next step's mode is drawn
- * uniformly from {regular, accelerate m1, accelerate m0} with a seeded PRNG (its state is checkpointed).
+ * uniformly from {regular, accelerate m1, accelerate m0} (one per modality when M > 2) with a seeded PRNG (its
+ * state is checkpointed).
  */
 export class RandomBalancer implements Balancer {
   readonly algorithm: Algorithm = 'random';
   private unlocked = false;
   private current: ForwardMode = 'regular';
   private readonly rng: Rng;
+  private readonly modes: ForwardMode[];
 
   constructor(
-    private readonly options: { startEpoch: number; seed: number },
+    private readonly options: { startEpoch: number; seed: number; modalityCount?: number },
   ) {
     this.rng = Rng.from('random-balancer', options.seed);
+    this.modes = randomModes(options.modalityCount ?? 2);
   }
 
   get mode(): ForwardMode {
@@ -121,7 +133,7 @@ export class RandomBalancer implements Balancer {
   }
 
   afterStep(_report?: StepReport): void {
-    if (this.unlocked) this.current = RANDOM_MODES[this.rng.int(RANDOM_MODES.length)];
+    if (this.unlocked) this.current = this.modes[this.rng.int(this.modes.length)]!;
   }
 
   getState(): BalancerState {

@@ -5,7 +5,7 @@ export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scala
   return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar);
 }
 
-/** The paper's training loss L = CE(ŷ0, y) + CE(ŷ1, y) (paper-spec §2.2). */
-export function twoBranchLoss(logits0: tf.Tensor2D, logits1: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => crossEntropy(logits0, oneHot).add(crossEntropy(logits1, oneHot)) as tf.Scalar);
+/** The paper's training loss L = CE(ŷ0, y) + CE(ŷ1, y) (paper-spec §2.2), summed over all branches when M > 2. */
+export function branchLoss(branchLogits: readonly tf.Tensor2D[], oneHot: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => branchLogits.map((l) => crossEntropy(l, oneHot)).reduce((a, b) => a.add(b)) as tf.Scalar);
 }

@@ -50,16 +50,16 @@ export class RubiHead {
   }
 
   /** The RUBi training loss; returns the mask too (for tests). */
-  loss(
-    out: { logits0: tf.Tensor2D; logits1: tf.Tensor2D; features0: tf.Tensor2D; features1: tf.Tensor2D },
-    oneHot: tf.Tensor2D,
-  ): tf.Scalar {
+  loss(out: { branchLogits: tf.Tensor2D[]; branchFeatures: tf.Tensor2D[] }, oneHot: tf.Tensor2D): tf.Scalar {
+    if (out.branchLogits.length !== 2) {
+      throw new Error(`RUBi is adapted to two modalities (paper-spec §9.2); this net has ${out.branchLogits.length}`);
+    }
     return tf.tidy(() => {
-      const q = this.biasLogits(this.biasModality === 0 ? out.features0 : out.features1);
+      const q = this.biasLogits(out.branchFeatures[this.biasModality]!);
       const mask = tf.sigmoid(q);
       const qLogits = tf.matMul(q, this.variables[6]).add(this.variables[7]) as tf.Tensor2D;
-      return crossEntropy(out.logits0.mul(mask), oneHot)
-        .add(crossEntropy(out.logits1.mul(mask), oneHot))
+      return crossEntropy(out.branchLogits[0]!.mul(mask), oneHot)
+        .add(crossEntropy(out.branchLogits[1]!.mul(mask), oneHot))
         .add(crossEntropy(qLogits, oneHot)) as tf.Scalar;
     });
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/types.ts';
-import type { ForwardMode, ForwardOutput, MultimodalNet } from '../nn/types.ts';
+import { acceleratedModality, type ForwardMode, type ForwardOutput, type MultimodalNet } from '../nn/types.ts';
 import type { CheckpointRef, EpochMetrics, RunnerEvent, TrialResult } from '../runner/protocol.ts';
 import { resolveFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
@@ -16,11 +16,11 @@ import {
   writeCheckpointFile,
   type CheckpointContent,
 } from './checkpoint.ts';
-import { twoBranchLoss } from './loss.ts';
+import { branchLoss } from './loss.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
 import { Sgd } from './sgd.ts';
-import { GROUP_NAMES, groupMus, SpeedTracker, type GroupIndices, type SpeedState } from './speed.ts';
+import { groupMus, SpeedTracker, type GroupIndices, type SpeedState } from './speed.ts';
 
 export interface TrainerOptions {
   spec: TrainTrialSpec;
@@ -39,7 +39,7 @@ export interface TrainerOptions {
   /** How many epoch checkpoints to keep (default 2). */
   keepCheckpoints?: number;
   /**
-   * Loss of one step; default CE(ŷ0)+CE(ŷ1). The uni-modal SE baseline passes CE of its single head.
+   * Loss of one step; default CE(ŷ0)+CE(ŷ1) (summed over every branch for M > 2). The uni-modal SE baseline passes CE of its single head.
    * (RUBi is selected by spec.algorithm, not here.)
    */
   lossFn?: (out: ForwardOutput, oneHot: tf.Tensor2D) => tf.Scalar;
@@ -82,7 +82,7 @@ export class ResumeMismatchError extends Error {
   override name = 'ResumeMismatchError';
 }
 
-export function createBalancer(spec: TrainTrialSpec): Balancer {
+export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balancer {
   switch (spec.algorithm) {
     case 'vanilla':
     case 'rubi':
@@ -91,7 +91,7 @@ export function createBalancer(spec: TrainTrialSpec): Balancer {
       return new GuidedBalancer({ alpha: spec.alpha, q: spec.q, startEpoch: spec.balancingStartEpoch });
     case 'random':
       // A stream distinct from the init/data seeds but fixed by the trial seed.
-      return new RandomBalancer({ startEpoch: spec.balancingStartEpoch, seed: spec.seed * 2654435761 + 777 });
+      return new RandomBalancer({ startEpoch: spec.balancingStartEpoch, seed: spec.seed * 2654435761 + 777, modalityCount });
   }
 }
 
@@ -105,6 +105,13 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
   const fidelity: FidelitySwitches = resolveFidelity(spec.profile, spec.fidelity);
   const emit = options.onEvent ?? (() => {});
   const started = Date.now();
+  const modalityCount = net.modalityCount;
+  if (dataset.modalities.length !== modalityCount) {
+    throw new Error(`the ${dataset.name} data has ${dataset.modalities.length} modalities but the net has ${modalityCount} branches`);
+  }
+  if (spec.algorithm === 'rubi' && modalityCount !== 2) {
+    throw new Error(`algorithm 'rubi' is adapted to two modalities (paper-spec §9.2); this trial has ${modalityCount}`);
+  }
 
   const rubi =
     spec.algorithm === 'rubi'
@@ -113,20 +120,18 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
   const netVariables = [...net.trainableVariables];
   const variables = [...netVariables, ...(rubi?.variables ?? [])];
   const groups = groupIndices(net, variables);
-  const branchAndFusion: Record<0 | 1, Set<number>> = {
-    0: new Set([...groups.theta0, ...groups.theta0Prime]),
-    1: new Set([...groups.theta1, ...groups.theta1Prime]),
-  };
+  // θk ∪ θk′ per modality: what a re-balancing step accelerating m_k may update under `branchAndFusion`.
+  const branchAndFusion = groups.theta.map((theta, k) => new Set([...theta, ...groups.thetaPrime[k]!]));
   const sgd = new Sgd(variables, { lr: spec.lr, momentum: spec.momentum, weightDecay: spec.weightDecay });
   const plateau = new ReduceLROnPlateau(spec.lrSchedule);
   const stopping = new CompletedStopping(spec.completedEpochsToStop, spec.maxEpochs);
-  const balancer = createBalancer(spec);
-  const speed = new SpeedTracker(fidelity.speedLogBase);
+  const balancer = createBalancer(spec, modalityCount);
+  const speed = new SpeedTracker(fidelity.speedLogBase, modalityCount);
   const lossFn =
     options.lossFn ??
     (rubi
       ? (out: ForwardOutput, oneHot: tf.Tensor2D) => rubi.loss(out, oneHot)
-      : (out: ForwardOutput, oneHot: tf.Tensor2D) => twoBranchLoss(out.logits0, out.logits1, oneHot));
+      : (out: ForwardOutput, oneHot: tf.Tensor2D) => branchLoss(out.branchLogits, oneHot));
   const key = trialKey(spec);
 
   let epoch = 0;
@@ -192,7 +197,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     const lrUsed = sgd.lr;
     let lossSum = 0;
     let seen = 0;
-    const correct = [0, 0, 0];
+    const correct: number[] = new Array(1 + modalityCount).fill(0);
     let regularSteps = 0;
     let rebalanceSteps = 0;
     let lastProgress = Date.now();
@@ -201,19 +206,19 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     for (const batch of dataset.batches('train', { batchSize: spec.batchSize, shuffle: true, augment: true, seed: spec.seed, epoch })) {
       const mode: ForwardMode = balancer.mode;
       const regular = mode === 'regular';
-      const { x0, x1 } = toTensors(dataset, batch);
+      const inputs = toTensors(dataset, batch);
       const y = tf.tensor1d(batch.y, 'int32');
       const oneHot = tf.oneHot(y, numClasses).toFloat() as tf.Tensor2D;
       const kept: { counts?: tf.Tensor1D } = {};
       const { value: loss, grads: namedGrads } = tf.variableGrads(() => {
-        const out = net.forward(x0, x1, { mode, training: true, regularTrainingStep: regular });
-        kept.counts = tf.keep(correctCounts([out.logits, out.logits0, out.logits1], y));
+        const out = net.forward(inputs, { mode, training: true, regularTrainingStep: regular });
+        kept.counts = tf.keep(correctCounts([out.logits, ...out.branchLogits], y));
         return lossFn(out, oneHot);
       }, variables);
 
       // A variable the loss does not reach (e.g. branch k's excitation in a re-balancing step) has a zero
       // gradient and is still updated through momentum/weight decay, as PyTorch with zeroed grads does.
-      const masked = fidelity.rebalanceUpdates === 'branchAndFusion' && !regular ? branchAndFusion[mode === 'rebalance0' ? 0 : 1] : null;
+      const masked = fidelity.rebalanceUpdates === 'branchAndFusion' && !regular ? branchAndFusion[acceleratedModality(mode)!]! : null;
       const grads: (tf.Tensor | null)[] = variables.map((v, i) => {
         if (masked && !masked.has(i)) return null;
         const g = namedGrads[v.name] ?? null;
@@ -239,7 +244,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       const countValues = await counts.data();
       const gradSqValues = gradSq ? ((await gradSq.data()) as Float32Array) : null;
       const thetaSqValues = thetaSq ? ((await thetaSq.data()) as Float32Array) : null;
-      tf.dispose([x0, x1, y, oneHot, loss, counts, ...(gradSq ? [gradSq] : []), ...(thetaSq ? [thetaSq] : []), ...Object.values(namedGrads)]);
+      tf.dispose([...inputs, y, oneHot, loss, counts, ...(gradSq ? [gradSq] : []), ...(thetaSq ? [thetaSq] : []), ...Object.values(namedGrads)]);
       grads.forEach((g, i) => {
         if (g && g !== namedGrads[variables[i].name]) g.dispose();
       });
@@ -252,14 +257,14 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       }
       lossSum += lossValue * batch.size;
       seen += batch.size;
-      for (let i = 0; i < 3; i++) correct[i] += countValues[i];
+      for (let i = 0; i < correct.length; i++) correct[i]! += countValues[i]!;
       if (regular) {
         regularSteps += 1;
         speed.accumulate(groupMus(gradSqValues!, thetaSqValues!, groups));
       } else {
         rebalanceSteps += 1;
       }
-      balancer.afterStep({ mode, d: speed.d() });
+      balancer.afterStep({ mode, d: speed.d(), slowest: speed.slowestModality() });
 
       if (Date.now() - lastProgress >= progressInterval || stepInEpoch === stepsInEpoch) {
         lastProgress = Date.now();
@@ -281,20 +286,21 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     const pct = (n: number) => (seen > 0 ? (100 * n) / seen : 0);
 
     // Epoch-end order of the code (§5.1): stopping → LR schedule → balancer → history → best checkpoint.
-    finished = stopping.shouldStop(epoch, correct[0], seen);
+    finished = stopping.shouldStop(epoch, correct[0]!, seen);
     const meanLoss = seen > 0 ? lossSum / seen : 0;
     sgd.lr = plateau.step(meanLoss, sgd.lr);
+    const trainBranchAcc = correct.slice(1).map(pct);
     const metrics: EpochMetrics = {
       epoch,
-      trainAcc: pct(correct[0]),
-      trainAcc0: pct(correct[1]),
-      trainAcc1: pct(correct[2]),
+      trainAcc: pct(correct[0]!),
+      trainAcc0: trainBranchAcc[0]!,
+      trainAcc1: trainBranchAcc[1]!,
       valAcc: val.acc,
-      valAcc0: val.acc0,
-      valAcc1: val.acc1,
+      valAcc0: val.branchAcc[0]!,
+      valAcc1: val.branchAcc[1]!,
       testAcc: test.acc,
-      testAcc0: test.acc0,
-      testAcc1: test.acc1,
+      testAcc0: test.branchAcc[0]!,
+      testAcc1: test.branchAcc[1]!,
       loss: meanLoss,
       lr: lrUsed,
       dSpeed: speed.d(),
@@ -302,6 +308,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       rebalanceSteps,
       wallSeconds: (Date.now() - epochStart) / 1000,
     };
+    if (modalityCount > 2) metrics.branchAcc = { train: trainBranchAcc, val: val.branchAcc, test: test.branchAcc };
     history.push(metrics);
     if (!best || val.acc > best.valAcc) {
       best = { epoch, valAcc: val.acc, testAcc: test.acc, step, dSpeed: metrics.dSpeed, variables: snapshotVariables(), state: net.getState() };
@@ -404,6 +411,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     bestEpoch: best.epoch,
     stepsT: best.step,
   };
+  if (util) result.perModality = util.perModality;
   emit({ type: 'result', result });
   return result;
 }
@@ -418,15 +426,16 @@ export class HaltedForTest extends Error {
 
 function groupIndices(net: MultimodalNet, variables: tf.Variable[]): GroupIndices {
   const indexOf = new Map(variables.map((v, i) => [v, i]));
-  const out = {} as GroupIndices;
-  for (const name of GROUP_NAMES) {
-    out[name] = net.groups[name].map((v) => {
+  const indices = (vs: tf.Variable[], name: string) =>
+    vs.map((v) => {
       const i = indexOf.get(v);
       if (i === undefined) throw new Error(`parameter group ${name} holds ${v.name}, which is not a trainable variable of the net`);
       return i;
     });
-  }
-  return out;
+  return {
+    theta: net.groups.theta.map((vs, k) => indices(vs, `θ${k}`)),
+    thetaPrime: net.groups.thetaPrime.map((vs, k) => indices(vs, `θ${k}′`)),
+  };
 }
 
 /** Width F of the final pooled features (RUBi's bias branch input), read from one forward pass. */
@@ -440,9 +449,8 @@ function featureWidth(net: MultimodalNet, dataset: Dataset): number {
   }
   function probe(): number {
     return tf.tidy(() => {
-    const [m0, m1] = dataset.modalities;
-    const out = net.forward(tf.zeros([1, ...m0.shape]), tf.zeros([1, ...m1.shape]), { mode: 'regular', training: false });
-    return out.features0.shape[1];
+      const out = net.forward(dataset.modalities.map((m) => tf.zeros([1, ...m.shape])), { mode: 'regular', training: false });
+      return out.branchFeatures[0]!.shape[1];
     });
   }
 }

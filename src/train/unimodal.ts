@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups } from '../nn/types.ts';
-import type { UnimodalNet } from '../nn/cmnist.ts';
+import type { ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups, UnimodalNet } from '../nn/types.ts';
 import { crossEntropy } from './loss.ts';
 
 /**
  * Runs a uni-modal SE baseline (paper-spec §11) through the two-branch trainer: it reads only modality k,
- * reports its single head as ŷ, ŷ0 and ŷ1, and is trained with `unimodalLoss` = CE(ŷ) (not CE(ŷ0)+CE(ŷ1),
+ * reports its single head as ŷ and as every ŷk, and is trained with `unimodalLoss` = CE(ŷ) (not CE(ŷ0)+CE(ŷ1),
  * which would double the loss). All its parameters form θk; it has no fusion parameters, so d_speed is null.
  */
 export class UnimodalAsMultimodal implements MultimodalNet {
@@ -14,14 +13,15 @@ export class UnimodalAsMultimodal implements MultimodalNet {
 
   constructor(
     private readonly net: UnimodalNet,
-    private readonly modality: 0 | 1,
+    private readonly modality: number,
+    /** Modalities of the dataset it is trained on (it reads only `modality`). */
+    readonly modalityCount = 2,
   ) {
+    if (!(modality >= 0 && modality < modalityCount)) throw new Error(`uni-modal baseline on modality ${modality}, but the data has ${modalityCount}`);
     const all = [...net.trainableVariables];
     this.groups = {
-      theta0: modality === 0 ? all : [],
-      theta1: modality === 1 ? all : [],
-      theta0Prime: [],
-      theta1Prime: [],
+      theta: Array.from({ length: modalityCount }, (_, k) => (k === modality ? all : [])),
+      thetaPrime: Array.from({ length: modalityCount }, () => []),
     };
   }
 
@@ -29,12 +29,16 @@ export class UnimodalAsMultimodal implements MultimodalNet {
     return this.net.trainableVariables;
   }
 
-  forward(x0: tf.Tensor, x1: tf.Tensor, options: ForwardOptions): ForwardOutput {
+  forward(inputs: readonly tf.Tensor[], options: ForwardOptions): ForwardOutput {
     if (options.mode !== 'regular') {
       throw new Error(`a uni-modal network has no forward mode '${options.mode}' (use algorithm 'vanilla')`);
     }
-    const out = this.net.forward(this.modality === 0 ? x0 : x1, { training: options.training });
-    return { logits0: out.logits, logits1: out.logits, logits: out.logits, features0: out.features, features1: out.features };
+    const out = this.net.forward(inputs[this.modality]!, { training: options.training });
+    return {
+      branchLogits: Array.from({ length: this.modalityCount }, () => out.logits),
+      logits: out.logits,
+      branchFeatures: Array.from({ length: this.modalityCount }, () => out.features),
+    };
   }
 
   setSqueezeMeans(): void {

@@ -104,10 +104,10 @@ describe('training the CMNIST MMTM network', () => {
     for (let step = 0; step < 3; step++) {
       const cost = optimizer.minimize(
         () => {
-          const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
+          const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
           return tf.add(
-            tf.losses.softmaxCrossEntropy(labels, out.logits0),
-            tf.losses.softmaxCrossEntropy(labels, out.logits1),
+            tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]),
+            tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1]),
           ) as tf.Scalar;
         },
         true,

@@ -10,7 +10,7 @@ const mono: ByteModality = { name: 'mono', shape: [2, 1, 1], mean: [0.1], std: [
 const x0 = Uint8Array.from({ length: N * 6 }, (_, j) => (j * 37 + 11) % 256);
 const x1 = Uint8Array.from({ length: N * 2 }, (_, j) => (j * 53 + 5) % 256);
 const labels = Uint8Array.from({ length: N }, (_, i) => i % 4);
-const split = { x0, x1, labels, sourceCount: N };
+const split = { inputs: [x0, x1], labels, sourceCount: N };
 const ds = new ByteArrayDataset('toy', [rgb, mono], 4, ['a', 'b', 'c', 'd'], { train: split, val: split, test: split });
 
 const options = (o: Partial<BatchOptions> = {}): BatchOptions => ({ batchSize: 5, shuffle: true, augment: false, seed: 7, epoch: 1, ...o });
@@ -23,12 +23,12 @@ describe('ByteArrayDataset batches', () => {
     for (let i = 0; i < N; i++) {
       for (let j = 0; j < 6; j++) {
         const c = j % 3;
-        expect(b.x0[i * 6 + j]).toBeCloseTo((x0[i * 6 + j] / 255 - rgb.mean[c]) / rgb.std[c], 5);
+        expect(b.inputs[0][i * 6 + j]).toBeCloseTo((x0[i * 6 + j] / 255 - rgb.mean[c]) / rgb.std[c], 5);
       }
-      for (let j = 0; j < 2; j++) expect(b.x1[i * 2 + j]).toBeCloseTo((x1[i * 2 + j] / 255 - 0.1) / 0.2, 5);
+      for (let j = 0; j < 2; j++) expect(b.inputs[1][i * 2 + j]).toBeCloseTo((x1[i * 2 + j] / 255 - 0.1) / 0.2, 5);
     }
     // Hand-computed: sample 0 byte 0 is 11 → (11/255 − 0.5)/0.5 = −0.913725…
-    expect(b.x0[0]).toBeCloseTo(-0.9137255, 6);
+    expect(b.inputs[0][0]).toBeCloseTo(-0.9137255, 6);
     expect(Array.from(b.y)).toEqual(Array.from(labels));
     expect(Array.from(b.indices)).toEqual(Array.from({ length: N }, (_, i) => i));
   });
@@ -41,7 +41,7 @@ describe('ByteArrayDataset batches', () => {
     for (const b of batches) {
       for (let k = 0; k < b.size; k++) {
         expect(b.y[k]).toBe(labels[b.indices[k]]);
-        expect(b.x1[2 * k]).toBeCloseTo((x1[2 * b.indices[k]] / 255 - 0.1) / 0.2, 5);
+        expect(b.inputs[1][2 * k]).toBeCloseTo((x1[2 * b.indices[k]] / 255 - 0.1) / 0.2, 5);
       }
     }
   });
@@ -66,12 +66,51 @@ describe('ByteArrayDataset batches', () => {
   });
 
   it('copies the normalised input when both branches share one modality', () => {
-    const shared = { x0, x1: x0, labels, sourceCount: N };
+    const shared = { inputs: [x0, x0], labels, sourceCount: N };
     const dup = new ByteArrayDataset('dup', [rgb, rgb], 4, ['a', 'b', 'c', 'd'], { train: shared, val: shared, test: shared });
     const [b] = collect(dup.batches('train', options({ batchSize: 8 })));
-    expect(b.x1).toEqual(b.x0);
-    expect(b.x1).not.toBe(b.x0);
-    expect(b.x0[0]).toBeCloseTo((x0[b.indices[0] * 6] / 255 - 0.5) / 0.5, 5);
+    expect(b.inputs[1]).toEqual(b.inputs[0]);
+    expect(b.inputs[1]).not.toBe(b.inputs[0]);
+    expect(b.inputs[0][0]).toBeCloseTo((x0[b.indices[0] * 6] / 255 - 0.5) / 0.5, 5);
+  });
+
+  it('batches any number of branches ≥ 2: one input per modality, duplicated ones copied', () => {
+    // Branches: rgb (x0), mono (x1), rgb again on the same bytes → branch 2 must equal branch 0 but be its own array.
+    const tri = { inputs: [x0, x1, x0], labels, sourceCount: N };
+    const ds3 = new ByteArrayDataset('tri', [rgb, mono, rgb], 4, ['a', 'b', 'c', 'd'], { train: tri, val: tri, test: tri });
+    expect(ds3.modalities.map((m) => m.name)).toEqual(['rgb', 'mono', 'rgb']);
+    const [b] = collect(ds3.batches('train', options({ batchSize: 6 })));
+    const [two] = collect(ds.batches('train', options({ batchSize: 6 })));
+    expect(b.inputs.length).toBe(3);
+    // Branches 0 and 1 are exactly the two-modality dataset's batch (same order, same values).
+    expect(Array.from(b.indices)).toEqual(Array.from(two.indices));
+    expect(b.inputs[0]).toEqual(two.inputs[0]);
+    expect(b.inputs[1]).toEqual(two.inputs[1]);
+    expect(b.inputs[2]).toEqual(b.inputs[0]);
+    expect(b.inputs[2]).not.toBe(b.inputs[0]);
+    // Hand-computed: byte 3 of sample i (channel 0) is (3·37 + 11 + 6·37·i) mod 256.
+    const i = b.indices[1];
+    const byte = (6 * i * 37 + 3 * 37 + 11) % 256;
+    expect(b.inputs[2][6 + 3]).toBeCloseTo((byte / 255 - 0.5) / 0.5, 5);
+    expect(Array.from(ds3.sampleBytes('train', 4, 2))).toEqual(Array.from(x0.subarray(24, 30)));
+    // A third modality with its own bytes is normalised with its own tables.
+    const x2 = Uint8Array.from({ length: N * 2 }, (_, j) => 255 - j);
+    const own = { inputs: [x0, x1, x2], labels, sourceCount: N };
+    const other: ByteModality = { name: 'other', shape: [2, 1, 1], mean: [0], std: [1] };
+    const [c] = collect(new ByteArrayDataset('own', [rgb, mono, other], 4, ['a', 'b', 'c', 'd'], { train: own, val: own, test: own }).batches('train', options({ shuffle: false })));
+    expect(c.inputs[2][3]).toBeCloseTo((255 - 3) / 255, 6);
+  });
+
+  it('rejects fewer than two modalities and input arrays that do not match the modalities', () => {
+    const one = { inputs: [x0], labels, sourceCount: N };
+    expect(() => new ByteArrayDataset('one', [rgb], 4, ['a', 'b', 'c', 'd'], { train: one, val: one, test: one })).toThrow(/at least two modalities, got 1/);
+    expect(() => new ByteArrayDataset('bad', [rgb, mono, mono], 4, ['a', 'b', 'c', 'd'], { train: split, val: split, test: split })).toThrow(
+      /bad\/train: 2 input arrays for 3 modalities/,
+    );
+    expect(() => new ByteArrayDataset('short', [rgb, rgb], 4, ['a', 'b', 'c', 'd'], { train: split, val: split, test: split })).toThrow(
+      /short\/train: branch 1 holds 46 bytes, expected 23 × 6/,
+    );
+    expect(() => ds.sampleBytes('train', 0, 2)).toThrow(/no branch 2/);
   });
 
   it('maps subset positions to source samples', () => {
@@ -81,6 +120,6 @@ describe('ByteArrayDataset batches', () => {
     expect(Array.from(small.labels('train'))).toEqual([3, 2, 0]);
     const [b] = collect(small.batches('train', options({ shuffle: false, batchSize: 10 })));
     expect(Array.from(b.indices)).toEqual([0, 1, 2]);
-    expect(b.x1[2]).toBeCloseTo((x1[20] / 255 - 0.1) / 0.2, 5);
+    expect(b.inputs[1][2]).toBeCloseTo((x1[20] / 255 - 0.1) / 0.2, 5);
   });
 });

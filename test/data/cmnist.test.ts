@@ -103,11 +103,11 @@ describe('colored-and-gray MNIST', () => {
     expect(Array.from(batch.indices)).toEqual([120, 121, 122, 123]);
     const k = 3;
     for (const p of [0, 300, 406, 783]) {
-      expect(batch.x1[k * 784 + p]).toBeCloseTo((gray[p] / 255 - GRAY_MEAN) / GRAY_STD, 5);
-      for (let c = 0; c < 3; c++) expect(batch.x0[k * 2352 + 3 * p + c]).toBeCloseTo((colored[3 * p + c] / 255 - COLORED_MEAN[c]) / COLORED_STD[c], 5);
+      expect(batch.inputs[1][k * 784 + p]).toBeCloseTo((gray[p] / 255 - GRAY_MEAN) / GRAY_STD, 5);
+      for (let c = 0; c < 3; c++) expect(batch.inputs[0][k * 2352 + 3 * p + c]).toBeCloseTo((colored[3 * p + c] / 255 - COLORED_MEAN[c]) / COLORED_STD[c], 5);
     }
     // Background pixel (0,0) of every MNIST digit is 0: (0 − 0.1307)/0.3081 = −0.424213.
-    expect(batch.x1[0]).toBeCloseTo(-0.424213, 5);
+    expect(batch.inputs[1][0]).toBeCloseTo(-0.424213, 5);
   });
 
   it('ties color to label in train as σ² implies, and not in test', () => {
@@ -218,8 +218,8 @@ describe('duplicated controls, subsets and other datasets', () => {
     expect(existsSync(coloredCachePath(cacheDir, 'train', 0.02, 0, 77))).toBe(false);
     expect(() => dup.colors('train')).toThrow(/no colored images/);
     const [b] = dup.batches('val', { batchSize: 3, shuffle: true, augment: false, seed: 1, epoch: 1 });
-    expect(sameBytes(b.x0, b.x1)).toBe(true);
-    expect(b.x0[0]).toBeCloseTo((loadMnist('test').images[b.indices[0] * 784] / 255 - GRAY_MEAN) / GRAY_STD, 5);
+    expect(sameBytes(b.inputs[0], b.inputs[1])).toBe(true);
+    expect(b.inputs[0][0]).toBeCloseTo((loadMnist('test').images[b.indices[0] * 784] / 255 - GRAY_MEAN) / GRAY_STD, 5);
   });
 
   it('duplicate-m0 feeds the colored digit to both branches', async () => {
@@ -227,8 +227,8 @@ describe('duplicated controls, subsets and other datasets', () => {
     expect(dup.modalities.map((m) => m.name)).toEqual(['colored', 'colored']);
     expect(dup.modalities[1].shape).toEqual([28, 28, 3]);
     const [b] = dup.batches('train', { batchSize: 2, shuffle: true, augment: false, seed: 1, epoch: 1 });
-    expect(sameBytes(b.x0, b.x1)).toBe(true);
-    expect(b.x0.length).toBe(2 * 2352);
+    expect(sameBytes(b.inputs[0], b.inputs[1])).toBe(true);
+    expect(b.inputs[0].length).toBe(2 * 2352);
     expect(sameBytes(dup.sampleBytes('train', 5, 1), dup.sampleBytes('train', 5, 0))).toBe(true);
   });
 

@@ -55,6 +55,40 @@ function collect(batches: Iterable<HostBatch>): HostBatch[] {
   return [...batches];
 }
 
+/** `src` (SIZE×SIZE×3 floats) mirrored left-right. */
+function mirrored(src: Float32Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let y = 0; y < SIZE; y++) for (let x = 0; x < SIZE; x++) for (let c = 0; c < 3; c++) out[(y * SIZE + SIZE - 1 - x) * 3 + c] = src[(y * SIZE + x) * 3 + c]!;
+  return out;
+}
+
+/**
+ * Over epochs 1…4 of the 12 training samples: branch b of an augmented batch is the unaugmented image flipped
+ * exactly when flipDraws says so for view b, for batches of 12 and of 1. Returns the flip combinations seen.
+ */
+function expectFlipsPerView(ds: Modelnet40Dataset, branches: number): Set<string> {
+  const plain = collect(ds.batches('train', { batchSize: 12, shuffle: false, augment: false, seed: 5, epoch: 1 }))[0]!;
+  expect(plain.inputs.length).toBe(branches);
+  const sampleSize = SIZE * SIZE * 3;
+  const combos = new Set<string>();
+  for (let epoch = 1; epoch <= 4; epoch++) {
+    const aug = collect(ds.batches('train', { batchSize: 12, shuffle: false, augment: true, seed: 5, epoch }))[0]!;
+    const single = collect(ds.batches('train', { batchSize: 1, shuffle: false, augment: true, seed: 5, epoch }));
+    for (let k = 0; k < 12; k++) {
+      const draws = ds.flipDraws('train', 5, epoch, k);
+      expect(draws.length).toBe(branches);
+      combos.add(draws.join(','));
+      for (let b = 0; b < branches; b++) {
+        const got = aug.inputs[b]!.subarray(k * sampleSize, (k + 1) * sampleSize);
+        const base = plain.inputs[b]!.subarray(k * sampleSize, (k + 1) * sampleSize);
+        expect(Array.from(got)).toEqual(Array.from(draws[b] ? mirrored(base) : base));
+        expect(Array.from(single[k]!.inputs[b]!)).toEqual(Array.from(got));
+      }
+    }
+  }
+  return combos;
+}
+
 describe('CPython random (validation split seed)', () => {
   it('reproduces random.Random(seed) bit streams and shuffles printed by CPython 3.11', () => {
     const r = new PythonRandom(10);
@@ -140,79 +174,59 @@ describe('ModelNet40 loader on the generated fixture', () => {
     const samples = ds.samples('test');
     for (let k = 0; k < 6; k++) {
       const objectNumber = Number(samples[k]!.object.slice(-4));
-      expect(byteAt(batch!.x0, k, SIZE, 0, 0)).toBe(FIXTURE_MARKER_CLASS(batch!.y[k]!));
-      expect(byteAt(batch!.x0, k, SIZE, 0, 1)).toBe(FIXTURE_MARKER_OBJECT(objectNumber));
-      expect(byteAt(batch!.x0, k, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(0));
-      expect(byteAt(batch!.x1, k, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(6));
-      expect(byteAt(batch!.x1, k, SIZE, 0, 1)).toBe(FIXTURE_MARKER_OBJECT(objectNumber));
+      expect(byteAt(batch!.inputs[0], k, SIZE, 0, 0)).toBe(FIXTURE_MARKER_CLASS(batch!.y[k]!));
+      expect(byteAt(batch!.inputs[0], k, SIZE, 0, 1)).toBe(FIXTURE_MARKER_OBJECT(objectNumber));
+      expect(byteAt(batch!.inputs[0], k, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(0));
+      expect(byteAt(batch!.inputs[1], k, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(6));
+      expect(byteAt(batch!.inputs[1], k, SIZE, 0, 1)).toBe(FIXTURE_MARKER_OBJECT(objectNumber));
     }
     // ImageNet normalisation of the marker 255 in each channel.
-    for (let c = 0; c < 3; c++) expect(batch!.x0[3 * 3 + c]).toBeCloseTo((1 - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!, 5);
+    for (let c = 0; c < 3; c++) expect(batch!.inputs[0][3 * 3 + c]).toBeCloseTo((1 - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!, 5);
   });
 
   it('takes any pair of views and the duplicated-view controls', () => {
     const pair = open({ views: [2, 9] });
     const [b] = collect(pair.batches('val', { batchSize: 3, shuffle: false, augment: false, seed: 1, epoch: 1 }));
-    expect(byteAt(b!.x0, 0, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(2));
-    expect(byteAt(b!.x1, 0, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(9));
+    expect(byteAt(b!.inputs[0], 0, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(2));
+    expect(byteAt(b!.inputs[1], 0, SIZE, 0, 2)).toBe(FIXTURE_MARKER_VIEW(9));
     expect(pair.modalities.map((m) => m.name)).toEqual(['v003', 'v010']);
     const dup = open({ modalities: 'duplicate-m1' });
     const [d] = collect(dup.batches('train', { batchSize: 12, shuffle: true, augment: true, seed: 3, epoch: 2 }));
-    expect(Array.from(d!.x0)).toEqual(Array.from(d!.x1));
-    expect(byteAt(d!.x0, 0, SIZE, 0, 2) === FIXTURE_MARKER_VIEW(6) || byteAt(d!.x0, 0, SIZE, 0, SIZE - 3) === FIXTURE_MARKER_VIEW(6)).toBe(true);
+    expect(Array.from(d!.inputs[0])).toEqual(Array.from(d!.inputs[1]));
+    expect(byteAt(d!.inputs[0], 0, SIZE, 0, 2) === FIXTURE_MARKER_VIEW(6) || byteAt(d!.inputs[0], 0, SIZE, 0, SIZE - 3) === FIXTURE_MARKER_VIEW(6)).toBe(true);
   });
 
-  it('rejects three views, repeated views and view indices out of range clearly', () => {
-    expect(() => open({ views: [0, 4, 8] })).toThrow(/three views need a three-branch network/);
+  it('rejects repeated views, wrong view counts and view indices out of range clearly', () => {
     expect(() => open({ views: [3, 3] })).toThrow(/duplicate-m0/);
     expect(() => open({ views: [0, 12] })).toThrow(/12 is not a view index/);
+    expect(() => open({ views: [0] })).toThrow(/two or three view indices.*\[0\]/);
+    expect(() => open({ views: [0, 3, 6, 9] })).toThrow(/two or three view indices.*\[0,3,6,9\]/);
   });
 
   it('is deterministic under a seed and reshuffles per epoch', () => {
     const a = collect(open().batches('train', { batchSize: 5, shuffle: true, augment: true, seed: 7, epoch: 3 }));
     const b = collect(open().batches('train', { batchSize: 5, shuffle: true, augment: true, seed: 7, epoch: 3 }));
     expect(a.map((x) => Array.from(x.indices))).toEqual(b.map((x) => Array.from(x.indices)));
-    expect(a.map((x) => Array.from(x.x0))).toEqual(b.map((x) => Array.from(x.x0)));
-    expect(a.map((x) => Array.from(x.x1))).toEqual(b.map((x) => Array.from(x.x1)));
+    expect(a.map((x) => Array.from(x.inputs[0]))).toEqual(b.map((x) => Array.from(x.inputs[0])));
+    expect(a.map((x) => Array.from(x.inputs[1]))).toEqual(b.map((x) => Array.from(x.inputs[1])));
     const c = collect(open().batches('train', { batchSize: 5, shuffle: true, augment: true, seed: 7, epoch: 4 }));
     expect(c.flatMap((x) => Array.from(x.indices))).not.toEqual(a.flatMap((x) => Array.from(x.indices)));
     expect(a.map((x) => x.size)).toEqual([5, 5, 2]);
   });
 
   it('flips each view independently, only when augmenting, the same way for any batch size', () => {
-    const ds = open({ subset: {} });
-    const plain = collect(ds.batches('train', { batchSize: 12, shuffle: false, augment: false, seed: 5, epoch: 1 }))[0]!;
-    const sampleSize = SIZE * SIZE * 3;
-    const flipCombos = new Set<string>();
-    for (let epoch = 1; epoch <= 4; epoch++) {
-      const aug = collect(ds.batches('train', { batchSize: 12, shuffle: false, augment: true, seed: 5, epoch }))[0]!;
-      const single = collect(ds.batches('train', { batchSize: 1, shuffle: false, augment: true, seed: 5, epoch }));
-      for (let k = 0; k < 12; k++) {
-        const draws = ds.flipDraws('train', 5, epoch, k);
-        flipCombos.add(draws.join(','));
-        for (const [b, key] of [[0, 'x0'], [1, 'x1']] as const) {
-          const got = aug[key].subarray(k * sampleSize, (k + 1) * sampleSize);
-          const base = plain[key].subarray(k * sampleSize, (k + 1) * sampleSize);
-          const expected = new Float32Array(sampleSize);
-          if (draws[b]) {
-            for (let y = 0; y < SIZE; y++) for (let x = 0; x < SIZE; x++) for (let c = 0; c < 3; c++) expected[(y * SIZE + SIZE - 1 - x) * 3 + c] = base[(y * SIZE + x) * 3 + c]!;
-          } else expected.set(base);
-          expect(Array.from(got)).toEqual(Array.from(expected));
-          expect(Array.from(single[k]![key])).toEqual(Array.from(got));
-        }
-      }
-    }
+    const combos = expectFlipsPerView(open({ subset: {} }), 2);
     // 48 sample-epochs: every combination of (flip front, flip rear) occurs, so the draws are per view.
-    expect([...flipCombos].sort()).toEqual(['false,false', 'false,true', 'true,false', 'true,true']);
+    expect([...combos].sort()).toEqual(['false,false', 'false,true', 'true,false', 'true,true']);
   });
 
   it('resizes files of another size to imageSize', () => {
     const ds = open({ imageSize: 8 });
     const [b] = collect(ds.batches('test', { batchSize: 1, shuffle: false, augment: false, seed: 1, epoch: 1 }));
-    expect(b!.x0.length).toBe(8 * 8 * 3);
+    expect(b!.inputs[0].length).toBe(8 * 8 * 3);
     const src = readPngRgb(modelnet40ViewFile(root, 'airplane', 'test', fixtureObjectName(0, 6), 0));
     const expected = resizeBilinear(src, 8, 8);
-    for (let i = 0; i < 8 * 8; i++) expect(byteAt(b!.x0, 0, 8, Math.floor(i / 8), i % 8)).toBe(expected.data[i * 3]);
+    for (let i = 0; i < 8 * 8; i++) expect(byteAt(b!.inputs[0], 0, 8, Math.floor(i / 8), i % 8)).toBe(expected.data[i * 3]);
   });
 
   it('subsets each split with a seeded choice kept in split order', () => {
@@ -267,5 +281,110 @@ describe('ModelNet40 loader on the generated fixture', () => {
   it('takes the root from `mmsweep train --data`', () => {
     expect(specFromFlags({ dataset: 'modelnet40', data: '/data/mn40' }).dataset).toEqual({ name: 'modelnet40', root: '/data/mn40' });
     expect(() => specFromFlags({ dataset: 'cmnist', data: '/data/mn40' })).toThrow(/--data is for modelnet40 and nvgesture/);
+  });
+});
+
+describe('ModelNet40 with three views (three modalities)', () => {
+  const three = (options: Partial<Modelnet40Options> = {}) => open({ views: [0, 4, 8], ...options });
+
+  it('feeds views[k] to branch k: every pixel of every branch is the fixture image of that view', () => {
+    const ds = three();
+    expect(ds.modalities.map((m) => m.name)).toEqual(['front', 'v005', 'v009']);
+    expect(ds.modalities.map((m) => m.shape)).toEqual([[SIZE, SIZE, 3], [SIZE, SIZE, 3], [SIZE, SIZE, 3]]);
+    for (const split of ['train', 'val', 'test'] as const) {
+      const n = ds.size(split);
+      const [batch] = collect(ds.batches(split, { batchSize: n, shuffle: false, augment: false, seed: 1, epoch: 1 }));
+      expect(batch!.inputs.length).toBe(3);
+      for (const x of batch!.inputs) expect(x.length).toBe(n * SIZE * SIZE * 3);
+      const samples = ds.samples(split);
+      for (let k = 0; k < n; k++) {
+        const classIndex = MODELNET40_CLASSES.indexOf(samples[k]!.className as (typeof MODELNET40_CLASSES)[number]);
+        const objectNumber = Number(samples[k]!.object.slice(-4));
+        expect(batch!.y[k]).toBe(classIndex);
+        for (const [b, view] of [0, 4, 8].entries()) {
+          const expected = fixtureImage(classIndex, objectNumber, view, SIZE, 'gray');
+          let mismatches = 0;
+          for (let y = 0; y < SIZE; y++) {
+            for (let x = 0; x < SIZE; x++) {
+              for (let c = 0; c < 3; c++) if (byteAt(batch!.inputs[b]!, k, SIZE, y, x, c) !== expected[(y * SIZE + x) * 3 + c]) mismatches++;
+            }
+          }
+          expect(mismatches, `${split} sample ${k} branch ${b}`).toBe(0);
+        }
+      }
+    }
+    // The view markers (20·view + 5) read back directly: 5, 85, 165.
+    const [b] = collect(ds.batches('test', { batchSize: 1, shuffle: false, augment: false, seed: 1, epoch: 1 }));
+    expect(b!.inputs.map((x) => byteAt(x, 0, SIZE, 0, 2))).toEqual([5, 85, 165]);
+  });
+
+  it('keeps the labels and splits of the two-view dataset (the split does not depend on the views)', () => {
+    const ds = three();
+    const pair = open();
+    expect([ds.size('train'), ds.size('val'), ds.size('test')]).toEqual([12, 3, 6]);
+    for (const split of ['train', 'val', 'test'] as const) {
+      expect(ds.samples(split)).toEqual(pair.samples(split));
+      expect(Array.from(ds.labels(split))).toEqual(Array.from(pair.labels(split)));
+    }
+    expect(Array.from(ds.labels('test'))).toEqual([0, 0, 1, 1, 2, 2]);
+    const sub = three({ subset: { train: 5, test: 4 } });
+    expect(sub.samples('train')).toEqual(open({ subset: { train: 5, test: 4 } }).samples('train'));
+  });
+
+  it('is deterministic under a seed, reshuffles per epoch and resumes exactly', () => {
+    const opts = { batchSize: 5, shuffle: true, augment: true, seed: 7, epoch: 3 };
+    const a = collect(three().batches('train', opts));
+    const b = collect(three().batches('train', opts));
+    expect(a.map((x) => x.size)).toEqual([5, 5, 2]);
+    expect(a.map((x) => Array.from(x.indices))).toEqual(b.map((x) => Array.from(x.indices)));
+    for (let m = 0; m < 3; m++) expect(a.map((x) => Array.from(x.inputs[m]!))).toEqual(b.map((x) => Array.from(x.inputs[m]!)));
+    expect(collect(three().batches('train', { ...opts, startBatch: 1 }))).toEqual(a.slice(1));
+    const c = collect(three().batches('train', { ...opts, epoch: 4 }));
+    expect(c.flatMap((x) => Array.from(x.indices))).not.toEqual(a.flatMap((x) => Array.from(x.indices)));
+  });
+
+  it('flips each of the three views independently, only when augmenting, for any batch size', () => {
+    const combos = expectFlipsPerView(three({ subset: {} }), 3);
+    // All 8 (front, v005, v009) combinations occur among the 48 sample-epochs: one draw per view, none shared.
+    expect(combos.size).toBe(8);
+  });
+
+  it('draws the first two flips exactly as the two-view dataset does, so views[0] and views[1] get the same batches', () => {
+    const ds = three({ views: [0, 6, 8] });
+    const pair = open();
+    for (let position = 0; position < 12; position++) {
+      expect(ds.flipDraws('train', 9, 2, position).slice(0, 2)).toEqual(pair.flipDraws('train', 9, 2, position));
+    }
+    const opts = { batchSize: 4, shuffle: true, augment: true, seed: 9, epoch: 2 };
+    const a = collect(ds.batches('train', opts));
+    const b = collect(pair.batches('train', opts));
+    expect(a.map((x) => Array.from(x.indices))).toEqual(b.map((x) => Array.from(x.indices)));
+    for (let m = 0; m < 2; m++) expect(a.map((x) => Array.from(x.inputs[m]!))).toEqual(b.map((x) => Array.from(x.inputs[m]!)));
+    expect(ds.modalities.map((m) => m.name)).toEqual(['front', 'rear', 'v009']);
+  });
+
+  it('rejects a repeated view and the two-view duplicate controls, naming the input and the fix', () => {
+    expect(() => three({ views: [0, 4, 4] })).toThrow(/views \[0,4,4\]: view 4 is listed twice; the three views must be distinct/);
+    expect(() => three({ views: [8, 0, 8] })).toThrow(/view 8 is listed twice/);
+    expect(() => three({ modalities: 'duplicate-m0' })).toThrow(/modalities 'duplicate-m0' is a two-view control.*\[0,4,8\].*use modalities 'distinct'/);
+    expect(() => three({ modalities: 'duplicate-m1' })).toThrow(/modalities 'duplicate-m1' is a two-view control/);
+    expect(() => three({ modalities: 'distinct' })).not.toThrow();
+  });
+
+  it('needs the third view file on disk, naming it', () => {
+    const dir = mkdtempSync(join(workDir, 'three-'));
+    const r = join(dir, 'data');
+    writeModelnet40Fixture(r, { classes: 1, trainPerClass: 5, testPerClass: 1, size: 8 });
+    rmSync(modelnet40ViewFile(r, 'airplane', 'train', fixtureObjectName(0, 3), 8));
+    const make = (views: number[]) => new Modelnet40Dataset({ root: r, cacheDir: join(dir, 'cache'), imageSize: 8, allowMissingClasses: true, views, log: () => {} });
+    expect(() => make([0, 4])).not.toThrow();
+    expect(() => make([0, 4, 8])).toThrow(/airplane_0003\.obj\.shaded_v009\.png: view file missing/);
+  });
+
+  it('plugs into createDataset from a TrialSpec with three views', async () => {
+    const ds = await createDataset({ name: 'modelnet40', root, views: [0, 4, 8], splitSeed: 10, imageSize: SIZE }, { modalities: 'distinct', cacheDir, log: () => {} });
+    expect(ds.modalities.map((m) => m.name)).toEqual(['front', 'v005', 'v009']);
+    const [b] = collect(ds.batches('val', { batchSize: 3, shuffle: false, augment: false, seed: 1, epoch: 1 }));
+    expect(b!.inputs.map((x) => byteAt(x, 2, SIZE, 0, 2))).toEqual([FIXTURE_MARKER_VIEW(0), FIXTURE_MARKER_VIEW(4), FIXTURE_MARKER_VIEW(8)]);
   });
 });

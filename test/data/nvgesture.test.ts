@@ -149,7 +149,7 @@ describe('NVGesture dataset on a generated fixture', () => {
           expect([w.cropY, w.cropX, w.flip0, w.flip1]).toEqual([4, 4, false, false]);
           const n0 = 16 * 16 * 16 * 3;
           const n1 = 16 * 16 * 16;
-          expectSample(ds, split, index, b.x0.subarray(k * n0, (k + 1) * n0), b.x1.subarray(k * n1, (k + 1) * n1), false, 1, 1, square);
+          expectSample(ds, split, index, b.inputs[0].subarray(k * n0, (k + 1) * n0), b.inputs[1].subarray(k * n1, (k + 1) * n1), false, 1, 1, square);
         }
       }
       expect(index).toBe(ds.size(split));
@@ -187,7 +187,7 @@ describe('NVGesture dataset on a generated fixture', () => {
           samples++;
           const n0 = 16 * 16 * 16 * 3;
           const n1 = 16 * 16 * 16;
-          expectSample(ds, 'train', index, b.x0.subarray(k * n0, (k + 1) * n0), b.x1.subarray(k * n1, (k + 1) * n1), true, 11, epoch, square);
+          expectSample(ds, 'train', index, b.inputs[0].subarray(k * n0, (k + 1) * n0), b.inputs[1].subarray(k * n1, (k + 1) * n1), true, 11, epoch, square);
         }
       }
     }
@@ -196,7 +196,7 @@ describe('NVGesture dataset on a generated fixture', () => {
     expect(flips).toBeLessThan(samples);
     const again = [...ds.batches('train', { batchSize: 3, shuffle: true, augment: true, seed: 11, epoch: 2 })];
     const twice = [...ds.batches('train', { batchSize: 3, shuffle: true, augment: true, seed: 11, epoch: 2 })];
-    expect(again.map((b) => Array.from(b.x0.subarray(0, 64)))).toEqual(twice.map((b) => Array.from(b.x0.subarray(0, 64))));
+    expect(again.map((b) => Array.from(b.inputs[0].subarray(0, 64)))).toEqual(twice.map((b) => Array.from(b.inputs[0].subarray(0, 64))));
     expect(again.map((b) => Array.from(b.indices))).toEqual(twice.map((b) => Array.from(b.indices)));
   });
 
@@ -217,7 +217,7 @@ describe('NVGesture dataset on a generated fixture', () => {
     for (let k = 0; k < b!.size; k++) {
       const n0 = 16 ** 3 * 3;
       const n1 = 16 ** 3;
-      expectSample(independent, 'train', k, b!.x0.subarray(k * n0, (k + 1) * n0), b!.x1.subarray(k * n1, (k + 1) * n1), true, 5, 3, square);
+      expectSample(independent, 'train', k, b!.inputs[0].subarray(k * n0, (k + 1) * n0), b!.inputs[1].subarray(k * n1, (k + 1) * n1), true, 5, 3, square);
     }
   });
 
@@ -226,7 +226,7 @@ describe('NVGesture dataset on a generated fixture', () => {
     const i = [...Array(black.size('train')).keys()].find((j) => black.clip('train', j).frames.color! < 16)!;
     const [b] = [...black.batches('train', { batchSize: black.size('train'), shuffle: false, augment: false, seed: 0, epoch: 1 })];
     const n1 = 16 ** 3;
-    expect(b!.x1[i * n1]).toBe(-1);
+    expect(b!.inputs[1][i * n1]).toBe(-1);
     expect(black.window('train', i, false, 0, 1).frameStart).toBeLessThan(0);
   });
 
@@ -236,7 +236,7 @@ describe('NVGesture dataset on a generated fixture', () => {
     expect(depthTwice.size('train')).toBe(3);
     expect(depthTwice.size('test')).toBe(2);
     const [b] = [...depthTwice.batches('train', { batchSize: 3, shuffle: false, augment: true, seed: 2, epoch: 1 })];
-    expect(Array.from(b!.x1)).toEqual(Array.from(b!.x0));
+    expect(Array.from(b!.inputs[1])).toEqual(Array.from(b!.inputs[0]));
     const rgbTwice = await createNvgestureDataset(squareOptions({ modalities: 'duplicate-m0' }));
     expect(rgbTwice.modalities.map((m) => m.shape[3])).toEqual([3, 3]);
   });
@@ -245,8 +245,8 @@ describe('NVGesture dataset on a generated fixture', () => {
     const cached = await createNvgestureDataset(squareOptions({ ffmpegPath: join(dir, 'no-such-ffmpeg') }));
     const a = [...ds.batches('test', { batchSize: 3, shuffle: false, augment: false, seed: 0, epoch: 1 })][0]!;
     const b = [...cached.batches('test', { batchSize: 3, shuffle: false, augment: false, seed: 0, epoch: 1 })][0]!;
-    expect(Array.from(b.x0)).toEqual(Array.from(a.x0));
-    expect(Array.from(b.x1)).toEqual(Array.from(a.x1));
+    expect(Array.from(b.inputs[0])).toEqual(Array.from(a.inputs[0]));
+    expect(Array.from(b.inputs[1])).toEqual(Array.from(a.inputs[1]));
   });
 
   it('a missing ffmpeg is a clear error when decoding is needed', async () => {
@@ -282,10 +282,10 @@ describe('NVGesture resize of non-square videos', () => {
     const ds = await createNvgestureDataset({ root: wide.root, modalities: 'distinct', frames: 8, imageSize: 16, splitSeed: 0, cacheDir: join(dir, 'cache'), log });
     expect(ds.resizeSize).toBe(18); // round(16 · 256/224)
     const [b] = [...ds.batches('test', { batchSize: 2, shuffle: false, augment: false, seed: 0, epoch: 1 })];
-    expect(b!.x0.length).toBe(2 * 8 * 16 * 16 * 3);
-    expect(b!.x1.length).toBe(2 * 8 * 16 * 16);
-    expect(Math.min(...b!.x0)).toBeGreaterThanOrEqual(-1);
-    expect(Math.max(...b!.x0)).toBeLessThanOrEqual(1);
+    expect(b!.inputs[0].length).toBe(2 * 8 * 16 * 16 * 3);
+    expect(b!.inputs[1].length).toBe(2 * 8 * 16 * 16);
+    expect(Math.min(...b!.inputs[0])).toBeGreaterThanOrEqual(-1);
+    expect(Math.max(...b!.inputs[0])).toBeLessThanOrEqual(1);
     // R is constant within a frame (the frame code), so any interpolation keeps it (±1 level of rounding).
     const clip = ds.clip('test', 0);
     const fx = wide.test.find((c) => c.path === clip.entry.path)!;
@@ -294,11 +294,11 @@ describe('NVGesture resize of non-square videos', () => {
       const f = w.frameStart + t;
       if (f < 0 || f >= clip.frames.color!) continue;
       const expected = unit(rgbPixel(fx.clip, fx.label, fx.colorStart + f, 0, 0)[0]);
-      const got = b!.x0[((t * 16 + 5) * 16 + 7) * 3]!;
+      const got = b!.inputs[0][((t * 16 + 5) * 16 + 7) * 3]!;
       expect(Math.abs(got - expected)).toBeLessThanOrEqual(1 / 127.5 + 1e-6);
     }
     // B grows with y (20 + 6y): after the vertical resize 24 → 18 rows, B still increases down the crop.
-    const column = Array.from({ length: 16 }, (_, y) => b!.x0[((0 * 16 + y) * 16 + 3) * 3 + 2]!);
+    const column = Array.from({ length: 16 }, (_, y) => b!.inputs[0][((0 * 16 + y) * 16 + 3) * 3 + 2]!);
     for (let y = 1; y < 16; y++) expect(column[y]!).toBeGreaterThan(column[y - 1]!);
   });
 });

@@ -105,6 +105,17 @@ export function defineStoreSuite(target: Target): void {
         'u_m1_given_m0', 'u_m0_given_m1', 'd_util', 'd_speed', 'r_f', 'best_epoch', 'steps_t', 'epochs',
         'diverged', 'raw', 'recorded_at',
       ]);
+      const epochColumns = await rows<{ column_name: string; data_type: string; is_nullable: string }>(
+        db,
+        sql`select column_name, data_type, is_nullable from information_schema.columns where table_schema = 'public' and table_name = 'epochs' order by ordinal_position`,
+      );
+      // branch_acc came with migration 0002 (ALTER TABLE … ADD COLUMN), so it sits after recorded_at.
+      expect(epochColumns.map((c) => c.column_name)).toEqual([
+        'trial_key', 'epoch', 'attempt', 'train_acc', 'train_acc_0', 'train_acc_1', 'val_acc', 'val_acc_0', 'val_acc_1',
+        'test_acc', 'test_acc_0', 'test_acc_1', 'loss', 'lr', 'd_speed', 'regular_steps', 'rebalance_steps',
+        'wall_seconds', 'recorded_at', 'branch_acc',
+      ]);
+      expect(epochColumns.at(-1)).toEqual({ column_name: 'branch_acc', data_type: 'jsonb', is_nullable: 'YES' });
       const indexes = await rows<{ indexname: string }>(
         db,
         sql`select indexname from pg_indexes where schemaname = 'public' and indexname like '%_idx' order by indexname`,
@@ -240,6 +251,72 @@ export function defineStoreSuite(target: Target): void {
       // A failure report after the result does not downgrade the trial.
       expect(await markTrialFailed(db, 'fence-a', 2, 'late crash')).toEqual({ applied: false, currentAttempt: 2, status: 'done' });
       expect(await getTrial(db, 'fence-a')).toMatchObject({ status: 'done', error: null });
+    });
+
+    it('keeps every branch accuracy of a three-view net per epoch and its per-modality result in raw', async () => {
+      await upsertStudy(db, { id: 'three', spec: {} });
+      const spec = parseTrialSpec({ dataset: { name: 'modelnet40', views: [0, 4, 8] }, lr: 0.1, seed: 0, algorithm: 'guided', alpha: 0.01 });
+      await registerTrials(db, 'three', [{ trialKey: 'three-a', spec }]);
+      // The report maps this variant to its `modelnet40-3views` column (src/report/model.ts datasetColumn).
+      expect(await getTrial(db, 'three-a')).toMatchObject({ dataset: 'modelnet40', datasetVariant: 'views=0,4,8', modalities: 'distinct' });
+      await claimTrialAttempt(db, 'three-a', 1, { worker: 'w' });
+
+      const epoch1 = {
+        epoch: 1, trainAcc: 60, trainAcc0: 50, trainAcc1: 40, valAcc: 55, valAcc0: 45, valAcc1: 35, testAcc: 54, testAcc0: 44, testAcc1: 34,
+        branchAcc: { train: [50, 40, 30.5], val: [45, 35, 25], test: [44, 34, Number.NaN] },
+      };
+      // A two-modality epoch row (no branchAcc) leaves the column NULL.
+      const epoch2 = { epoch: 2, trainAcc: 70, trainAcc0: 65, trainAcc1: 50 };
+      expect((await recordEpochs(db, 'three-a', 1, [epoch1, epoch2])).applied).toBe(true);
+      let stored = await trialEpochs(db, 'three-a');
+      expect(stored.map((e) => [e.epoch, e.branchAcc])).toEqual([
+        // NaN cannot live in jsonb: stored as null, as the numeric columns store NULL.
+        [1, { train: [50, 40, 30.5], val: [45, 35, 25], test: [44, 34, null] }],
+        [2, null],
+      ]);
+      // Plain SQL reaches the third branch.
+      const third = await rows<{ train2: number; len: number }>(
+        db,
+        sql`select (branch_acc->'train'->>2)::float8 as train2, jsonb_array_length(branch_acc->'val')::int as len from epochs where trial_key = 'three-a' and epoch = 1`,
+      );
+      expect(third).toEqual([{ train2: 30.5, len: 3 }]);
+
+      // Replaying the write changes nothing, timestamps included.
+      const before = await rows(db, sql`select * from epochs where trial_key = 'three-a' order by epoch`);
+      expect((await recordEpochs(db, 'three-a', 1, [epoch1, epoch2])).applied).toBe(true);
+      expect(await rows(db, sql`select * from epochs where trial_key = 'three-a' order by epoch`)).toEqual(before);
+
+      // A newer attempt owns the trial: the old one's branch accuracies are fenced off, the new one's replace them.
+      await claimTrialAttempt(db, 'three-a', 2, { worker: 'w2' });
+      expect((await recordEpoch(db, 'three-a', 1, { ...epoch1, branchAcc: { train: [1, 1, 1], val: [1, 1, 1], test: [1, 1, 1] } })).applied).toBe(false);
+      expect((await trialEpochs(db, 'three-a'))[0].branchAcc).toEqual({ train: [50, 40, 30.5], val: [45, 35, 25], test: [44, 34, null] });
+      expect((await recordEpoch(db, 'three-a', 2, { ...epoch1, branchAcc: { train: [52, 41, 33], val: [46, 36, 27], test: [45, 35, 26] } })).applied).toBe(true);
+      stored = await trialEpochs(db, 'three-a');
+      expect(stored.map((e) => [e.epoch, e.attempt, e.branchAcc])).toEqual([
+        [1, 2, { train: [52, 41, 33], val: [46, 36, 27], test: [45, 35, 26] }],
+        [2, 1, null],
+      ]);
+
+      // u(rest|m_k) = (A(f_k) − A(f_k′))/A(f_k): (88 − 66)/88 = 0.25, (80 − 72)/80 = 0.1, (75 − 75)/75 = 0;
+      // d_util = max u − min u = 0.25. The fixed columns hold the first two modalities.
+      const perModality = [
+        { name: 'front', accF: 88, accFPrime: 66, u: 0.25 },
+        { name: 'v005', accF: 80, accFPrime: 72, u: 0.1 },
+        { name: 'v009', accF: 75, accFPrime: 75, u: 0 },
+      ];
+      const final = result({
+        testAcc: 92, accF: 92, accF0: 88, accF0Prime: 66, accF1: 80, accF1Prime: 72, uM1GivenM0: 0.25, uM0GivenM1: 0.1,
+        dUtil: 0.25, dSpeed: 0.4, perModality,
+      });
+      expect((await recordResult(db, 'three-a', 2, final)).applied).toBe(true);
+      const res = await getResult(db, 'three-a');
+      expect(res).toMatchObject({ testAcc: 92, accF0: 88, accF1: 80, uM1GivenM0: 0.25, uM0GivenM1: 0.1, dUtil: 0.25 });
+      expect((res!.raw as { perModality: unknown }).perModality).toEqual(perModality);
+      const viaSql = await rows<{ name: string; u: number }>(
+        db,
+        sql`select m->>'name' as name, (m->>'u')::float8 as u from results, jsonb_array_elements(raw->'perModality') with ordinality as e(m, k) where trial_key = 'three-a' order by k`,
+      );
+      expect(viaSql).toEqual([{ name: 'front', u: 0.25 }, { name: 'v005', u: 0.1 }, { name: 'v009', u: 0 }]);
     });
 
     it('marks failures and lets a later attempt retry them', async () => {

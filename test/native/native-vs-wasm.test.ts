@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { createCmnistNet } from '../../src/nn/cmnist.ts';
 import { FIDELITY_PROFILES } from '../../src/spec/fidelity.ts';
-import { twoBranchLoss } from '../../src/train/loss.ts';
+import { branchLoss } from '../../src/train/loss.ts';
 import { Sgd } from '../../src/train/sgd.ts';
 
 /**
@@ -71,15 +71,15 @@ async function trainOn(backend: 'tensorflow' | 'wasm', batches: Batch[], batchSi
   for (const batch of batches) {
     const { x0, x1, oneHot } = tensorsOf(batch);
     const { value, grads } = tf.variableGrads(() => {
-      const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
-      return twoBranchLoss(out.logits0 as tf.Tensor2D, out.logits1 as tf.Tensor2D, oneHot);
+      const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
+      return branchLoss([out.branchLogits[0] as tf.Tensor2D, out.branchLogits[1] as tf.Tensor2D], oneHot);
     }, variables);
     sgd.step(variables.map((v) => grads[v.name] ?? null));
     losses.push((await value.data())[0]!);
     tf.dispose([x0, x1, oneHot, value, ...Object.values(grads)]);
   }
   const { x0, x1, oneHot } = tensorsOf(batches[0]!);
-  const logits = net.forward(x0, x1, { mode: 'regular', training: false }).logits;
+  const logits = net.forward([x0, x1], { mode: 'regular', training: false }).logits;
   const evalLogits = (await logits.data()) as Float32Array;
   const final = variables.map((v) => (v.dataSync() as Float32Array).slice());
   tf.dispose([x0, x1, oneHot, logits]);

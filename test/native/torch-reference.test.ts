@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { createCmnistNet } from '../../src/nn/cmnist.ts';
 import { FIDELITY_PROFILES } from '../../src/spec/fidelity.ts';
-import { twoBranchLoss } from '../../src/train/loss.ts';
+import { branchLoss } from '../../src/train/loss.ts';
 import { Sgd } from '../../src/train/sgd.ts';
 
 /**
@@ -49,9 +49,9 @@ describe.skipIf(torchMissing !== null)('PyTorch reference of the CMNIST MMTM net
     let firstLogits: { l0: Float32Array; l1: Float32Array } | null = null;
     for (let step = 0; step < steps; step++) {
       const { value, grads } = tf.variableGrads(() => {
-        const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
-        firstLogits ??= { l0: out.logits0.dataSync() as Float32Array, l1: out.logits1.dataSync() as Float32Array };
-        return twoBranchLoss(out.logits0 as tf.Tensor2D, out.logits1 as tf.Tensor2D, oneHot);
+        const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
+        firstLogits ??= { l0: out.branchLogits[0].dataSync() as Float32Array, l1: out.branchLogits[1].dataSync() as Float32Array };
+        return branchLoss([out.branchLogits[0] as tf.Tensor2D, out.branchLogits[1] as tf.Tensor2D], oneHot);
       }, variables);
       sgd.step(variables.map((v) => grads[v.name] ?? null));
       losses.push(value.dataSync()[0]!);

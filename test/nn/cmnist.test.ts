@@ -38,7 +38,8 @@ function inputs(seed: number, batch = 3, size = 12): [tf.Tensor4D, tf.Tensor4D] 
 describe('CMNIST network: sizes and parameter groups (paper-spec §4.1, §7.2)', () => {
   it('has the parameter counts of §4.1 and groups θ0, θ1, θ0′, θ1′ by role', () => {
     const net = createCmnistNet({ channels: [3, 1], numClasses: 10, seed: 0, fidelity: FIDELITY_PROFILES.code });
-    const { theta0, theta1, theta0Prime, theta1Prime } = net.groups;
+    const [theta0, theta1] = net.groups.theta as [tf.Variable[], tf.Variable[]];
+    const [theta0Prime, theta1Prime] = net.groups.thetaPrime as [tf.Variable[], tf.Variable[]];
     expect(scalars(theta0)).toBe(67_760);
     expect(scalars(theta1)).toBe(66_156);
     expect(scalars(net.mmtms.flatMap((m) => m.parameters.map((p) => p.variable)))).toBe(37_344);
@@ -78,18 +79,18 @@ describe('CMNIST network: sizes and parameter groups (paper-spec §4.1, §7.2)',
 
   it('gray+gray control and width multiplier scale as expected; positions are validated', () => {
     const gray = createCmnistNet({ channels: [1, 1], numClasses: 10, seed: 0, fidelity: FIDELITY_PROFILES.paper });
-    expect(scalars(gray.groups.theta0)).toBe(66_156);
-    expect(scalars(gray.groups.theta1)).toBe(66_156);
+    expect(scalars(gray.groups.theta[0])).toBe(66_156);
+    expect(scalars(gray.groups.theta[1])).toBe(66_156);
     gray.dispose();
     expect(cmnistStageChannels(0.25)).toEqual([8, 8, 16, 16]);
     expect(cmnistStageChannels(2)).toEqual([64, 64, 128, 128]);
     const early = smallNet(0, 'code', [1, 3]);
-    expect(early.mmtms.map((m) => [m.channels0, m.bottleneck])).toEqual([
+    expect(early.mmtms.map((m) => [m.channels[0], m.bottleneck])).toEqual([
       [8, 8],
       [16, 16],
     ]);
     early.dispose();
-    expect(() => smallNet(0, 'code', [0, 2])).toThrow(/\{1, 2, 3, 4\}/);
+    expect(() => smallNet(0, 'code', [0, 2])).toThrow(/stage indices in 1…4/);
     expect(() => smallNet(0, 'code', [2, 2])).toThrow(/twice/);
     expect(() => cmnistStageChannels(0)).toThrow(/width/);
   });
@@ -97,7 +98,7 @@ describe('CMNIST network: sizes and parameter groups (paper-spec §4.1, §7.2)',
   it('dispose() frees every tensor the networks hold', () => {
     const before = tf.memory().numTensors;
     const net = smallNet(1, 'paper');
-    net.setSqueezeMeans(net.mmtms.map((m) => ({ h0: new Float32Array(m.channels0), h1: new Float32Array(m.channels1) })));
+    net.setSqueezeMeans(net.mmtms.map((m) => [new Float32Array(m.channels[0]), new Float32Array(m.channels[1])]));
     net.setState(net.getState());
     const se = createCmnistUnimodalSeNet({ channels: 1, numClasses: 10, seed: 1, fidelity: { gateScale: 2 }, width: 0.25 });
     se.setState(se.getState());
@@ -116,8 +117,8 @@ describe('CMNIST network: sizes and parameter groups (paper-spec §4.1, §7.2)',
     const va = values(a.trainableVariables).flat();
     const vc = values(c.trainableVariables).flat();
     expect(vc.filter((v, i) => v === va[i] && v !== 0 && v !== 1).length).toBe(0);
-    expect(values(d.groups.theta0)).toEqual(values(a.groups.theta0));
-    expect(values(d.groups.theta1)).toEqual(values(a.groups.theta1));
+    expect(values(d.groups.theta[0])).toEqual(values(a.groups.theta[0]));
+    expect(values(d.groups.theta[1])).toEqual(values(a.groups.theta[1]));
     for (const n of [a, b, c, d]) n.dispose();
   });
 });
@@ -127,13 +128,13 @@ describe('CMNIST network: forward', () => {
     const net = smallNet();
     const [x0, x1] = inputs(1);
     tf.tidy(() => {
-      const out = net.forward(x0, x1, { mode: 'regular', training: false, collectSqueezed: true });
-      expect(out.logits0.shape).toEqual([3, 10]);
-      expect(out.features0.shape).toEqual([3, 16]);
-      expect(out.features1.shape).toEqual([3, 16]);
-      const mean = tf.div(tf.add(out.logits0, out.logits1), 2);
+      const out = net.forward([x0, x1], { mode: 'regular', training: false, collectSqueezed: true });
+      expect(out.branchLogits[0].shape).toEqual([3, 10]);
+      expect(out.branchFeatures[0].shape).toEqual([3, 16]);
+      expect(out.branchFeatures[1].shape).toEqual([3, 16]);
+      const mean = tf.div(tf.add(out.branchLogits[0], out.branchLogits[1]), 2);
       expect(Array.from(out.logits.dataSync())).toEqual(Array.from(mean.dataSync()));
-      expect(out.squeezed!.map((s) => [s.h0.shape, s.h1.shape])).toEqual([
+      expect(out.squeezed!.map((s) => [s[0].shape, s[1].shape])).toEqual([
         [
           [3, 8],
           [3, 8],
@@ -149,11 +150,11 @@ describe('CMNIST network: forward', () => {
       ]);
       // The head reads the pooled features.
       const head = net.branches[0].head;
-      const logits0 = tf.add(tf.matMul(out.features0, head.weight.variable), head.bias.variable);
-      const diff = tf.max(tf.abs(tf.sub(logits0, out.logits0))).dataSync()[0]!;
+      const logits0 = tf.add(tf.matMul(out.branchFeatures[0], head.weight.variable), head.bias.variable);
+      const diff = tf.max(tf.abs(tf.sub(logits0, out.branchLogits[0]))).dataSync()[0]!;
       expect(diff).toBeLessThan(1e-5);
     });
-    expect(() => net.forward(x1, x0, { mode: 'regular', training: false })).toThrow(/B×H×W×3/);
+    expect(() => net.forward([x1, x0], { mode: 'regular', training: false })).toThrow(/input 0: expected a rank-4 channels-last input with 3 channels/);
     x0.dispose();
     x1.dispose();
     net.dispose();
@@ -161,8 +162,8 @@ describe('CMNIST network: forward', () => {
 
   function logitsOf(net: CmnistMultimodalNet, x0: tf.Tensor, x1: tf.Tensor, mode: ForwardMode) {
     return tf.tidy(() => {
-      const out = net.forward(x0, x1, { mode, training: false });
-      return { y0: Array.from(out.logits0.dataSync()), y1: Array.from(out.logits1.dataSync()) };
+      const out = net.forward([x0, x1], { mode, training: false });
+      return { y0: Array.from(out.branchLogits[0].dataSync()), y1: Array.from(out.branchLogits[1].dataSync()) };
     });
   }
   const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
@@ -175,8 +176,8 @@ describe('CMNIST network: forward', () => {
       // h̄ from a "training set" batch.
       const means = tf.tidy(() =>
         net
-          .forward(x0, x1, { mode: 'regular', training: false, collectSqueezed: true })
-          .squeezed!.map((s) => ({ h0: tf.mean(s.h0, 0).dataSync() as Float32Array, h1: tf.mean(s.h1, 0).dataSync() as Float32Array })),
+          .forward([x0, x1], { mode: 'regular', training: false, collectSqueezed: true })
+          .squeezed!.map((s) => s.map((h) => tf.mean(h, 0).dataSync() as Float32Array)),
       );
       net.setSqueezeMeans(means);
 
@@ -203,7 +204,7 @@ describe('CMNIST network: state and training', () => {
     const net = smallNet(7, 'paper');
     const [x0, x1] = inputs(30, 4);
     const trainForward = (mode: ForwardMode, regularTrainingStep: boolean) =>
-      tf.tidy(() => Array.from(net.forward(x0, x1, { mode, training: true, regularTrainingStep }).logits.dataSync()));
+      tf.tidy(() => Array.from(net.forward([x0, x1], { mode, training: true, regularTrainingStep }).logits.dataSync()));
     trainForward('regular', true);
     trainForward('regular', true);
     const saved = net.getState();
@@ -232,13 +233,13 @@ describe('CMNIST network: state and training', () => {
     const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32'), 10);
     const optimizer = tf.train.sgd(0.5);
     const loss = (mode: ForwardMode) => () => {
-      const out = net.forward(x0, x1, { mode, training: true, regularTrainingStep: mode === 'regular' });
-      return tf.add(tf.losses.softmaxCrossEntropy(labels, out.logits0), tf.losses.softmaxCrossEntropy(labels, out.logits1)) as tf.Scalar;
+      const out = net.forward([x0, x1], { mode, training: true, regularTrainingStep: mode === 'regular' });
+      return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
     };
     const { value, grads } = tf.variableGrads(loss('regular'));
     const groupGradNorm = (vs: tf.Variable[]) =>
       tf.tidy(() => vs.reduce((a, v) => a + tf.sum(tf.square(grads[v.name]!)).dataSync()[0]!, 0));
-    for (const group of Object.values(net.groups)) expect(groupGradNorm(group)).toBeGreaterThan(0);
+    for (const group of [...net.groups.theta, ...net.groups.thetaPrime]) expect(groupGradNorm(group)).toBeGreaterThan(0);
     const initial = value.dataSync()[0]!;
     value.dispose();
     for (const g of Object.values(grads)) g.dispose();
@@ -262,7 +263,7 @@ describe('uni-modal SE network (paper-spec §11)', () => {
     expect(scalars(full.trainableVariables)).toBe(66_156 + 2_112 + 2 * 8_320);
     expect(full.fusionCount).toBe(3);
     const twoBranch = createCmnistNet({ channels: [3, 1], numClasses: 10, seed: 4, fidelity: FIDELITY_PROFILES.code });
-    expect(values(full.trainableVariables.slice(0, 12))).toEqual(values(twoBranch.groups.theta1));
+    expect(values(full.trainableVariables.slice(0, 12))).toEqual(values(twoBranch.groups.theta[1]));
     full.dispose();
     twoBranch.dispose();
 

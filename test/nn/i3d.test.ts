@@ -85,20 +85,20 @@ describe('I3D-MMTM network at width 1 (built, no forward)', () => {
     const net = createI3dNet({ channels: [3, 1], numClasses: 25, seed: 0, fidelity: FIDELITY_PROFILES.code });
     try {
       expect(net.mmtmPositions.map((p) => I3D_STAGE_NAMES[p - 1])).toEqual([...DEFAULT_I3D_FUSION_AFTER]);
-      expect(net.mmtms.map((m) => [m.channels0, m.channels1, m.bottleneck])).toEqual(
+      expect(net.mmtms.map((m) => [m.channels[0], m.channels[1], m.bottleneck])).toEqual(
         [512, 512, 528, 832, 832, 1024].map((c) => [c, c, c]),
       );
       const sizes = (vs: readonly tf.Variable[]) => vs.reduce((a, v) => a + v.size, 0);
-      expect(sizes(net.groups.theta0)).toBe(12_312_889);
-      expect(sizes(net.groups.theta1)).toBe(12_268_985);
+      expect(sizes(net.groups.theta[0])).toBe(12_312_889);
+      expect(sizes(net.groups.theta[1])).toBe(12_268_985);
       const mmtmTotal = sizes(net.mmtms.flatMap((m) => m.parameters.map((p) => p.variable)));
       expect(mmtmTotal).toBe([512, 512, 528, 832, 832, 1024].reduce((a, c) => a + 4 * c * c + 3 * c, 0));
       expect(mmtmTotal).toBe(12_957_104);
       expect(sizes(net.trainableVariables)).toBe(12_312_889 + 12_268_985 + 12_957_104);
       // θ0′ = squeeze + excite0 of each MMTM; θ1′ = squeeze + excite1; the squeeze layers are in both.
-      expect(net.groups.theta0Prime).toHaveLength(24);
-      expect(net.groups.theta1Prime).toHaveLength(24);
-      const shared = net.groups.theta0Prime.filter((v) => net.groups.theta1Prime.includes(v));
+      expect(net.groups.thetaPrime[0]).toHaveLength(24);
+      expect(net.groups.thetaPrime[1]).toHaveLength(24);
+      const shared = net.groups.thetaPrime[0].filter((v) => net.groups.thetaPrime[1].includes(v));
       expect(shared).toEqual(net.mmtms.flatMap((m) => m.squeeze.parameters.map((p) => p.variable)));
       // Every built tensor has the layout's name and shape.
       const branch0 = net.branches[0] as I3dBranch;
@@ -163,18 +163,18 @@ describe('small I3D variants on small clips', () => {
       tf.tidy(() => {
         const x0 = clip([2, 8, 16, 16, 3], 'x0');
         const x1 = clip([2, 8, 16, 16, 1], 'x1');
-        const evalOut = a.forward(x0, x1, { mode: 'regular', training: false });
-        expect(evalOut.logits0.shape).toEqual([2, 25]);
-        expect(evalOut.features1.shape).toEqual([2, 64]); // 1024 / 16
-        const mean = tf.div(tf.add(evalOut.logits0, evalOut.logits1), 2);
+        const evalOut = a.forward([x0, x1], { mode: 'regular', training: false });
+        expect(evalOut.branchLogits[0].shape).toEqual([2, 25]);
+        expect(evalOut.branchFeatures[1].shape).toEqual([2, 64]); // 1024 / 16
+        const mean = tf.div(tf.add(evalOut.branchLogits[0], evalOut.branchLogits[1]), 2);
         expect(tf.max(tf.abs(tf.sub(mean, evalOut.logits))).dataSync()[0]).toBeLessThan(1e-6);
-        const evalAgain = a.forward(x0, x1, { mode: 'regular', training: false });
+        const evalAgain = a.forward([x0, x1], { mode: 'regular', training: false });
         expect(Array.from(evalAgain.logits.dataSync())).toEqual(Array.from(evalOut.logits.dataSync()));
         // Training forwards: same seed → same dropout masks; successive calls draw new masks.
-        const ta1 = a.forward(x0, x1, { mode: 'regular', training: true }).logits.dataSync();
-        const tb1 = b.forward(x0, x1, { mode: 'regular', training: true }).logits.dataSync();
+        const ta1 = a.forward([x0, x1], { mode: 'regular', training: true }).logits.dataSync();
+        const tb1 = b.forward([x0, x1], { mode: 'regular', training: true }).logits.dataSync();
         expect(Array.from(tb1)).toEqual(Array.from(ta1));
-        const ta2 = a.forward(x0, x1, { mode: 'regular', training: true }).logits.dataSync();
+        const ta2 = a.forward([x0, x1], { mode: 'regular', training: true }).logits.dataSync();
         expect(Array.from(ta2)).not.toEqual(Array.from(ta1));
         expect(a.getState()['branch0.dropoutCalls']).toEqual(Float32Array.of(0, 2));
       });
@@ -190,13 +190,13 @@ describe('small I3D variants on small clips', () => {
     const net = createI3dNet({ channels: [3, 1], numClasses: 5, seed: 1, fidelity, width: 1 / 16 });
     try {
       tf.tidy(() => {
-        const means = net.mmtms.map((m) => ({ h0: uniformValues(1, `h0${m.channels0}`, m.channels0, 1).map(Math.abs), h1: uniformValues(1, `h1${m.channels1}`, m.channels1, 1).map(Math.abs) }));
+        const means = net.mmtms.map((m) => [uniformValues(1, `h0${m.channels[0]}`, m.channels[0]!, 1).map(Math.abs), uniformValues(1, `h1${m.channels[1]}`, m.channels[1]!, 1).map(Math.abs)]);
         net.setSqueezeMeans(means);
         const x0 = clip([1, 8, 16, 16, 3], 'x0');
-        const out1 = net.forward(x0, clip([1, 8, 16, 16, 1], 'x1'), { mode: 'unimodalMeans', training: false });
-        const out2 = net.forward(x0, clip([1, 8, 16, 16, 1], 'other'), { mode: 'unimodalMeans', training: false });
-        expect(Array.from(out2.logits0.dataSync())).toEqual(Array.from(out1.logits0.dataSync()));
-        expect(Array.from(out2.logits1.dataSync())).not.toEqual(Array.from(out1.logits1.dataSync()));
+        const out1 = net.forward([x0, clip([1, 8, 16, 16, 1], 'x1')], { mode: 'unimodalMeans', training: false });
+        const out2 = net.forward([x0, clip([1, 8, 16, 16, 1], 'other')], { mode: 'unimodalMeans', training: false });
+        expect(Array.from(out2.branchLogits[0].dataSync())).toEqual(Array.from(out1.branchLogits[0].dataSync()));
+        expect(Array.from(out2.branchLogits[1].dataSync())).not.toEqual(Array.from(out1.branchLogits[1].dataSync()));
       });
     } finally {
       net.dispose();
@@ -208,7 +208,7 @@ describe('small I3D variants on small clips', () => {
     const two = createI3dNet({ channels: [3, 1], numClasses: 25, seed: 3, fidelity, width: 1 / 16 });
     try {
       expect(se.fusionCount).toBe(6);
-      expect(se.seBlocks.map((s) => [s.channels, s.squeeze.outFeatures])).toEqual(two.mmtms.map((m) => [m.channels1, m.channels1]));
+      expect(se.seBlocks.map((s) => [s.channels, s.squeeze.outFeatures])).toEqual(two.mmtms.map((m) => [m.channels[1], m.channels[1]]));
       const branchParams = se.branch.parameters;
       const twoBranch1 = two.branches[1].parameters;
       expect(branchParams.map((p) => p.name)).toEqual(twoBranch1.map((p) => p.name));

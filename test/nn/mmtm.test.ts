@@ -73,13 +73,13 @@ function toTensors(a0: Map3, a1: Map3): [tf.Tensor4D, tf.Tensor4D] {
 }
 
 function makeMmtm(fidelity: MmtmFidelity): Mmtm {
-  const m = new Mmtm({ seed: 1, prefix: 'mmtm' }, 2, 2, fidelity);
+  const m = new Mmtm({ seed: 1, prefix: 'mmtm' }, [2, 2], fidelity);
   m.squeeze.weight.variable.assign(tf.tensor2d(SQUEEZE_W));
   m.squeeze.bias.variable.assign(tf.tensor1d(SQUEEZE_B));
-  m.excite0.weight.variable.assign(tf.tensor2d(EXCITE0_W));
-  m.excite0.bias.variable.assign(tf.tensor1d(EXCITE0_B));
-  m.excite1.weight.variable.assign(tf.tensor2d(EXCITE1_W));
-  m.excite1.bias.variable.assign(tf.tensor1d(EXCITE1_B));
+  m.excites[0].weight.variable.assign(tf.tensor2d(EXCITE0_W));
+  m.excites[0].bias.variable.assign(tf.tensor1d(EXCITE0_B));
+  m.excites[1].weight.variable.assign(tf.tensor2d(EXCITE1_W));
+  m.excites[1].bias.variable.assign(tf.tensor1d(EXCITE1_B));
   return m;
 }
 
@@ -93,12 +93,12 @@ function ctx(mode: ForwardMode, regularTrainingStep = false): FusionContext {
 function run(m: Mmtm, a0: Map3, a1: Map3, context: FusionContext) {
   return tf.tidy(() => {
     const [t0, t1] = toTensors(a0, a1);
-    const out = m.forward(t0, t1, context);
+    const out = m.forward([t0, t1], context);
     return {
-      out0: Array.from(out.out0.dataSync()),
-      out1: Array.from(out.out1.dataSync()),
-      h0: Array.from(out.squeezed!.h0.dataSync()),
-      h1: Array.from(out.squeezed!.h1.dataSync()),
+      out0: Array.from(out.outputs[0]!.dataSync()),
+      out1: Array.from(out.outputs[1]!.dataSync()),
+      h0: Array.from(out.squeezed![0]!.dataSync()),
+      h1: Array.from(out.squeezed![1]!.dataSync()),
     };
   });
 }
@@ -149,7 +149,7 @@ describe('MMTM forward equals a hand computation', () => {
     const m = makeMmtm(PAPER);
     const mean0 = [0.7, -0.2];
     const mean1 = [0.3, 0.9];
-    m.setSqueezeMeans(Float32Array.from(mean0), Float32Array.from(mean1));
+    m.setSqueezeMeans([Float32Array.from(mean0), Float32Array.from(mean1)]);
     const out = run(m, A0, A1, ctx('unimodalMeans'));
     const gates0 = A0.map((s) => excitations([...spatialMean(s), ...mean1]).w0.map((w) => 2 * sigmoid(w)));
     const gates1 = A1.map((s) => excitations([...mean0, ...spatialMean(s)]).w1.map((w) => 2 * sigmoid(w)));
@@ -185,7 +185,7 @@ describe('running averages for re-balancing (paper-spec §8.3)', () => {
   it('code profile: after n calls (any mode, train or eval) the average is the mean of the n batch means', () => {
     for (const bug of [false, true]) {
       const m = makeMmtm({ ...CODE, replicateSkeletonAvgBug: bug });
-      m.setSqueezeMeans(Float32Array.of(0, 0), Float32Array.of(0, 0));
+      m.setSqueezeMeans([Float32Array.of(0, 0), Float32Array.of(0, 0)]);
       const modes: ForwardMode[] = ['regular', 'rebalance0', 'unimodalMeans', 'rebalance1', 'regular', 'regular'];
       const batchMeans0: number[][] = [];
       const batchMeans1: number[][] = [];
@@ -282,13 +282,13 @@ describe('MMTM under the gradient tape', () => {
     const before = tf.memory().numTensors;
     const variables = m.parameters.map((p) => p.variable);
     const { value, grads } = tf.variableGrads(() => {
-      const out = m.forward(t0, t1, { mode: 'rebalance0', regularTrainingStep: false, collectSqueezed: false });
-      return tf.add(tf.sum(tf.square(out.out0)), tf.sum(tf.square(out.out1))) as tf.Scalar;
+      const out = m.forward([t0, t1], { mode: 'rebalance0', regularTrainingStep: false, collectSqueezed: false });
+      return tf.add(tf.sum(tf.square(out.outputs[0])), tf.sum(tf.square(out.outputs[1]))) as tf.Scalar;
     }, variables);
     const norm = (v: tf.Variable) => (grads[v.name] ? tf.tidy(() => tf.sum(tf.abs(grads[v.name]!)).dataSync()[0]!) : 0);
-    expect(norm(m.excite0.weight.variable)).toBe(0);
-    expect(norm(m.excite0.bias.variable)).toBe(0);
-    expect(norm(m.excite1.weight.variable)).toBeGreaterThan(0);
+    expect(norm(m.excites[0].weight.variable)).toBe(0);
+    expect(norm(m.excites[0].bias.variable)).toBe(0);
+    expect(norm(m.excites[1].weight.variable)).toBeGreaterThan(0);
     expect(norm(m.squeeze.weight.variable)).toBeGreaterThan(0);
     expect(Array.from(readState(m.state)['mmtm.codeCalls']!)).toEqual([0, 1]);
     value.dispose();
@@ -340,8 +340,8 @@ describe('MMTM gradients equal central finite differences', () => {
       const r0 = tf.tensor4d([0.3, -1, 2, 0.5, -0.7, 1.1, 0.2, 0.9], [2, 1, 2, 2]);
       const r1 = tf.tensor4d([1, 0.4, -0.6, 0.8, 1.5, -0.2, 0.3, -1.2], [2, 2, 1, 2]);
       const loss = () => {
-        const out = m.forward(t0, t1, { mode, regularTrainingStep: false, collectSqueezed: false });
-        return tf.add(tf.sum(tf.mul(out.out0, r0)), tf.sum(tf.mul(out.out1, r1))) as tf.Scalar;
+        const out = m.forward([t0, t1], { mode, regularTrainingStep: false, collectSqueezed: false });
+        return tf.add(tf.sum(tf.mul(out.outputs[0], r0)), tf.sum(tf.mul(out.outputs[1], r1))) as tf.Scalar;
       };
       checkGradients(
         m.parameters.map((p) => p.variable),

@@ -33,8 +33,8 @@ function lossAndGrads(): { loss: number; grads: Float32Array[] } {
   const x1 = tf.tensor4d(uniformValues(2, 'x1', 3 * 33 * 33 * 3, 1), [3, 33, 33, 3]);
   const labels = tf.oneHot(tf.tensor1d([1, 4, 0], 'int32'), 5);
   const { value, grads } = tf.variableGrads(() => {
-    const out = net.forward(x0, x1, { mode: 'regular', training: true, regularTrainingStep: true });
-    return tf.add(tf.losses.softmaxCrossEntropy(labels, out.logits0), tf.losses.softmaxCrossEntropy(labels, out.logits1)) as tf.Scalar;
+    const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
+    return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
   });
   const result = { loss: value.dataSync()[0]!, grads: net.trainableVariables.map((v) => grads[v.name]!.dataSync() as Float32Array) };
   tf.dispose([value, ...Object.values(grads), x0, x1, labels]);

@@ -23,9 +23,9 @@ function step(mode: ForwardMode): StepResult {
   const weights = net.trainableVariables.map((v) => Array.from(v.dataSync()));
   let logits: number[] = [];
   const { value, grads } = tf.variableGrads(() => {
-    const out = net.forward(x0, x1, { mode, training: true, regularTrainingStep: mode === 'regular' });
+    const out = net.forward([x0, x1], { mode, training: true, regularTrainingStep: mode === 'regular' });
     logits = Array.from(out.logits.dataSync());
-    return tf.add(tf.losses.softmaxCrossEntropy(labels, out.logits0), tf.losses.softmaxCrossEntropy(labels, out.logits1)) as tf.Scalar;
+    return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
   });
   const result: StepResult = {
     weights,

@@ -50,7 +50,7 @@ describe('seeded hyper-parameter samples', () => {
 describe('presets', () => {
   const counts = Object.fromEntries(listPresets().map((p) => [p.name, p.trials]));
 
-  it("have the paper's sizes: 80/27/60-model sweeps each with its duplicated control, 30 L1 models, Table 1, Q and α", () => {
+  it("have the paper's sizes: 80/27/60-model sweeps each with its duplicated control, 30 L1 models, Table 1, Q, α, 3 views", () => {
     expect(counts['cmnist-greedy']).toBe(160);
     expect(counts['modelnet40-greedy']).toBe(54);
     expect(counts['nvgesture-greedy']).toBe(120);
@@ -58,6 +58,7 @@ describe('presets', () => {
     for (const d of ['cmnist', 'modelnet40', 'nvgesture']) expect(counts[`table1-${d}`]).toBe(18); // 4 algorithms × 3 + 2 SE × 3
     expect(counts['modelnet40-q']).toBe(15);
     expect(counts['modelnet40-alpha']).toBe(15);
+    expect(counts['modelnet40-3views']).toBe(6); // §6.4: vanilla and guided × 3 on three views
   });
 
   it('every study has a -small variant with at most 8 trials and a few epochs', () => {

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ForwardMode } from '../../src/nn/types.ts';
-import { GuidedBalancer, RandomBalancer } from '../../src/train/balancers.ts';
+import { GuidedBalancer, RandomBalancer, randomModes, type StepReport } from '../../src/train/balancers.ts';
+
+/** A two-modality step report as the speed tracker makes it: d > 0 → m0 is the slowest, else m1. */
+function report(mode: ForwardMode, d: number | null): StepReport {
+  return { mode, d, slowest: d === null ? null : d > 0 ? 0 : 1 };
+}
 
 /** Drive a balancer through epochs of `steps` steps with scripted d values; return the step modes. */
 function drive(
@@ -17,7 +22,7 @@ function drive(
     for (let s = 0; s < steps; s++) {
       const mode = b.mode;
       modes.push(mode);
-      b.afterStep({ mode, d: dOf(g++) });
+      b.afterStep(report(mode, dOf(g++)));
     }
     out.push(modes);
   }
@@ -50,17 +55,17 @@ describe('GuidedBalancer (paper-spec §8.2)', () => {
   it('the decision after a step governs the next forward; state restores exactly mid-window', () => {
     const b = new GuidedBalancer({ alpha: 0.1, q: 5, startEpoch: 1 });
     b.onEpochBegin(1);
-    b.afterStep({ mode: R, d: 0.3 });
+    b.afterStep(report(R, 0.3));
     expect(b.mode).toBe(A0);
-    b.afterStep({ mode: A0, d: null });
-    b.afterStep({ mode: A0, d: null });
+    b.afterStep(report(A0, null));
+    b.afterStep(report(A0, null));
     const c = new GuidedBalancer({ alpha: 0.1, q: 5, startEpoch: 1 });
     c.setState(JSON.parse(JSON.stringify(b.getState())));
     const seq = (x: GuidedBalancer) => {
       const m: ForwardMode[] = [];
       for (let i = 0; i < 5; i++) {
         m.push(x.mode);
-        x.afterStep({ mode: x.mode, d: -1 });
+        x.afterStep(report(x.mode, -1));
       }
       return m;
     };
@@ -88,8 +93,39 @@ describe('RandomBalancer (paper-spec §8.4)', () => {
     expect(drive(b, 1, 20, () => null)[0]).toEqual(first);
     const c = new RandomBalancer({ startEpoch: 1, seed: 99 });
     c.setState(JSON.parse(JSON.stringify(a.getState())));
-    const next = (x: RandomBalancer) => Array.from({ length: 10 }, () => (x.afterStep({ mode: x.mode, d: null }), x.mode));
+    const next = (x: RandomBalancer) => Array.from({ length: 10 }, () => (x.afterStep(report(x.mode, null)), x.mode));
     expect(next(c)).toEqual(next(a));
     expect(first).not.toEqual(drive(new RandomBalancer({ startEpoch: 1, seed: 12 }), 1, 20, () => null)[0]);
+  });
+});
+
+describe('balancers with three modalities (paper-spec §8.6)', () => {
+  it('guided accelerates the modality the speed tracker names, for exactly Q steps', () => {
+    const b = new GuidedBalancer({ alpha: 0.5, q: 2, startEpoch: 1 });
+    b.onEpochBegin(1);
+    const seen: ForwardMode[] = [];
+    // d ≥ 0 is the gap between the most different speeds; `slowest` picks the branch to accelerate.
+    const reports: [number | null, number | null][] = [[0.4, 2], [0.9, 2], [0.9, 0], [0.9, 0], [0.7, 1], [0, 1], [0, 1], [0, 1]];
+    for (const [d, slowest] of reports) {
+      const mode = b.mode;
+      seen.push(mode);
+      b.afterStep({ mode, d, slowest });
+    }
+    expect(seen).toEqual([R, R, 'rebalance2', 'rebalance2', R, 'rebalance1', 'rebalance1', R]);
+    const c = new GuidedBalancer({ alpha: 0.5, q: 2, startEpoch: 1 });
+    b.afterStep({ mode: R, d: 0.6, slowest: 2 });
+    c.setState(JSON.parse(JSON.stringify(b.getState())));
+    expect(c.mode).toBe('rebalance2');
+  });
+
+  it('random draws uniformly over regular and one re-balancing mode per modality, in the code\'s order', () => {
+    expect(randomModes(2)).toEqual([R, A1, A0]);
+    expect(randomModes(3)).toEqual([R, 'rebalance2', A1, A0]);
+    const b = new RandomBalancer({ startEpoch: 1, seed: 3, modalityCount: 3 });
+    const modes = drive(b, 1, 4001, () => null)[0]!.slice(1);
+    const counts = new Map<string, number>();
+    for (const m of modes) counts.set(m, (counts.get(m) ?? 0) + 1);
+    expect([...counts.keys()].sort()).toEqual([R, A0, A1, 'rebalance2'].sort());
+    for (const n of counts.values()) expect(Math.abs(n / 4000 - 1 / 4)).toBeLessThan(0.03);
   });
 });

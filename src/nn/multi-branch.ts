@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { FidelitySwitches } from '../spec/fidelity.ts';
 import { readState, writeState, type NamedVariable, type StateEntry } from './layers.ts';
 import { Mmtm, SeBlock, type FusionContext, type MmtmFidelity } from './mmtm.ts';
-import type { UnimodalForwardOutput, UnimodalNet } from './cmnist.ts';
+import type { UnimodalForwardOutput, UnimodalNet } from './types.ts';
 import type { ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups } from './types.ts';
 
 /**
@@ -48,20 +48,24 @@ function checkInput(x: tf.Tensor, branch: StagedBranch, what: string): tf.Tensor
   return x;
 }
 
-export interface TwoBranchMmtmNetOptions<B extends StagedBranch = StagedBranch> {
+export interface MultiBranchMmtmNetOptions<B extends StagedBranch = StagedBranch> {
   /** Name used in error messages, e.g. `Resnet18MmtmNet`. */
   name: string;
-  /** Branch 0 (m0) and branch 1 (m1), with parameter names prefixed `branch0.` / `branch1.`. */
-  branches: [B, B];
+  /** Branch k reads modality k; parameter names prefixed `branch<k>.`. Two, or three for three-view ModelNet40. */
+  branches: readonly B[];
   /** Stages after which an MMTM sits. */
   positions: readonly number[];
   seed: number;
   fidelity: MmtmFidelity | FidelitySwitches;
 }
 
-/** The two-branch MMTM network of paper-spec §2 over two staged backbones, with extras for checkpoints and tests. */
-export class TwoBranchMmtmNet<B extends StagedBranch = StagedBranch> implements MultimodalNet {
-  readonly branches: readonly [B, B];
+/**
+ * The MMTM network of paper-spec §2 over M ≥ 2 staged backbones (two in the paper's main experiments, three in
+ * its three-view ModelNet40 one, §8.6), with extras for checkpoints and tests. The CMNIST, ResNet18 and I3D nets
+ * are all this class with different branches.
+ */
+export class MultiBranchMmtmNet<B extends StagedBranch = StagedBranch> implements MultimodalNet {
+  readonly branches: readonly B[];
   readonly mmtms: readonly Mmtm[];
   readonly mmtmPositions: readonly number[];
   /** Trainable variables with stable names, in the order of `trainableVariables`. */
@@ -71,77 +75,80 @@ export class TwoBranchMmtmNet<B extends StagedBranch = StagedBranch> implements 
   private readonly stateEntries: StateEntry[];
   private readonly name: string;
 
-  constructor(options: TwoBranchMmtmNetOptions<B>) {
+  constructor(options: MultiBranchMmtmNetOptions<B>) {
     this.name = options.name;
-    this.branches = options.branches;
-    const [b0, b1] = options.branches;
-    if (b0.stageCount !== b1.stageCount) throw new Error(`${this.name}: the branches have ${b0.stageCount} and ${b1.stageCount} stages`);
-    this.mmtmPositions = validateStagePositions(options.positions, b0.stageCount, 'mmtmPositions');
+    this.branches = [...options.branches];
+    const branches = this.branches;
+    if (branches.length < 2) throw new Error(`${this.name}: a multi-modal net needs at least two branches, got ${branches.length}`);
+    const stageCount = branches[0]!.stageCount;
+    if (branches.some((b) => b.stageCount !== stageCount)) {
+      throw new Error(`${this.name}: the branches have ${branches.map((b) => b.stageCount).join(', ')} stages; they must agree`);
+    }
+    this.mmtmPositions = validateStagePositions(options.positions, stageCount, 'mmtmPositions');
     const fidelity: MmtmFidelity = {
       gateScale: options.fidelity.gateScale,
       rebalanceAverage: options.fidelity.rebalanceAverage,
       replicateSkeletonAvgBug: options.fidelity.replicateSkeletonAvgBug,
     };
     this.mmtms = this.mmtmPositions.map(
-      (p) => new Mmtm({ seed: options.seed, prefix: `mmtm${p}` }, b0.stageChannels[p - 1]!, b1.stageChannels[p - 1]!, fidelity),
+      (p) => new Mmtm({ seed: options.seed, prefix: `mmtm${p}` }, branches.map((b) => b.stageChannels[p - 1]!), fidelity),
     );
-    // Stable order: branch 0, branch 1, then per MMTM (ascending position) squeeze, excite0, excite1.
-    this.namedParameters = [...b0.parameters, ...b1.parameters, ...this.mmtms.flatMap((m) => m.parameters)];
+    // Stable order: branch 0, branch 1, …, then per MMTM (ascending position) squeeze, excite0, excite1, ….
+    this.namedParameters = [...branches.flatMap((b) => b.parameters), ...this.mmtms.flatMap((m) => m.parameters)];
     this.trainableVariables = this.namedParameters.map((p) => p.variable);
     const vars = (ps: NamedVariable[]) => ps.map((p) => p.variable);
-    // Groups by role (paper-spec §7.2): the squeeze layer of every MMTM is in both θ0′ and θ1′.
+    // Groups by role (paper-spec §7.2, §8.6): the squeeze layer of every MMTM is in every θk′.
     this.groups = {
-      theta0: vars(b0.parameters),
-      theta1: vars(b1.parameters),
-      theta0Prime: this.mmtms.flatMap((m) => vars([...m.squeeze.parameters, ...m.excite0.parameters])),
-      theta1Prime: this.mmtms.flatMap((m) => vars([...m.squeeze.parameters, ...m.excite1.parameters])),
+      theta: branches.map((b) => vars(b.parameters)),
+      thetaPrime: branches.map((_, k) => this.mmtms.flatMap((m) => vars([...m.squeeze.parameters, ...m.excites[k]!.parameters]))),
     };
-    this.stateEntries = [...b0.state, ...b1.state, ...this.mmtms.flatMap((m) => m.state)];
+    this.stateEntries = [...branches.flatMap((b) => b.state), ...this.mmtms.flatMap((m) => m.state)];
+  }
+
+  get modalityCount(): number {
+    return this.branches.length;
   }
 
   get fusionCount(): number {
     return this.mmtms.length;
   }
 
-  forward(x0: tf.Tensor, x1: tf.Tensor, options: ForwardOptions): ForwardOutput {
-    const [branch0, branch1] = this.branches;
-    let a0 = checkInput(x0, branch0, `${this.name}.forward x0`);
-    let a1 = checkInput(x1, branch1, `${this.name}.forward x1`);
+  forward(inputs: readonly tf.Tensor[], options: ForwardOptions): ForwardOutput {
+    if (inputs.length !== this.branches.length) {
+      throw new Error(`${this.name}.forward: expected ${this.branches.length} inputs (one per modality), got ${inputs.length}`);
+    }
+    let maps = inputs.map((x, k) => checkInput(x, this.branches[k]!, `${this.name}.forward input ${k}`));
     const ctx: FusionContext = {
       mode: options.mode,
       regularTrainingStep: options.regularTrainingStep ?? false,
       collectSqueezed: options.collectSqueezed ?? false,
     };
-    const squeezed: { h0: tf.Tensor2D; h1: tf.Tensor2D }[] = [];
-    for (let p = 1; p <= branch0.stageCount; p++) {
-      a0 = branch0.stage(p, a0, options.training);
-      a1 = branch1.stage(p, a1, options.training);
+    const squeezed: tf.Tensor2D[][] = [];
+    for (let p = 1; p <= this.branches[0]!.stageCount; p++) {
+      maps = maps.map((a, k) => this.branches[k]!.stage(p, a, options.training));
       const index = this.mmtmPositions.indexOf(p);
       if (index >= 0) {
-        const fused = this.mmtms[index]!.forward(a0, a1, ctx);
-        a0 = fused.out0;
-        a1 = fused.out1;
+        const fused = this.mmtms[index]!.forward(maps, ctx);
+        maps = fused.outputs;
         if (fused.squeezed) squeezed.push(fused.squeezed);
       }
     }
-    const out0 = branch0.finish(a0);
-    const out1 = branch1.finish(a1);
+    const finished = maps.map((a, k) => this.branches[k]!.finish(a));
+    const branchLogits = finished.map((f) => f.logits);
     const output: ForwardOutput = {
-      logits0: out0.logits,
-      logits1: out1.logits,
-      logits: tf.div(tf.add(out0.logits, out1.logits), 2),
-      features0: out0.features,
-      features1: out1.features,
+      branchLogits,
+      logits: meanLogits(branchLogits),
+      branchFeatures: finished.map((f) => f.features),
     };
     if (ctx.collectSqueezed) output.squeezed = squeezed;
     return output;
   }
 
-  setSqueezeMeans(means: { h0: Float32Array; h1: Float32Array }[]): void {
+  setSqueezeMeans(means: Float32Array[][]): void {
     if (means.length !== this.mmtms.length) {
       throw new Error(`setSqueezeMeans: got means for ${means.length} MMTMs, the network has ${this.mmtms.length}`);
     }
-    means.forEach((m, i) => this.mmtms[i]!.setSqueezeMeans(m.h0, m.h1));
+    means.forEach((m, i) => this.mmtms[i]!.setSqueezeMeans(m));
   }
 
   getState(): Record<string, Float32Array> {
@@ -156,6 +163,12 @@ export class TwoBranchMmtmNet<B extends StagedBranch = StagedBranch> implements 
     for (const b of this.branches) b.dispose();
     for (const m of this.mmtms) m.dispose();
   }
+}
+
+/** ŷ = the mean of the branch logits; (ŷ0 + ŷ1)/2 computed exactly as before for two branches. */
+function meanLogits(branchLogits: readonly tf.Tensor2D[]): tf.Tensor2D {
+  if (branchLogits.length === 2) return tf.div(tf.add(branchLogits[0]!, branchLogits[1]!), 2);
+  return tf.div(tf.addN(branchLogits as tf.Tensor2D[]), branchLogits.length);
 }
 
 export interface StagedSeNetOptions<B extends StagedBranch = StagedBranch> {

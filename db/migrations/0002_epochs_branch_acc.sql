@@ -1,0 +1,1 @@
+ALTER TABLE "epochs" ADD COLUMN "branch_acc" jsonb;
