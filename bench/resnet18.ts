@@ -8,14 +8,15 @@ import { timeMedian } from './timing.ts';
 
 /**
  * `npm run bench -- resnet18`: time of one training step and one evaluation forward of the ModelNet40
- * ResNet18-MMTM network (paper-spec §4.2: two 3-channel branches, 40 classes, MMTMs after layer2/3/4) at the
+ * ResNet18-MMTM network (paper-spec §4.2: two 3-channel branches — three with --views 3, the three-view experiment of
+ * §6.4 — 40 classes, MMTMs after layer2/3/4) at the
  * paper's batch 8 and 224×224 views, per backend, and the resulting estimate of a full ModelNet40 trial:
  *   epoch = 985 training steps (7,875 / 8) + evaluation of 1,968 val + 2,468 test samples (the code evaluates both
  *   every epoch) + the final utilization pass (not included: once per trial);
  * a trial runs until 5 epochs at 100 % training accuracy or 299 epochs.
  *
  * Options: --backends a,b (default: all that start), --batch n (8), --size n (224), --width x (1), --runs n (3),
- * --warmup n (1), --json.
+ * --warmup n (1), --views 2|3 (2), --json.
  */
 
 const TRAIN_STEPS_PER_EPOCH = Math.ceil(7875 / 8);
@@ -28,6 +29,7 @@ interface Measurement {
   batch: number;
   size: number;
   width: number;
+  views: number;
   trainStepSeconds: number;
   /** CPU seconds (all threads of this process) per training step: robust to other load on a shared machine. */
   trainStepCpuSeconds: number;
@@ -35,18 +37,17 @@ interface Measurement {
   epochMinutes: number;
 }
 
-async function measure(backend: BackendName, batch: number, size: number, width: number, runs: number, warmup: number): Promise<Measurement> {
+async function measure(backend: BackendName, batch: number, size: number, width: number, views: number, runs: number, warmup: number): Promise<Measurement> {
   const info = await initBackend(backend);
-  const net = createResnet18MmtmNet({ channels: [3, 3], numClasses: 40, seed: 0, fidelity: FIDELITY_PROFILES.code, width });
-  const x0 = tf.tensor4d(uniformValues(1, 'x0', batch * size * size * 3, 2), [batch, size, size, 3]);
-  const x1 = tf.tensor4d(uniformValues(1, 'x1', batch * size * size * 3, 2), [batch, size, size, 3]);
+  const net = createResnet18MmtmNet({ channels: new Array(views).fill(3), numClasses: 40, seed: 0, fidelity: FIDELITY_PROFILES.code, width });
+  const inputs = Array.from({ length: views }, (_, k) => tf.tensor4d(uniformValues(1, `x${k}`, batch * size * size * 3, 2), [batch, size, size, 3]));
   const labels = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 7) % 40), 'int32'), 40);
   const optimizer = tf.train.sgd(0.1);
   const trainStep = () => {
     const loss = optimizer.minimize(
       () => {
-        const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
-        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
+        const out = net.forward(inputs, { mode: 'regular', training: true, regularTrainingStep: true });
+        return tf.addN(out.branchLogits.map((l) => tf.losses.softmaxCrossEntropy(labels, l))) as tf.Scalar;
       },
       true,
       net.trainableVariables as tf.Variable[],
@@ -55,18 +56,18 @@ async function measure(backend: BackendName, batch: number, size: number, width:
     loss.dispose();
   };
   const forward = () => {
-    const logits = tf.tidy(() => net.forward([x0, x1], { mode: 'regular', training: false }).logits);
+    const logits = tf.tidy(() => net.forward(inputs, { mode: 'regular', training: false }).logits);
     logits.dataSync();
     logits.dispose();
   };
   const train = timeMedian(trainStep, warmup, runs);
   const trainStepSeconds = train.wall;
   const evalForwardSeconds = timeMedian(forward, warmup, runs).wall;
-  tf.dispose([x0, x1, labels]);
+  tf.dispose([...inputs, labels]);
   optimizer.dispose();
   net.dispose();
   const epochSeconds = TRAIN_STEPS_PER_EPOCH * trainStepSeconds + (EVAL_SAMPLES_PER_EPOCH / batch) * evalForwardSeconds;
-  return { backend, device: info.device, batch, size, width, trainStepSeconds, trainStepCpuSeconds: train.cpu, evalForwardSeconds, epochMinutes: epochSeconds / 60 };
+  return { backend, device: info.device, batch, size, width, views, trainStepSeconds, trainStepCpuSeconds: train.cpu, evalForwardSeconds, epochMinutes: epochSeconds / 60 };
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -79,17 +80,20 @@ export async function run(args: string[]): Promise<void> {
       width: { type: 'string', default: '1' },
       runs: { type: 'string', default: '3' },
       warmup: { type: 'string', default: '1' },
+      views: { type: 'string', default: '2' },
       json: { type: 'boolean', default: false },
     },
   });
   const backends = (values.backends ? values.backends.split(',') : BACKEND_ORDER) as BackendName[];
   for (const b of backends) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (one of ${BACKEND_ORDER.join(', ')})`);
   const [batch, size, width, runs, warmup] = [values.batch, values.size, values.width, values.runs, values.warmup].map(Number) as [number, number, number, number, number];
+  const views = Number(values.views);
+  if (views !== 2 && views !== 3) throw new Error(`--views: 2 (front/rear) or 3 (the three-view experiment), got '${values.views}'`);
   const results: Measurement[] = [];
   for (const backend of backends) {
     try {
-      process.stderr.write(`resnet18: measuring ${backend} (batch ${batch}, ${size}×${size}, width ${width})…\n`);
-      results.push(await measure(backend, batch, size, width, runs, warmup));
+      process.stderr.write(`resnet18: measuring ${backend} (batch ${batch}, ${size}×${size}, width ${width}, ${views} views)…\n`);
+      results.push(await measure(backend, batch, size, width, views, runs, warmup));
     } catch (error) {
       process.stderr.write(`resnet18: ${backend} skipped: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}\n`);
     }

@@ -10,8 +10,8 @@ import type { MultimodalNet } from './types.ts';
 
 /**
  * The single entry point from a TrialSpec (+ its Dataset) to a network: the dataset picks the backbone
- * (CMNIST 4-conv, ModelNet40 ResNet18, NVGesture I3D), `architecture` the two-branch MMTM net or the uni-modal SE
- * baseline on `unimodalModality` (wrapped so the two-branch trainer can run it; train it with `unimodalLoss`).
+ * (CMNIST 4-conv, ModelNet40 ResNet18, NVGesture I3D), `architecture` the multi-branch MMTM net or the uni-modal SE
+ * baseline on `unimodalModality` (wrapped so the multi-modal trainer can run it; train it with `unimodalLoss`).
  * Input channels and the number of classes come from the dataset, the width multiplier and seed from the spec.
  */
 export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet {

@@ -85,7 +85,7 @@ export const trainTrialSpecSchema = z.object({
   kind: z.literal('train').default('train'),
   dataset: datasetSpecSchema,
   modalities: modalitiesSchema.default('distinct'),
-  /** `mmtm`: the two-branch fusion net; `unimodal-se`: one branch with SE blocks on `unimodalModality`. */
+  /** `mmtm`: the MMTM fusion net (one branch per modality); `unimodal-se`: one branch with SE blocks on `unimodalModality`. */
   architecture: z.enum(['mmtm', 'unimodal-se']).default('mmtm'),
   unimodalModality: z.union([z.literal(0), z.literal(1)]).default(0),
   algorithm: algorithmSchema.default('vanilla'),

@@ -3,7 +3,7 @@ import type { ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups, Uni
 import { crossEntropy } from './loss.ts';
 
 /**
- * Runs a uni-modal SE baseline (paper-spec §11) through the two-branch trainer: it reads only modality k,
+ * Runs a uni-modal SE baseline (paper-spec §11) through the multi-modal trainer: it reads only modality k,
  * reports its single head as ŷ and as every ŷk, and is trained with `unimodalLoss` = CE(ŷ) (not CE(ŷ0)+CE(ŷ1),
  * which would double the loss). All its parameters form θk; it has no fusion parameters, so d_speed is null.
  */
