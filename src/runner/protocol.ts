@@ -87,7 +87,16 @@ export interface CheckpointRef {
 }
 
 export type RunnerEvent =
-  | { type: 'start'; backend: string; device: string; resumedFromEpoch: number | null; totalEpochs: number }
+  | {
+      type: 'start';
+      backend: string;
+      device: string;
+      /** Completed epochs restored from a checkpoint (null: a fresh start). */
+      resumedFromEpoch: number | null;
+      totalEpochs: number;
+      /** Set when the run continues an interrupted epoch from a mid-epoch checkpoint: steps of it already done. */
+      resumedAtStep?: number;
+    }
   | { type: 'progress'; epoch: number; step: number; stepsInEpoch: number }
   | { type: 'epoch'; metrics: EpochMetrics; checkpoint: CheckpointRef }
   | { type: 'result'; result: TrialResult };

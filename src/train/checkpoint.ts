@@ -110,6 +110,20 @@ export function readCheckpointFile<P = unknown>(filePath: string): CheckpointCon
 
 const EPOCH_FILE = /^epoch-(\d+)\.ckpt$/;
 
+/**
+ * The mid-epoch checkpoint: at most one per directory, replaced as the epoch goes on and deleted once the epoch's
+ * own checkpoint exists. Its name does not match EPOCH_FILE, so epoch-level bookkeeping (pruning, the activity's
+ * resume logic, copies to the database) never sees it.
+ */
+export function midEpochCheckpointPath(dir: string): string {
+  return path.join(dir, 'mid-epoch.ckpt');
+}
+
+/** sha256 of a file's bytes (identifies the epoch checkpoint a mid-epoch one continues). */
+export function fileSha256(filePath: string): string {
+  return createHash('sha256').update(fs.readFileSync(filePath)).digest('hex');
+}
+
 export function checkpointPath(dir: string, epoch: number): string {
   return path.join(dir, `epoch-${String(epoch).padStart(4, '0')}.ckpt`);
 }

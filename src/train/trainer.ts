@@ -8,9 +8,12 @@ import { trialKey } from '../spec/keys.ts';
 import { correctCounts, evaluateSplit, toTensors, utilizationReport } from '../metrics/evaluate.ts';
 import { sparsityRatio } from '../metrics/sparsity.ts';
 import { GuidedBalancer, RandomBalancer, VanillaBalancer, type Balancer, type BalancerState } from './balancers.ts';
+import * as fs from 'node:fs';
 import {
   checkpointPath,
+  fileSha256,
   latestCheckpoint,
+  midEpochCheckpointPath,
   pruneCheckpoints,
   readCheckpointFile,
   writeCheckpointFile,
@@ -34,6 +37,14 @@ export interface TrainerOptions {
   backend: { name: string; device: string };
   /** Stop (as if killed) after this epoch's checkpoint: lets tests interrupt a run at a chosen epoch. */
   haltAfterEpoch?: number;
+  /**
+   * Also checkpoint inside an epoch once this many seconds have passed since the last checkpoint (epoch or
+   * mid-epoch), so that a crash during a long epoch (ModelNet40 or NVGesture on a CPU: 30 min to many hours) loses
+   * at most that much work. Undefined: epoch checkpoints only; 0: after every step (tests).
+   */
+  midEpochCheckpointSeconds?: number;
+  /** Stop (as if killed) right after the mid-epoch checkpoint taken at this global step: test hook. */
+  haltAfterStep?: number;
   /** Emit a progress event at most this often (ms); default 1000. */
   progressIntervalMs?: number;
   /** How many epoch checkpoints to keep (default 2). */
@@ -58,9 +69,23 @@ interface BestSnapshot {
   state: Record<string, Float32Array>;
 }
 
+/** Where in an epoch a mid-epoch checkpoint was taken, and the epoch's running sums so far. */
+interface MidEpochState {
+  /** sha256 of the epoch checkpoint the interrupted epoch started from (null: it was the first epoch). */
+  baseSha256: string | null;
+  stepInEpoch: number;
+  lossSum: number;
+  seen: number;
+  correct: number[];
+  regularSteps: number;
+  rebalanceSteps: number;
+  epochWallSeconds: number;
+}
+
 interface CheckpointPayload {
   specKey: string;
   spec: TrainTrialSpec;
+  /** Completed epochs (for a mid-epoch checkpoint: the epochs before the interrupted one). */
   epoch: number;
   step: number;
   lr: number;
@@ -76,6 +101,8 @@ interface CheckpointPayload {
   slotPresent: boolean[];
   stateKeys: string[];
   best: Omit<BestSnapshot, 'variables' | 'state'> | null;
+  /** Present only in the mid-epoch checkpoint. */
+  midEpoch?: MidEpochState;
 }
 
 export class ResumeMismatchError extends Error {
@@ -145,65 +172,111 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
 
   const snapshotVariables = () => netVariables.map((v) => (v.dataSync() as Float32Array).slice());
 
+  // The epoch checkpoint the current epoch started from, and a mid-epoch state to continue from.
+  let baseSha256: string | null = null;
+  let midEpoch: MidEpochState | null = null;
+
+  function restore(file: string, ckpt: ReturnType<typeof readCheckpointFile<CheckpointPayload>>): void {
+    const p = ckpt.payload;
+    if (p.specKey !== key) {
+      throw new ResumeMismatchError(
+        `checkpoint ${file} belongs to another trial (key ${p.specKey.slice(0, 12)}, this spec ${key.slice(0, 12)}); ` +
+          'use an empty --checkpoint-dir or the same spec',
+      );
+    }
+    if (p.variableNames.length !== variables.length) {
+      throw new ResumeMismatchError(`checkpoint ${file} has ${p.variableNames.length} variables, the model ${variables.length}`);
+    }
+    variables.forEach((v, i) => v.assign(tf.tensor(ckpt.blobs[`var/${i}`], v.shape, 'float32')));
+    sgd.setState({ lr: p.lr, buffers: p.slotPresent.map((present, i) => (present ? ckpt.blobs[`slot/${i}`] : null)) });
+    net.setState(Object.fromEntries(p.stateKeys.map((k) => [k, ckpt.blobs[`state/${k}`]])));
+    plateau.setState(p.plateau);
+    stopping.setState(p.stopping);
+    balancer.setState(p.balancer);
+    speed.setState(p.speed);
+    epoch = p.epoch;
+    step = p.step;
+    history = p.history;
+    finished = p.finished;
+    diverged = p.diverged;
+    priorWallSeconds = p.wallSeconds;
+    best = p.best
+      ? {
+          ...p.best,
+          variables: netVariables.map((_, i) => ckpt.blobs[`best/var/${i}`]),
+          state: Object.fromEntries(p.stateKeys.map((k) => [k, ckpt.blobs[`best/state/${k}`]])),
+        }
+      : null;
+  }
+
   if (options.resume) {
     if (!options.checkpointDir) throw new Error('resume needs a checkpoint directory');
     const latest = latestCheckpoint(options.checkpointDir);
     if (latest) {
-      const ckpt = readCheckpointFile<CheckpointPayload>(latest.path);
-      const p = ckpt.payload;
-      if (p.specKey !== key) {
-        throw new ResumeMismatchError(
-          `checkpoint ${latest.path} belongs to another trial (key ${p.specKey.slice(0, 12)}, this spec ${key.slice(0, 12)}); ` +
-            'use an empty --checkpoint-dir or the same spec',
-        );
-      }
-      if (p.variableNames.length !== variables.length) {
-        throw new ResumeMismatchError(`checkpoint ${latest.path} has ${p.variableNames.length} variables, the model ${variables.length}`);
-      }
-      variables.forEach((v, i) => v.assign(tf.tensor(ckpt.blobs[`var/${i}`], v.shape, 'float32')));
-      sgd.setState({ lr: p.lr, buffers: p.slotPresent.map((present, i) => (present ? ckpt.blobs[`slot/${i}`] : null)) });
-      net.setState(Object.fromEntries(p.stateKeys.map((k) => [k, ckpt.blobs[`state/${k}`]])));
-      plateau.setState(p.plateau);
-      stopping.setState(p.stopping);
-      balancer.setState(p.balancer);
-      speed.setState(p.speed);
-      epoch = p.epoch;
-      step = p.step;
-      history = p.history;
-      finished = p.finished;
-      diverged = p.diverged;
-      priorWallSeconds = p.wallSeconds;
-      if (p.best) {
-        best = {
-          ...p.best,
-          variables: netVariables.map((_, i) => ckpt.blobs[`best/var/${i}`]),
-          state: Object.fromEntries(p.stateKeys.map((k) => [k, ckpt.blobs[`best/state/${k}`]])),
-        };
-      }
+      restore(latest.path, readCheckpointFile<CheckpointPayload>(latest.path));
+      baseSha256 = fileSha256(latest.path);
       resumedFromEpoch = epoch;
+    }
+    // A mid-epoch checkpoint counts only if it continues exactly that epoch checkpoint (not an older or newer one,
+    // e.g. after the orchestrator dropped an epoch it never recorded or fetched a newer one from the database).
+    const midPath = midEpochCheckpointPath(options.checkpointDir);
+    if (fs.existsSync(midPath)) {
+      let mid: ReturnType<typeof readCheckpointFile<CheckpointPayload>> | null = null;
+      try {
+        mid = readCheckpointFile<CheckpointPayload>(midPath);
+      } catch (error) {
+        process.stderr.write(`mmsweep: ignoring unreadable mid-epoch checkpoint ${midPath}: ${(error as Error).message}\n`);
+      }
+      const p = mid?.payload;
+      if (mid && p && p.midEpoch && p.specKey === key && p.epoch === epoch && p.midEpoch.baseSha256 === baseSha256) {
+        restore(midPath, mid);
+        midEpoch = p.midEpoch;
+        resumedFromEpoch = epoch;
+      } else {
+        fs.rmSync(midPath, { force: true });
+      }
     }
   }
 
-  emit({ type: 'start', backend: options.backend.name, device: options.backend.device, resumedFromEpoch, totalEpochs: spec.maxEpochs });
+  emit({
+    type: 'start',
+    backend: options.backend.name,
+    device: options.backend.device,
+    resumedFromEpoch,
+    totalEpochs: spec.maxEpochs,
+    ...(midEpoch ? { resumedAtStep: midEpoch.stepInEpoch } : {}),
+  });
 
   const numClasses = dataset.numClasses;
   const progressInterval = options.progressIntervalMs ?? 1000;
   const stepsInEpoch = Math.ceil(dataset.size('train') / spec.batchSize);
 
+  let lastCheckpointAt = Date.now();
   while (!finished && !diverged) {
     epoch += 1;
-    const epochStart = Date.now();
+    // Continuing an interrupted epoch: its running sums and position come from the mid-epoch checkpoint.
+    const resumed = midEpoch;
+    midEpoch = null;
+    const epochStart = Date.now() - (resumed?.epochWallSeconds ?? 0) * 1000;
     balancer.onEpochBegin(epoch);
     const lrUsed = sgd.lr;
-    let lossSum = 0;
-    let seen = 0;
-    const correct: number[] = new Array(1 + modalityCount).fill(0);
-    let regularSteps = 0;
-    let rebalanceSteps = 0;
+    let lossSum = resumed?.lossSum ?? 0;
+    let seen = resumed?.seen ?? 0;
+    const correct: number[] = resumed ? [...resumed.correct] : new Array(1 + modalityCount).fill(0);
+    let regularSteps = resumed?.regularSteps ?? 0;
+    let rebalanceSteps = resumed?.rebalanceSteps ?? 0;
     let lastProgress = Date.now();
-    let stepInEpoch = 0;
+    let stepInEpoch = resumed?.stepInEpoch ?? 0;
+    const epochBaseSha256 = baseSha256;
 
-    for (const batch of dataset.batches('train', { batchSize: spec.batchSize, shuffle: true, augment: true, seed: spec.seed, epoch })) {
+    for (const batch of dataset.batches('train', {
+      batchSize: spec.batchSize,
+      shuffle: true,
+      augment: true,
+      seed: spec.seed,
+      epoch,
+      startBatch: stepInEpoch,
+    })) {
       const mode: ForwardMode = balancer.mode;
       const regular = mode === 'regular';
       const inputs = toTensors(dataset, batch);
@@ -270,6 +343,26 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
         lastProgress = Date.now();
         emit({ type: 'progress', epoch, step: stepInEpoch, stepsInEpoch });
       }
+      const midEpochDue =
+        options.checkpointDir !== undefined &&
+        options.midEpochCheckpointSeconds !== undefined &&
+        stepInEpoch < stepsInEpoch &&
+        Date.now() - lastCheckpointAt >= options.midEpochCheckpointSeconds * 1000;
+      if (midEpochDue) {
+        const state: MidEpochState = {
+          baseSha256: epochBaseSha256,
+          stepInEpoch,
+          lossSum,
+          seen,
+          correct: [...correct],
+          regularSteps,
+          rebalanceSteps,
+          epochWallSeconds: (Date.now() - epochStart) / 1000,
+        };
+        writeCheckpointFile(midEpochCheckpointPath(options.checkpointDir!), buildCheckpoint(state));
+        lastCheckpointAt = Date.now();
+        if (options.haltAfterStep !== undefined && step >= options.haltAfterStep) throw new HaltedForTest(epoch, step);
+      }
     }
     if (diverged) break;
 
@@ -318,8 +411,12 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     if (options.checkpointDir) {
       const content = buildCheckpoint();
       const written = writeCheckpointFile(checkpointPath(options.checkpointDir, epoch), content);
+      // The epoch checkpoint supersedes any mid-epoch one (which is only trusted against its base sha anyway).
+      fs.rmSync(midEpochCheckpointPath(options.checkpointDir), { force: true });
       pruneCheckpoints(options.checkpointDir, options.keepCheckpoints ?? 2);
       checkpoint = { ...written, epoch };
+      baseSha256 = written.sha256;
+      lastCheckpointAt = Date.now();
     }
     emit({ type: 'epoch', metrics, checkpoint });
     if (options.haltAfterEpoch !== undefined && epoch >= options.haltAfterEpoch && !finished) {
@@ -327,7 +424,8 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     }
   }
 
-  function buildCheckpoint(): CheckpointContent<CheckpointPayload> {
+  /** The full training state; with `mid`, a mid-epoch checkpoint inside epoch `epoch` (whose payload epoch is epoch − 1). */
+  function buildCheckpoint(mid?: MidEpochState): CheckpointContent<CheckpointPayload> {
     const blobs: Record<string, Float32Array> = {};
     variables.forEach((v, i) => (blobs[`var/${i}`] = (v.dataSync() as Float32Array).slice()));
     const sgdState = sgd.getState();
@@ -346,7 +444,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       payload: {
         specKey: key,
         spec,
-        epoch,
+        epoch: mid ? epoch - 1 : epoch,
         step,
         lr: sgd.lr,
         finished,
@@ -361,6 +459,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
         slotPresent: sgdState.buffers.map((b) => b !== null),
         stateKeys,
         best: best ? bestMeta : null,
+        ...(mid ? { midEpoch: mid } : {}),
       },
       blobs,
     };
@@ -419,8 +518,11 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
 /** Thrown by `haltAfterEpoch` to simulate a killed runner in tests. */
 export class HaltedForTest extends Error {
   override name = 'HaltedForTest';
-  constructor(readonly epoch: number) {
-    super(`halted after epoch ${epoch} (test hook)`);
+  constructor(
+    readonly epoch: number,
+    readonly step?: number,
+  ) {
+    super(step === undefined ? `halted after epoch ${epoch} (test hook)` : `halted in epoch ${epoch} after step ${step} (test hook)`);
   }
 }
 

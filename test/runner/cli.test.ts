@@ -22,10 +22,14 @@ interface Run {
   events: RunnerEvent[];
 }
 
+/** The pid of the newest `train` child, for tests that kill it from outside the event stream. */
+const runningPid: { value: number | undefined } = { value: undefined };
+
 /** Run `mmsweep train …`; `killAfter` kills the process once an event matches (simulating a crash). */
 function train(args: string[], killAfter?: (e: RunnerEvent) => boolean): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['bin/mmsweep.js', 'train', ...args], { cwd: repo, env: { ...process.env, MMSWEEP_BACKEND: '' } });
+    runningPid.value = child.pid;
     let stdout = '';
     let stderr = '';
     const events: RunnerEvent[] = [];
@@ -92,6 +96,47 @@ describe('mmsweep train (CLI)', () => {
     const result = JSON.parse(last) as TrialResult;
     expect(result.epochs).toBe(4);
     expect(resumed.events.at(-1)).toEqual({ type: 'result', result });
+  });
+
+  it('survives kill -9 inside an epoch: --resume continues from the mid-epoch checkpoint to the uninterrupted result', async () => {
+    // 256 training images in batches of 16: one epoch of 16 steps, checkpointed after every step.
+    const common = ['--seed', '4', '--subset', '256', '--subset-val', '64', '--subset-test', '64', '--width', '0.25', '--batch-size', '16',
+      '--backend', 'wasm', '--max-epochs', '2', '--lr', '0.01', '--algorithm', 'guided', '--alpha', '0.01', '--events', '--json'];
+    const whole = await train(common);
+    expect(whole.code, whole.stderr).toBe(0);
+
+    const dir = tmp();
+    const midFile = path.join(dir, 'mid-epoch.ckpt');
+    let killedAtStep = 0;
+    const killed = await new Promise<Run>((resolve, reject) => {
+      const running = train([...common, '--checkpoint-dir', dir, '--mid-epoch-checkpoint-minutes', '0']);
+      // Poll the checkpoint (written by rename, so always whole) and kill -9 once epoch 2 is half done.
+      const timer = setInterval(() => {
+        if (!fs.existsSync(midFile)) return;
+        try {
+          const payload = readCheckpointFile<{ epoch: number; midEpoch: { stepInEpoch: number } }>(midFile).payload;
+          if (payload.epoch === 1 && payload.midEpoch.stepInEpoch >= 8 && killedAtStep === 0) {
+            killedAtStep = payload.midEpoch.stepInEpoch;
+            const pid = runningPid.value;
+            if (pid) process.kill(pid, 'SIGKILL');
+          }
+        } catch {
+          // Renamed away between the check and the read: try again on the next tick.
+        }
+      }, 20);
+      running.then((r) => (clearInterval(timer), resolve(r)), reject);
+    });
+    expect(killed.code).toBeNull();
+    expect(killedAtStep).toBeGreaterThanOrEqual(8);
+    expect(killed.events.some((e) => e.type === 'result')).toBe(false);
+
+    const resumed = await train([...common, '--checkpoint-dir', dir, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const start = resumed.events[0]!;
+    expect(start).toMatchObject({ type: 'start', resumedFromEpoch: 1 });
+    expect(start.type === 'start' && start.resumedAtStep! >= killedAtStep).toBe(true);
+    const resultOf = (r: Run) => ({ ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TrialResult), wallSeconds: 0 });
+    expect(resultOf(resumed)).toEqual(resultOf(whole));
   });
 
   it('trains CMNIST briefly on wasm: events, --json result, exit 0; a huge LR diverges with exit 3', async () => {

@@ -38,7 +38,10 @@ function spec(overrides: Partial<TrainTrialSpec> & Record<string, unknown> = {})
 
 const net = (seed = 3) => new TinyNet({ d0: 4, d1: 6, numClasses: 3, seed });
 
-async function run(s: TrainTrialSpec, extra: { checkpointDir?: string; resume?: boolean; haltAfterEpoch?: number } = {}) {
+async function run(
+  s: TrainTrialSpec,
+  extra: { checkpointDir?: string; resume?: boolean; haltAfterEpoch?: number; midEpochCheckpointSeconds?: number; haltAfterStep?: number } = {},
+) {
   const events: RunnerEvent[] = [];
   const n = net(s.seed);
   const result = await trainTrial({ spec: s, dataset, net: n, backend, onEvent: (e) => events.push(e), ...extra });
@@ -128,6 +131,41 @@ describe('trainTrial on a tiny two-branch net', () => {
       expect(noWall(epochs(resumed.events))).toEqual(noWall(epochs(whole.events).slice(2)));
     });
   }
+
+  for (const algorithm of ['guided', 'random'] as const) {
+    it(`resume from a mid-epoch checkpoint is bit-exact (${algorithm})`, async () => {
+      const s = spec({ algorithm, alpha: 0.01, q: 2, maxEpochs: 3, l1: 1e-4 });
+      const whole = await run(s);
+      const dir = tmp();
+      // 6 steps per epoch: global step 9 is step 3 of epoch 2, in the middle of a guided window.
+      await expect(run(s, { checkpointDir: dir, midEpochCheckpointSeconds: 0, haltAfterStep: 9 })).rejects.toMatchObject({ epoch: 2, step: 9 });
+      expect(fs.readdirSync(dir).sort()).toEqual(['epoch-0001.ckpt', 'mid-epoch.ckpt']);
+      const resumed = await run(s, { checkpointDir: dir, resume: true, midEpochCheckpointSeconds: 0 });
+      expect(resumed.events[0]).toMatchObject({ type: 'start', resumedFromEpoch: 1, resumedAtStep: 3 });
+      expect(resumed.weights).toEqual(whole.weights);
+      const strip = (r: TrialResult) => ({ ...r, wallSeconds: 0 });
+      expect(strip(resumed.result)).toEqual(strip(whole.result));
+      // Epoch 2's row is the uninterrupted one: the sums of its first three steps came from the checkpoint.
+      const noWall = (h: ReturnType<typeof epochs>) => h.map((m) => ({ ...m, wallSeconds: 0 }));
+      expect(noWall(epochs(resumed.events))).toEqual(noWall(epochs(whole.events).slice(1)));
+      // Each epoch checkpoint supersedes the mid-epoch one.
+      expect(fs.readdirSync(dir).sort()).toEqual(['epoch-0002.ckpt', 'epoch-0003.ckpt']);
+    });
+  }
+
+  it('a mid-epoch checkpoint that does not continue the newest epoch checkpoint is discarded, not used', async () => {
+    const s = spec({ algorithm: 'guided', alpha: 0.01, q: 2, maxEpochs: 2 });
+    const whole = await run(s);
+    const dir = tmp();
+    await expect(run(s, { checkpointDir: dir, midEpochCheckpointSeconds: 0, haltAfterStep: 9 })).rejects.toBeInstanceOf(HaltedForTest);
+    // As when the orchestrator drops an epoch checkpoint it never recorded: the mid-epoch state built on it is stale.
+    fs.rmSync(path.join(dir, 'epoch-0001.ckpt'));
+    const resumed = await run(s, { checkpointDir: dir, resume: true });
+    expect(resumed.events[0]).toMatchObject({ type: 'start', resumedFromEpoch: null });
+    expect(resumed.events[0]).not.toHaveProperty('resumedAtStep');
+    expect(resumed.weights).toEqual(whole.weights);
+    expect(fs.existsSync(path.join(dir, 'mid-epoch.ckpt'))).toBe(false);
+  });
 
   it('refuses to resume a checkpoint of another spec', async () => {
     const dir = tmp();

@@ -36,6 +36,7 @@ interface TrainFlags {
   width?: string;
   backend?: string;
   checkpointDir?: string;
+  midEpochCheckpointMinutes?: string;
   resume?: boolean;
   events?: boolean;
   json?: boolean;
@@ -73,6 +74,7 @@ export function register(program: Command): void {
     .option('--width <x>', 'channel width multiplier (default 1)')
     .option('--backend <b>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu')
     .option('--checkpoint-dir <dir>', 'write a checkpoint at every epoch end into this directory')
+    .option('--mid-epoch-checkpoint-minutes <m>', 'with --checkpoint-dir: also checkpoint inside an epoch every m minutes (default 10; 0 = every step)')
     .option('--resume', 'continue from the newest checkpoint in --checkpoint-dir (fresh start if none)')
     .option('--events', 'print NDJSON progress events on stdout (lines prefixed with "@mmsweep ")')
     .option('--json', 'print the TrialResult as one JSON line')
@@ -170,6 +172,9 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   let spec;
   try {
     if (flags.resume && !flags.checkpointDir) throw new FlagError('--resume needs --checkpoint-dir');
+    if (flags.midEpochCheckpointMinutes !== undefined && !(Number(flags.midEpochCheckpointMinutes) >= 0)) {
+      throw new FlagError(`--mid-epoch-checkpoint-minutes must be a number ≥ 0, got '${flags.midEpochCheckpointMinutes}'`);
+    }
     spec = parseTrialSpec(specFromFlags(flags));
   } catch (e) {
     if (e instanceof FlagError || e instanceof InvalidSpecError) {
@@ -188,7 +193,13 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   const { ResumeMismatchError } = await import('../../train/trainer.ts');
   let result: TrialResult;
   try {
-    result = await runTrial(spec, { checkpointDir: flags.checkpointDir, resume: flags.resume, onEvent, cacheDir: flags.cacheDir });
+    result = await runTrial(spec, {
+      checkpointDir: flags.checkpointDir,
+      resume: flags.resume,
+      midEpochCheckpointSeconds: flags.midEpochCheckpointMinutes === undefined ? undefined : Number(flags.midEpochCheckpointMinutes) * 60,
+      onEvent,
+      cacheDir: flags.cacheDir,
+    });
   } catch (e) {
     bar?.(null);
     const err = e as Error;
