@@ -11,7 +11,7 @@ import { timeMedian } from './timing.ts';
  * ResNet18-MMTM network (paper-spec §4.2: two 3-channel branches — three with --views 3, the three-view experiment of
  * §6.4 — 40 classes, MMTMs after layer2/3/4) at the
  * paper's batch 8 and 224×224 views, per backend, and the resulting estimate of a full ModelNet40 trial:
- *   epoch = 985 training steps (7,875 / 8) + evaluation of 1,968 val + 2,468 test samples (the code evaluates both
+ *   epoch = ⌈7,875 / batch⌉ training steps (985 at batch 8) + evaluation of 1,968 val + 2,468 test samples (the code evaluates both
  *   every epoch) + the final utilization pass (not included: once per trial);
  * a trial runs until 5 epochs at 100 % training accuracy or 299 epochs.
  *
@@ -19,7 +19,7 @@ import { timeMedian } from './timing.ts';
  * --warmup n (1), --views 2|3 (2), --json.
  */
 
-const TRAIN_STEPS_PER_EPOCH = Math.ceil(7875 / 8);
+const TRAIN_SAMPLES_PER_EPOCH = 7875;
 const EVAL_SAMPLES_PER_EPOCH = 1968 + 2468;
 
 
@@ -66,7 +66,7 @@ async function measure(backend: BackendName, batch: number, size: number, width:
   tf.dispose([...inputs, labels]);
   optimizer.dispose();
   net.dispose();
-  const epochSeconds = TRAIN_STEPS_PER_EPOCH * trainStepSeconds + (EVAL_SAMPLES_PER_EPOCH / batch) * evalForwardSeconds;
+  const epochSeconds = Math.ceil(TRAIN_SAMPLES_PER_EPOCH / batch) * trainStepSeconds + (EVAL_SAMPLES_PER_EPOCH / batch) * evalForwardSeconds;
   return { backend, device: info.device, batch, size, width, views, trainStepSeconds, trainStepCpuSeconds: train.cpu, evalForwardSeconds, epochMinutes: epochSeconds / 60 };
 }
 

@@ -69,9 +69,24 @@ async function runTrainTrial(spec: TrainTrialSpec, options: RunTrialOptions): Pr
       lossFn: unimodal ? unimodalLoss : undefined,
       skipUtilization: unimodal,
     });
+  } catch (error) {
+    throw backend.name === 'wasm' ? explainWasmAbort(error, spec) : error;
   } finally {
     net.dispose();
   }
 }
 
 export type { NoopTrialSpec };
+
+/**
+ * The wasm backend's heap is capped at 4 GB; when a step needs more, emscripten aborts with a bare "Aborted()".
+ * Name the likely cause and the ways out (three-view ModelNet40 at batch 8 × 224² is such a case).
+ */
+function explainWasmAbort(error: unknown, spec: TrainTrialSpec): unknown {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/^Aborted\(/.test(message)) return error;
+  return new Error(
+    `the wasm backend aborted (${message.split('.')[0]}): most likely its 4 GB memory ran out at batchSize ${spec.batchSize}, ` +
+      `width ${spec.width}. Use the native backend (npm run setup:native, backend 'tensorflow'), or a smaller batchSize, width or image size`,
+  );
+}
