@@ -5,6 +5,7 @@ import { createI3dNet } from '../src/nn/i3d.ts';
 import { uniformValues } from '../src/nn/random.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
 import { timeMedian } from './timing.ts';
+import { integerArg, positiveNumberArg, backendsArg } from './args.ts';
 
 /**
  * `npm run bench -- i3d`: one training step and one evaluation forward of the NVGesture I3D-MMTM network
@@ -93,9 +94,11 @@ export async function run(args: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
     },
   });
-  const backends = (values.backends ? values.backends.split(',') : BACKEND_ORDER) as BackendName[];
-  for (const b of backends) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (one of ${BACKEND_ORDER.join(', ')})`);
-  const [batch, frames, size, width, runs, warmup] = [values.batch, values.frames, values.size, values.width, values.runs, values.warmup].map(Number) as [number, number, number, number, number, number];
+  const backends = backendsArg(values.backends, BACKEND_ORDER);
+  const [batch, frames, size] = (['batch', 'frames', 'size'] as const).map((name) => integerArg(name, values[name]!, 1)) as [number, number, number];
+  const width = positiveNumberArg('width', values.width!);
+  const runs = integerArg('runs', values.runs!, 1);
+  const warmup = integerArg('warmup', values.warmup!, 0);
   const results: Measurement[] = [];
   for (const backend of backends) {
     try {

@@ -5,6 +5,7 @@ import { createResnet18MmtmNet } from '../src/nn/resnet18.ts';
 import { uniformValues } from '../src/nn/random.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
 import { timeMedian } from './timing.ts';
+import { integerArg, positiveNumberArg, backendsArg } from './args.ts';
 
 /**
  * `npm run bench -- resnet18`: time of one training step and one evaluation forward of the ModelNet40
@@ -84,9 +85,11 @@ export async function run(args: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
     },
   });
-  const backends = (values.backends ? values.backends.split(',') : BACKEND_ORDER) as BackendName[];
-  for (const b of backends) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (one of ${BACKEND_ORDER.join(', ')})`);
-  const [batch, size, width, runs, warmup] = [values.batch, values.size, values.width, values.runs, values.warmup].map(Number) as [number, number, number, number, number];
+  const backends = backendsArg(values.backends, BACKEND_ORDER);
+  const [batch, size] = (['batch', 'size'] as const).map((name) => integerArg(name, values[name]!, 1)) as [number, number];
+  const width = positiveNumberArg('width', values.width!);
+  const runs = integerArg('runs', values.runs!, 1);
+  const warmup = integerArg('warmup', values.warmup!, 0);
   const views = Number(values.views);
   if (views !== 2 && views !== 3) throw new Error(`--views: 2 (front/rear) or 3 (the three-view experiment), got '${values.views}'`);
   const results: Measurement[] = [];

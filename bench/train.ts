@@ -6,6 +6,7 @@ import { registerWasmTrainingKernels } from '../src/backend/wasm-kernels.ts';
 import { createCmnistNet, type CmnistMultimodalNet } from '../src/nn/cmnist.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
 import { median } from './timing.ts';
+import { integerArg, backendsArg } from './args.ts';
 
 /**
  * `npm run bench -- train`: throughput of the CMNIST MMTM network (paper-spec §4.1, colored 3-channel m0, gray
@@ -151,20 +152,10 @@ export async function run(args: string[]): Promise<void> {
       profile: { type: 'boolean', default: false },
     },
   });
-  const positive = (name: string, text: string, min: number) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got '${text}'`);
-    return n;
-  };
-  const batch = positive('batch', values.batch!, 1);
-  const runs = positive('runs', values.runs!, 1);
-  const warmup = positive('warmup', values.warmup!, 0);
-  const requested = values.backends ? values.backends.split(',').map((s) => s.trim()) : [...BACKEND_ORDER];
-  for (const name of requested) {
-    if (!BACKEND_ORDER.includes(name as BackendName)) {
-      throw new Error(`--backends: unknown backend '${name}' (choose from ${BACKEND_ORDER.join(', ')})`);
-    }
-  }
+  const batch = integerArg('batch', values.batch!, 1);
+  const runs = integerArg('runs', values.runs!, 1);
+  const warmup = integerArg('warmup', values.warmup!, 0);
+  const requested = backendsArg(values.backends, BACKEND_ORDER);
 
   const results: Record<string, Measured & { version: string }> = {};
   for (const name of requested as BackendName[]) {

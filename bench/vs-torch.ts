@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type * as TF from '@tensorflow/tfjs';
 import { median } from './timing.ts';
+import { integerArg, backendsArg } from './args.ts';
 
 /**
  * `npm run bench -- train --vs-torch`: mmsweep's CMNIST MMTM training step on each tfjs backend that starts here,
@@ -174,21 +175,11 @@ export async function run(args: string[]): Promise<void> {
       'vs-torch': { type: 'boolean', default: true },
     },
   });
-  const positive = (name: string, text: string, min: number) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got '${text}'`);
-    return n;
-  };
-  const batch = positive('batch', values.batch!, 1);
-  const runs = positive('runs', values.runs!, 1);
-  const warmup = positive('warmup', values.warmup!, 0);
-  const threadCounts = values.threads!.split(',').map((t) => positive('threads', t.trim(), 1));
-  const backends = values.backends ? values.backends.split(',').map((s) => s.trim()) : [...ALL_BACKENDS];
-  for (const b of backends) {
-    if (!(ALL_BACKENDS as readonly string[]).includes(b)) {
-      throw new Error(`--backends: unknown backend '${b}' (choose from ${ALL_BACKENDS.join(', ')})`);
-    }
-  }
+  const batch = integerArg('batch', values.batch!, 1);
+  const runs = integerArg('runs', values.runs!, 1);
+  const warmup = integerArg('warmup', values.warmup!, 0);
+  const threadCounts = values.threads!.split(',').map((t) => integerArg('threads', t.trim(), 1));
+  const backends = backendsArg(values.backends, ALL_BACKENDS);
 
   const loadBefore = os.loadavg()[0]!;
   log('measuring the processor FP32 peak …');

@@ -1,23 +1,20 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
-import { execFileSync, spawn } from 'node:child_process';
-import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { rowsOf } from '../../db/index.ts';
 import { startStudy } from '../../infra/client.ts';
 import { parseStudySpec, type StudySpec } from '../../src/spec/study.ts';
 import { planStudy } from '../../src/spec/keys.ts';
-import { EVENT_LINE_PREFIX, type TrialResult } from '../../src/runner/protocol.ts';
-import type { TrainTrialOutput } from '../../activities/index.ts';
 import type { DevServer } from '../../infra/temporal.ts';
 import {
   createDatabase,
-  repoRoot,
+  referenceRun,
   startTemporal,
   startWorkerProcess,
   temporalClient,
   tempDir,
+  trainOutputs,
   waitUntil,
   type TestDatabase,
   type WorkerProcess,
@@ -50,19 +47,6 @@ async function worker(checkpointDir: string, slots = 2): Promise<WorkerProcess> 
   const w = await startWorkerProcess({ address: server.address, databaseUrl: database.url, queue: QUEUE, slots, checkpointDir });
   workers.push(w);
   return w;
-}
-
-/** trainTrial outputs recorded in the study's history (the latest run). */
-async function trainOutputs(workflowId: string): Promise<TrainTrialOutput[]> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const outputs: TrainTrialOutput[] = [];
-  for (const event of history.events ?? []) {
-    const payload = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
-    if (!payload) continue;
-    const value = defaultPayloadConverter.fromPayload(payload) as Partial<TrainTrialOutput>;
-    if (value && typeof value === 'object' && 'trialKey' in value && 'checkpointSource' in value) outputs.push(value as TrainTrialOutput);
-  }
-  return outputs;
 }
 
 beforeAll(async () => {
@@ -101,7 +85,7 @@ describe('resilience with worker processes', () => {
     await worker(tempDir('mmsweep-ckpt-b-'), 1);
     const outcome = await handle.result();
     expect(outcome.counts).toMatchObject({ total: 1, done: 1, failed: 0 });
-    const [output] = await trainOutputs(handle.workflowId);
+    const [output] = await trainOutputs(client, handle.workflowId);
     expect(output.checkpointSource).toBe('database');
     expect(output.resumedFromEpoch).toBeGreaterThanOrEqual(2);
     expect(output.attempt).toBe(2);
@@ -125,20 +109,8 @@ describe('resilience with worker processes', () => {
     const spec = study('kill9-cmnist', base, [1], 1);
     const [trial] = planStudy(spec);
     // The reference: the same trial, uninterrupted, through the same runner command.
-    const referenceDir = tempDir('mmsweep-ref-');
-    const specFile = path.join(referenceDir, 'spec.json');
-    (await import('node:fs')).writeFileSync(specFile, JSON.stringify(trial.spec));
-    const reference = new Promise<{ result: TrialResult; epochs: Record<string, unknown>[] }>((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'mmsweep.js'), 'train', '--spec', specFile, '--checkpoint-dir', referenceDir, '--events'], { cwd: repoRoot });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.on('exit', (code) => {
-        const events = out.split('\n').filter((l) => l.startsWith(EVENT_LINE_PREFIX)).map((l) => JSON.parse(l.slice(EVENT_LINE_PREFIX.length)));
-        const result = events.find((e) => e.type === 'result')?.result;
-        if (code !== 0 || !result) reject(new Error(`reference run exited ${code}`));
-        else resolve({ result, epochs: events.filter((e) => e.type === 'epoch').map((e) => e.metrics) });
-      });
-    });
+    const reference = referenceRun(trial.spec);
+    reference.catch(() => undefined); // awaited below; no unhandled rejection if an earlier step fails first
 
     const dir = tempDir('mmsweep-ckpt-c-');
     const first = await worker(dir, 1);
@@ -152,7 +124,7 @@ describe('resilience with worker processes', () => {
     await worker(dir, 1); // same machine: the local directory has the checkpoint
     const outcome = await handle.result();
     expect(outcome.counts.done).toBe(1);
-    const [output] = await trainOutputs(handle.workflowId);
+    const [output] = await trainOutputs(client, handle.workflowId);
     expect(['local', 'heartbeat'], JSON.stringify(output)).toContain(output.checkpointSource);
     expect(output.resumedFromEpoch).toBeGreaterThanOrEqual(1);
     expect(output.attempt).toBe(2);

@@ -270,7 +270,13 @@ async function progressBar(): Promise<(event: RunnerEvent | null) => void> {
       started = false;
       return;
     }
-    if (event.type === 'start') totalEpochs = event.totalEpochs;
+    if (event.type === 'start') {
+      totalEpochs = event.totalEpochs;
+      if (event.resumedFromEpoch !== null) {
+        const at = event.resumedAtStep === undefined ? '' : `, ${event.resumedAtStep} steps into epoch ${event.resumedFromEpoch + 1}`;
+        last = `resumed after epoch ${event.resumedFromEpoch}${at}`;
+      }
+    }
     if (event.type === 'progress') {
       const payload = { epoch: event.epoch, total_epochs: totalEpochs, last };
       if (!started) {
