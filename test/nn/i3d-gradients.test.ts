@@ -223,7 +223,11 @@ describe('a small I3D branch: loss and every gradient agree across backends', ()
           diff += (r[j]! - o[j]!) ** 2;
           norm += r[j]! ** 2;
         }
-        expect(Math.sqrt(diff), `${backend} gradient ${i}`).toBeLessThanOrEqual(1e-3 * Math.sqrt(norm) + 1e-6);
+        // Relative 5e-3: the BatchNorm γ/β gradients of this batch-2, width-1/16 branch are sums whose terms cancel
+        // (norms 0.03–0.15 from O(1) terms), so float32 summation order alone moves them by up to 7.6e-4 (wasm) and
+        // 1.5e-3 (libtensorflow with oneDNN, which picks kernels by CPU) against the cpu backend. A wrong kernel
+        // (stride, padding, layout) is off by O(1).
+        expect(Math.sqrt(diff), `${backend} gradient ${i}`).toBeLessThanOrEqual(5e-3 * Math.sqrt(norm) + 1e-6);
       });
       compared++;
     }
