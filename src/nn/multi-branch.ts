@@ -2,12 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { FidelitySwitches } from '../spec/fidelity.ts';
 import { readState, writeState, type NamedVariable, type StateEntry } from './layers.ts';
 import { Mmtm, SeBlock, type FusionContext, type MmtmFidelity } from './mmtm.ts';
-import type { UnimodalForwardOutput, UnimodalNet } from './types.ts';
-import type { ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups } from './types.ts';
+import type { ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups, UnimodalForwardOutput, UnimodalNet } from './types.ts';
 
 /**
  * A backbone that runs stage by stage, so that fusion (MMTM) or SE modules can act on the output of any stage:
- * the shape shared by the ResNet18 branches of ModelNet40 and usable by any other backbone.
+ * the shape shared by the CMNIST 4-conv, ResNet18 and I3D branches, and usable by any other backbone.
  */
 export interface StagedBranch {
   /** Stages are numbered 1…stageCount. */

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { NamedVariable } from './layers.ts';
 
 /** A re-balancing step accelerating modality k: `rebalance0`, `rebalance1`, … (one per modality). */
 export type RebalanceMode = `rebalance${number}`;
@@ -96,7 +97,7 @@ export interface UnimodalForwardOutput {
 export interface UnimodalNet {
   forward(x: tf.Tensor, options: { training: boolean }): UnimodalForwardOutput;
   readonly trainableVariables: readonly tf.Variable[];
-  readonly namedParameters: readonly import('./layers.ts').NamedVariable[];
+  readonly namedParameters: readonly NamedVariable[];
   /** Number of SE blocks. */
   readonly fusionCount: number;
   /** BatchNorm running statistics (SE blocks keep none). */
