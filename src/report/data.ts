@@ -155,6 +155,9 @@ export function assembleReportData(rows: ReportRows): ReportData {
       dSpeed: num(e.d_speed),
       regularSteps: num(e.regular_steps) ?? 0,
       rebalanceSteps: num(e.rebalance_steps) ?? 0,
+      ...(e.branch_acc
+        ? { branchAcc: { train: e.branch_acc.train.map((v) => num(v) ?? Number.NaN), val: e.branch_acc.val.map((v) => num(v) ?? Number.NaN) } }
+        : {}),
     });
   }
 

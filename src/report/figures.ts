@@ -679,18 +679,17 @@ export interface CurveFigure extends Figure {
   shading: { epoch: number; share: number }[];
 }
 
-const HEAD_LABELS = { all: 'ŷ', m0: 'ŷ0', m1: 'ŷ1' } as const;
-
+/** Curve rows of ŷ and every branch ŷk (ŷ0, ŷ1; ŷ0…ŷ2 for three-view ModelNet40), train and val. */
 export function curveRows(epochs: readonly ReportEpoch[]): { epoch: number; head: string; split: string; acc: number }[] {
   const rows: { epoch: number; head: string; split: string; acc: number }[] = [];
   for (const e of epochs) {
+    const train = e.branchAcc?.train ?? [e.trainAcc0, e.trainAcc1];
+    const val = e.branchAcc?.val ?? [e.valAcc0, e.valAcc1];
     rows.push(
-      { epoch: e.epoch, head: HEAD_LABELS.all, split: 'train', acc: e.trainAcc },
-      { epoch: e.epoch, head: HEAD_LABELS.m0, split: 'train', acc: e.trainAcc0 },
-      { epoch: e.epoch, head: HEAD_LABELS.m1, split: 'train', acc: e.trainAcc1 },
-      { epoch: e.epoch, head: HEAD_LABELS.all, split: 'val', acc: e.valAcc },
-      { epoch: e.epoch, head: HEAD_LABELS.m0, split: 'val', acc: e.valAcc0 },
-      { epoch: e.epoch, head: HEAD_LABELS.m1, split: 'val', acc: e.valAcc1 },
+      { epoch: e.epoch, head: 'ŷ', split: 'train', acc: e.trainAcc },
+      ...train.map((acc, k) => ({ epoch: e.epoch, head: `ŷ${k}`, split: 'train', acc })),
+      { epoch: e.epoch, head: 'ŷ', split: 'val', acc: e.valAcc },
+      ...val.map((acc, k) => ({ epoch: e.epoch, head: `ŷ${k}`, split: 'val', acc })),
     );
   }
   return rows;
@@ -738,8 +737,10 @@ export function buildCurves(
     };
     const bestRule: Spec[] =
       best !== null ? [{ data: { values: [{ epoch: best }] }, mark: { type: 'rule', color: '#2ca02c', strokeDash: [2, 2] }, encoding: { x: epochAxis } }] : [];
+    const branchCount = Math.max(2, ...es.map((e) => e.branchAcc?.train.length ?? 2));
+    const heads = ['ŷ', ...Array.from({ length: branchCount }, (_, k) => `ŷ${k}`)];
     const accuracy: Spec = {
-      title: 'accuracy of ŷ, ŷ0, ŷ1 (solid: validation, dashed: train)',
+      title: `accuracy of ${heads.join(', ')} (solid: validation, dashed: train)`,
       width: 420,
       height: 180,
       layer: [
@@ -750,7 +751,7 @@ export function buildCurves(
           encoding: {
             x: epochAxis,
             y: { field: 'acc', type: 'quantitative', title: 'accuracy (%)', scale: { zero: false } },
-            color: { field: 'head', type: 'nominal', title: 'head', scale: { domain: ['ŷ', 'ŷ0', 'ŷ1'], range: ['#333333', '#1f77b4', '#d62728'] } },
+            color: { field: 'head', type: 'nominal', title: 'head', scale: { domain: heads, range: ['#333333', '#1f77b4', '#d62728', '#9467bd'].slice(0, heads.length) } },
           },
           layer: [
             {

@@ -92,6 +92,8 @@ export interface ReportEpoch {
   dSpeed: number | null;
   regularSteps: number;
   rebalanceSteps: number;
+  /** Train / val accuracy of every branch ŷk, for nets with more than two modalities (three-view ModelNet40). */
+  branchAcc?: { train: number[]; val: number[] };
 }
 
 /** Scheduling facts of one trial of one study (every kind, including no-op trials): the worker timeline. */

@@ -127,6 +127,8 @@ export interface EpochSqlRow {
   d_speed: number | null;
   regular_steps: number | null;
   rebalance_steps: number | null;
+  /** Every branch's accuracies, for nets with more than two modalities (NULL otherwise). */
+  branch_acc: { train: (number | null)[]; val: (number | null)[]; test: (number | null)[] } | null;
 }
 
 /** Learning curves of the studies' trials, ordered by trial and epoch. */
@@ -136,7 +138,7 @@ export async function epochCurves(db: Db, studyIds: readonly string[]): Promise<
     await db.execute(sql`
       select e.trial_key, e.epoch::int as epoch, e.train_acc, e.train_acc_0, e.train_acc_1, e.val_acc, e.val_acc_0,
              e.val_acc_1, e.test_acc, e.test_acc_0, e.test_acc_1, e.loss, e.lr, e.d_speed,
-             e.regular_steps::int as regular_steps, e.rebalance_steps::int as rebalance_steps
+             e.regular_steps::int as regular_steps, e.rebalance_steps::int as rebalance_steps, e.branch_acc
       from epochs e
       where e.trial_key in (select trial_key from study_trials where study_id in (${list(studyIds)}))
       order by e.trial_key, e.epoch`),

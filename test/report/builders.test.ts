@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCsv, toCsv } from '../../src/report/csv.ts';
 import { parseArchitecture } from '../../src/report/data.ts';
-import { buildCurves, poolByLearningRate } from '../../src/report/figures.ts';
+import { buildCurves, curveRows, poolByLearningRate } from '../../src/report/figures.ts';
 import { datasetColumn, type ReportEpoch, type ReportTrial } from '../../src/report/model.ts';
 import { scopeSvgIds } from '../../src/report/render.ts';
 import { buildReport, writeReport } from '../../src/report/report.ts';
@@ -79,6 +79,19 @@ describe('report building blocks', () => {
     const { figures, omitted } = buildCurves(trials, epochs, { maxCurves: 4 });
     expect(omitted).toBe(8);
     expect(figures.map((f) => f.trialKey)).toEqual(['v0', 'v3', 'g0', 'g3']);
+  });
+
+  it('draws a curve per branch: ŷ0, ŷ1 from the columns, every ŷk when the epoch carries branch accuracies', () => {
+    const two = curveRows([epoch('t', 1)]);
+    expect(two.map((r) => `${r.split} ${r.head} ${r.acc}`)).toEqual(['train ŷ 50', 'train ŷ0 40', 'train ŷ1 60', 'val ŷ 50', 'val ŷ0 40', 'val ŷ1 60']);
+    const three = curveRows([{ ...epoch('t', 1), branchAcc: { train: [40, 60, 70], val: [41, 61, 71] } }]);
+    expect(three.filter((r) => r.head === 'ŷ2').map((r) => [r.split, r.acc])).toEqual([
+      ['train', 70],
+      ['val', 71],
+    ]);
+    const threeView = { ...trial('m3', { algorithm: 'guided' }), column: 'modelnet40-3views' as const };
+    const { figures } = buildCurves([threeView], new Map([['m3', [{ ...epoch('m3', 1), branchAcc: { train: [1, 2, 3], val: [4, 5, 6] } }]]]));
+    expect(JSON.stringify(figures[0]!.spec)).toContain('accuracy of ŷ, ŷ0, ŷ1, ŷ2');
   });
 
   it('pools learning rates: per rate for a grid over seeds, log-spaced bins for a log-uniform sample', () => {
