@@ -104,8 +104,10 @@ export function writeCheckpointFile(filePath: string, content: CheckpointContent
   return { path: path.resolve(filePath), sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
 }
 
-export function readCheckpointFile<P = unknown>(filePath: string): CheckpointContent<P> {
-  return decodeCheckpoint<P>(fs.readFileSync(filePath), filePath);
+/** Read and verify a checkpoint; `sha256` is of the whole file, as `writeCheckpointFile` reports it. */
+export function readCheckpointFile<P = unknown>(filePath: string): CheckpointContent<P> & { sha256: string } {
+  const bytes = fs.readFileSync(filePath);
+  return { ...decodeCheckpoint<P>(bytes, filePath), sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 const EPOCH_FILE = /^epoch-(\d+)\.ckpt$/;
@@ -117,11 +119,6 @@ const EPOCH_FILE = /^epoch-(\d+)\.ckpt$/;
  */
 export function midEpochCheckpointPath(dir: string): string {
   return path.join(dir, 'mid-epoch.ckpt');
-}
-
-/** sha256 of a file's bytes (identifies the epoch checkpoint a mid-epoch one continues). */
-export function fileSha256(filePath: string): string {
-  return createHash('sha256').update(fs.readFileSync(filePath)).digest('hex');
 }
 
 export function checkpointPath(dir: string, epoch: number): string {

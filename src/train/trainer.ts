@@ -11,7 +11,6 @@ import { GuidedBalancer, RandomBalancer, VanillaBalancer, type Balancer, type Ba
 import * as fs from 'node:fs';
 import {
   checkpointPath,
-  fileSha256,
   latestCheckpoint,
   midEpochCheckpointPath,
   pruneCheckpoints,
@@ -136,9 +135,6 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
   if (dataset.modalities.length !== modalityCount) {
     throw new Error(`the ${dataset.name} data has ${dataset.modalities.length} modalities but the net has ${modalityCount} branches`);
   }
-  if (spec.algorithm === 'rubi' && modalityCount !== 2) {
-    throw new Error(`algorithm 'rubi' is adapted to two modalities (paper-spec §9.2); this trial has ${modalityCount}`);
-  }
 
   const rubi =
     spec.algorithm === 'rubi'
@@ -176,7 +172,8 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
   let baseSha256: string | null = null;
   let midEpoch: MidEpochState | null = null;
 
-  function restore(file: string, ckpt: ReturnType<typeof readCheckpointFile<CheckpointPayload>>): void {
+  type ReadCheckpoint = ReturnType<typeof readCheckpointFile<CheckpointPayload>>;
+  function checkBelongsToTrial(file: string, ckpt: ReadCheckpoint): void {
     const p = ckpt.payload;
     if (p.specKey !== key) {
       throw new ResumeMismatchError(
@@ -184,6 +181,10 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
           'use an empty --checkpoint-dir or the same spec',
       );
     }
+  }
+  function restore(file: string, ckpt: ReadCheckpoint): void {
+    const p = ckpt.payload;
+    checkBelongsToTrial(file, ckpt);
     if (p.variableNames.length !== variables.length) {
       throw new ResumeMismatchError(`checkpoint ${file} has ${p.variableNames.length} variables, the model ${variables.length}`);
     }
@@ -212,30 +213,33 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
   if (options.resume) {
     if (!options.checkpointDir) throw new Error('resume needs a checkpoint directory');
     const latest = latestCheckpoint(options.checkpointDir);
-    if (latest) {
-      restore(latest.path, readCheckpointFile<CheckpointPayload>(latest.path));
-      baseSha256 = fileSha256(latest.path);
-      resumedFromEpoch = epoch;
-    }
+    const base = latest ? { path: latest.path, ckpt: readCheckpointFile<CheckpointPayload>(latest.path) } : null;
+    if (base) checkBelongsToTrial(base.path, base.ckpt);
+    baseSha256 = base?.ckpt.sha256 ?? null;
     // A mid-epoch checkpoint counts only if it continues exactly that epoch checkpoint (not an older or newer one,
     // e.g. after the orchestrator dropped an epoch it never recorded or fetched a newer one from the database).
     const midPath = midEpochCheckpointPath(options.checkpointDir);
+    let mid: ReadCheckpoint | null = null;
     if (fs.existsSync(midPath)) {
-      let mid: ReturnType<typeof readCheckpointFile<CheckpointPayload>> | null = null;
       try {
         mid = readCheckpointFile<CheckpointPayload>(midPath);
       } catch (error) {
         process.stderr.write(`mmsweep: ignoring unreadable mid-epoch checkpoint ${midPath}: ${(error as Error).message}\n`);
       }
       const p = mid?.payload;
-      if (mid && p && p.midEpoch && p.specKey === key && p.epoch === epoch && p.midEpoch.baseSha256 === baseSha256) {
-        restore(midPath, mid);
-        midEpoch = p.midEpoch;
-        resumedFromEpoch = epoch;
-      } else {
+      const continuesBase = p?.midEpoch?.baseSha256 === baseSha256 && p?.epoch === (base?.ckpt.payload.epoch ?? 0);
+      if (!(p?.midEpoch && p.specKey === key && continuesBase)) {
+        mid = null;
         fs.rmSync(midPath, { force: true });
       }
     }
+    if (mid) {
+      restore(midPath, mid);
+      midEpoch = mid.payload.midEpoch!;
+    } else if (base) {
+      restore(base.path, base.ckpt);
+    }
+    if (mid || base) resumedFromEpoch = epoch;
   }
 
   emit({
@@ -267,7 +271,6 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     let rebalanceSteps = resumed?.rebalanceSteps ?? 0;
     let lastProgress = Date.now();
     let stepInEpoch = resumed?.stepInEpoch ?? 0;
-    const epochBaseSha256 = baseSha256;
 
     for (const batch of dataset.batches('train', {
       batchSize: spec.batchSize,
@@ -350,7 +353,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
         Date.now() - lastCheckpointAt >= options.midEpochCheckpointSeconds * 1000;
       if (midEpochDue) {
         const state: MidEpochState = {
-          baseSha256: epochBaseSha256,
+          baseSha256,
           stepInEpoch,
           lossSum,
           seen,
