@@ -3,22 +3,10 @@
  * u(m0|m1) = (A(f1) − A(f1′))/A(f1), d_util = u(m1|m0) − u(m0|m1). Never clamped (§13 D14); a zero
  * denominator gives null rather than NaN/∞.
  */
-export interface UtilizationAccuracies {
-  accF0: number;
-  accF1: number;
-  accF0Prime: number;
-  accF1Prime: number;
-}
-
 export interface ConditionalUtilization {
   uM1GivenM0: number | null;
   uM0GivenM1: number | null;
   dUtil: number | null;
-}
-
-export function conditionalUtilization(a: UtilizationAccuracies): ConditionalUtilization {
-  const { u, dUtil } = modalityUtilization([a.accF0, a.accF1], [a.accF0Prime, a.accF1Prime]);
-  return { uM1GivenM0: u[0]!, uM0GivenM1: u[1]!, dUtil };
 }
 
 /**

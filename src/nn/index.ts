@@ -58,4 +58,3 @@ function withWeights<T extends Parameters<typeof loadI3dWeightsFile>[0] & { disp
 }
 
 export type { ForwardMode, ForwardOptions, ForwardOutput, MultimodalNet, ParameterGroups } from './types.ts';
-export { acceleratedModality, rebalanceMode } from './types.ts';

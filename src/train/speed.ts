@@ -66,14 +66,6 @@ export class SpeedTracker {
     return this.ratioLog(this.sums.thetaPrime[k]!, this.sums.theta[k]!);
   }
 
-  sM1GivenM0(): number | null {
-    return this.conditionalSpeed(0);
-  }
-
-  sM0GivenM1(): number | null {
-    return this.conditionalSpeed(1);
-  }
-
   /** Cumulative d_speed; null before it is defined (no regular step yet, or a group without gradient). */
   d(): number | null {
     const s = this.speeds();

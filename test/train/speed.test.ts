@@ -21,8 +21,8 @@ describe('µ and d_speed (paper-spec §7)', () => {
     t.accumulate({ theta: [0.1, 0.2], thetaPrime: [1, 0.2] });
     t.accumulate({ theta: [0.1, 0.2], thetaPrime: [3, 0.2] });
     // s(m1|m0) = log10(4/0.2) = log10 20; s(m0|m1) = log10(0.4/0.4) = 0
-    expect(t.sM1GivenM0()).toBeCloseTo(Math.log10(20), 12);
-    expect(t.sM0GivenM1()).toBeCloseTo(0, 12);
+    expect(t.conditionalSpeed(0)).toBeCloseTo(Math.log10(20), 12);
+    expect(t.conditionalSpeed(1)).toBeCloseTo(0, 12);
     expect(t.d()).toBeCloseTo(Math.log10(20), 12);
     // d > 0 → accelerate m0, as the released code does.
     expect(t.slowestModality()).toBe(0);
