@@ -5,6 +5,7 @@ import { createI3dNet } from '../src/nn/i3d.ts';
 import { uniformValues } from '../src/nn/random.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
 import { timeMedian } from './timing.ts';
+import { netSteps, measureEachBackend } from './net-steps.ts';
 import { integerArg, positiveNumberArg, backendsArg } from './args.ts';
 
 /**
@@ -47,23 +48,7 @@ async function measure(backend: BackendName, batch: number, frames: number, size
   const x1 = tf.tensor(uniformValues(1, 'x1', batch * frames * size * size, 1), [batch, frames, size, size, 1]);
   const labels = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 7) % 25), 'int32'), 25);
   const optimizer = tf.train.momentum(0.01, 0.9);
-  const trainStep = () => {
-    const loss = optimizer.minimize(
-      () => {
-        const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
-        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
-      },
-      true,
-      net.trainableVariables as tf.Variable[],
-    )!;
-    loss.dataSync();
-    loss.dispose();
-  };
-  const forward = () => {
-    const logits = tf.tidy(() => net.forward([x0, x1], { mode: 'regular', training: false }).logits);
-    logits.dataSync();
-    logits.dispose();
-  };
+  const { trainStep, forward } = netSteps(net, [x0, x1], labels, optimizer);
   const train = timeMedian(trainStep, warmup, runs);
   const evalForwardSeconds = timeMedian(forward, warmup, runs).wall;
   tf.dispose([x0, x1, labels]);
@@ -99,15 +84,9 @@ export async function run(args: string[]): Promise<void> {
   const width = positiveNumberArg('width', values.width!);
   const runs = integerArg('runs', values.runs!, 1);
   const warmup = integerArg('warmup', values.warmup!, 0);
-  const results: Measurement[] = [];
-  for (const backend of backends) {
-    try {
-      process.stderr.write(`i3d: measuring ${backend} (batch ${batch}, ${frames}×${size}², width ${width})…\n`);
-      results.push(await measure(backend, batch, frames, size, width, runs, warmup));
-    } catch (error) {
-      process.stderr.write(`i3d: ${backend} skipped: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}\n`);
-    }
-  }
+  const results = await measureEachBackend('i3d', backends, `batch ${batch}, ${frames}×${size}², width ${width}`, (backend) =>
+    measure(backend, batch, frames, size, width, runs, warmup),
+  );
   if (values.json) {
     process.stdout.write(`${JSON.stringify(results)}\n`);
     return;

@@ -5,6 +5,7 @@ import { createResnet18MmtmNet } from '../src/nn/resnet18.ts';
 import { uniformValues } from '../src/nn/random.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
 import { timeMedian } from './timing.ts';
+import { netSteps, measureEachBackend } from './net-steps.ts';
 import { integerArg, positiveNumberArg, backendsArg } from './args.ts';
 
 /**
@@ -44,23 +45,7 @@ async function measure(backend: BackendName, batch: number, size: number, width:
   const inputs = Array.from({ length: views }, (_, k) => tf.tensor4d(uniformValues(1, `x${k}`, batch * size * size * 3, 2), [batch, size, size, 3]));
   const labels = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 7) % 40), 'int32'), 40);
   const optimizer = tf.train.sgd(0.1);
-  const trainStep = () => {
-    const loss = optimizer.minimize(
-      () => {
-        const out = net.forward(inputs, { mode: 'regular', training: true, regularTrainingStep: true });
-        return tf.addN(out.branchLogits.map((l) => tf.losses.softmaxCrossEntropy(labels, l))) as tf.Scalar;
-      },
-      true,
-      net.trainableVariables as tf.Variable[],
-    )!;
-    loss.dataSync();
-    loss.dispose();
-  };
-  const forward = () => {
-    const logits = tf.tidy(() => net.forward(inputs, { mode: 'regular', training: false }).logits);
-    logits.dataSync();
-    logits.dispose();
-  };
+  const { trainStep, forward } = netSteps(net, inputs, labels, optimizer);
   const train = timeMedian(trainStep, warmup, runs);
   const trainStepSeconds = train.wall;
   const evalForwardSeconds = timeMedian(forward, warmup, runs).wall;
@@ -92,15 +77,9 @@ export async function run(args: string[]): Promise<void> {
   const warmup = integerArg('warmup', values.warmup!, 0);
   const views = Number(values.views);
   if (views !== 2 && views !== 3) throw new Error(`--views: 2 (front/rear) or 3 (the three-view experiment), got '${values.views}'`);
-  const results: Measurement[] = [];
-  for (const backend of backends) {
-    try {
-      process.stderr.write(`resnet18: measuring ${backend} (batch ${batch}, ${size}×${size}, width ${width}, ${views} views)…\n`);
-      results.push(await measure(backend, batch, size, width, views, runs, warmup));
-    } catch (error) {
-      process.stderr.write(`resnet18: ${backend} skipped: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}\n`);
-    }
-  }
+  const results = await measureEachBackend('resnet18', backends, `batch ${batch}, ${size}×${size}, width ${width}, ${views} views`, (backend) =>
+    measure(backend, batch, size, width, views, runs, warmup),
+  );
   if (values.json) {
     process.stdout.write(`${JSON.stringify(results)}\n`);
     return;

@@ -7,6 +7,7 @@ import { createCmnistNet, type CmnistMultimodalNet } from '../src/nn/cmnist.ts';
 import { FIDELITY_PROFILES } from '../src/spec/fidelity.ts';
 import { median } from './timing.ts';
 import { integerArg, backendsArg } from './args.ts';
+import { netSteps } from './net-steps.ts';
 
 /**
  * `npm run bench -- train`: throughput of the CMNIST MMTM network (paper-spec §4.1, colored 3-channel m0, gray
@@ -87,22 +88,7 @@ async function timeBackend(label: string, batch: number, runs: number, warmup: n
   const x1 = tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 2);
   const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 3) as tf.Tensor1D, 10);
   const optimizer = tf.train.momentum(0.01, 0.9);
-  const variables = net.trainableVariables as tf.Variable[];
-  const trainStep = () => {
-    const cost = optimizer.minimize(
-      () => {
-        const out = net.forward([x0, x1], { mode: 'regular', training: true, regularTrainingStep: true });
-        return tf.add(tf.losses.softmaxCrossEntropy(labels, out.branchLogits[0]), tf.losses.softmaxCrossEntropy(labels, out.branchLogits[1])) as tf.Scalar;
-      },
-      true,
-      variables,
-    );
-    cost!.dataSync();
-    cost!.dispose();
-  };
-  const forward = () => {
-    tf.tidy(() => net.forward([x0, x1], { mode: 'regular', training: false }).logits.dataSync());
-  };
+  const { trainStep, forward } = netSteps(net, [x0, x1], labels, optimizer);
   const measure = (what: string, fn: () => void): { wallMs: number; cpuMs: number } => {
     const wall: number[] = [];
     const cpu: number[] = [];
