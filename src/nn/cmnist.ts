@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { FidelitySwitches } from '../spec/fidelity.ts';
 import { BatchNorm, Conv2d, disposeParameters, globalAvgPool, Linear, maxPool2d, type Init, type NamedVariable, type StateEntry } from './layers.ts';
-import type { MmtmFidelity } from './mmtm.ts';
-import { MultiBranchMmtmNet, StagedSeNet, type StagedBranch } from './multi-branch.ts';
+import { MultiBranchMmtmNet, StagedSeNet, type MmtmNetOptions, type SeNetOptions, type StagedBranch } from './multi-branch.ts';
 
 /**
  * The Colored-and-gray MNIST network of paper-spec §4.1: per branch the 4-conv net of Kim et al.
@@ -79,15 +77,7 @@ export class CmnistBranch implements StagedBranch {
   }
 }
 
-export interface CmnistNetOptions {
-  /** Input channels of m0 and m1 (colored 3, gray 1). */
-  channels: readonly number[];
-  numClasses: number;
-  /** Seed of the weight initialisation. */
-  seed: number;
-  fidelity: MmtmFidelity | FidelitySwitches;
-  /** Channel width multiplier (1 = the paper's network). */
-  width?: number;
+export interface CmnistNetOptions extends MmtmNetOptions {
   /** Conv indices after which an MMTM sits (default [2, 3, 4]). */
   mmtmPositions?: number[];
 }
@@ -114,21 +104,9 @@ export function createCmnistNet(options: CmnistNetOptions): CmnistMultimodalNet 
 // ---------------------------------------------------------------------------------------------------------------
 // Uni-modal SE baseline (paper-spec §11)
 
-export interface CmnistUnimodalSeNetOptions {
-  /** Input channels of the modality (colored 3, gray 1). */
-  channels: number;
-  numClasses: number;
-  seed: number;
-  /** Only `gateScale` is used (D1 applies to SE gates as to MMTM gates). */
-  fidelity: Pick<FidelitySwitches, 'gateScale'>;
-  width?: number;
+export interface CmnistUnimodalSeNetOptions extends SeNetOptions {
   /** Conv indices after which an SE block sits (default [2, 3, 4], the MMTM positions). */
   sePositions?: number[];
-  /**
-   * Which modality the branch models; it only names the parameters (`branch<k>.…`), so that with the same seed
-   * the backbone starts from the same weights as branch k of the two-branch net. Default 0.
-   */
-  modality?: 0 | 1;
 }
 
 /** The CMNIST uni-modal SE baseline: the generic staged SE net over one 4-conv branch. */

@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { FidelitySwitches } from '../spec/fidelity.ts';
 import { counterState, type Init, type NamedVariable, type StateEntry } from './layers.ts';
 import { maxPool3dSame, sameOutputSize, Unit3d, type Triple, type Unit3dSpec } from './layers3d.ts';
-import type { MmtmFidelity } from './mmtm.ts';
 import { labelledStream } from './random.ts';
-import { MultiBranchMmtmNet, StagedSeNet, type StagedBranch } from './multi-branch.ts';
+import { MultiBranchMmtmNet, StagedSeNet, type MmtmNetOptions, type SeNetOptions, type StagedBranch } from './multi-branch.ts';
 
 /**
  * The NVGesture network of paper-spec §4.3: two I3D (Inception-v1 inflated to 3-D) branches joined by MMTMs after
@@ -318,13 +316,7 @@ export function i3dStagePositions(names: readonly string[], what: string): numbe
   });
 }
 
-export interface I3dNetOptions {
-  /** Input channels of m0 and m1 (RGB 3, depth 1). */
-  channels: readonly number[];
-  numClasses: number;
-  seed: number;
-  fidelity: MmtmFidelity | FidelitySwitches;
-  width?: number;
+export interface I3dNetOptions extends MmtmNetOptions {
   dropout?: number;
   /** Stages after which an MMTM sits (default the six final inception modules). */
   mmtmAfter?: readonly string[];
@@ -346,18 +338,10 @@ export function createI3dNet(options: I3dNetOptions): MultiBranchMmtmNet<I3dBran
   });
 }
 
-export interface I3dUnimodalSeNetOptions {
-  /** Input channels of the modality (RGB 3, depth 1). */
-  channels: number;
-  numClasses: number;
-  seed: number;
-  fidelity: Pick<FidelitySwitches, 'gateScale'>;
-  width?: number;
+export interface I3dUnimodalSeNetOptions extends SeNetOptions {
   dropout?: number;
   /** Stages after which an SE block sits (default: the MMTM positions). */
   seAfter?: readonly string[];
-  /** Names the parameters `branch<k>.…` so that with equal seeds the backbone starts as branch k of the two-branch net. */
-  modality?: 0 | 1;
 }
 
 /** The uni-modal SE baseline (paper-spec §11): one I3D branch with SE blocks (Z = C) at the MMTM positions. */

@@ -47,6 +47,31 @@ function checkInput(x: tf.Tensor, branch: StagedBranch, what: string): tf.Tensor
   return x;
 }
 
+/** What every backbone's MMTM-net factory takes (CMNIST, ResNet18, I3D), besides its own fusion positions. */
+export interface MmtmNetOptions {
+  /** Input channels per modality, in branch order (e.g. CMNIST colored 3, gray 1; NVGesture RGB 3, depth 1). */
+  channels: readonly number[];
+  numClasses: number;
+  /** Seed of the weight initialisation. */
+  seed: number;
+  fidelity: MmtmFidelity | FidelitySwitches;
+  /** Channel width multiplier (1 = the paper's network). */
+  width?: number;
+}
+
+/** What every backbone's uni-modal SE-net factory takes (paper-spec §11), besides its own SE positions. */
+export interface SeNetOptions {
+  /** Input channels of the modality. */
+  channels: number;
+  numClasses: number;
+  seed: number;
+  /** Only `gateScale` is used (D1 applies to SE gates as to MMTM gates). */
+  fidelity: Pick<FidelitySwitches, 'gateScale'>;
+  width?: number;
+  /** Names the parameters `branch<k>.…` so that, with the same seed, the backbone starts as branch k of the MMTM net (default 0). */
+  modality?: 0 | 1;
+}
+
 export interface MultiBranchMmtmNetOptions<B extends StagedBranch = StagedBranch> {
   /** Name used in error messages, e.g. `Resnet18MmtmNet`. */
   name: string;

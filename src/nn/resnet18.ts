@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import type { FidelitySwitches } from '../spec/fidelity.ts';
 import {
   BatchNorm,
   BiaslessConv2d,
@@ -12,8 +11,7 @@ import {
   type NamedVariable,
   type StateEntry,
 } from './layers.ts';
-import type { MmtmFidelity } from './mmtm.ts';
-import { MultiBranchMmtmNet, StagedSeNet, type StagedBranch } from './multi-branch.ts';
+import { MultiBranchMmtmNet, StagedSeNet, type MmtmNetOptions, type SeNetOptions, type StagedBranch } from './multi-branch.ts';
 
 /**
  * The ModelNet40 network of paper-spec §4.2: two torchvision-layout ResNet18 branches trained from scratch, joined
@@ -168,13 +166,8 @@ export class Resnet18Branch implements StagedBranch {
   }
 }
 
-export interface Resnet18MmtmNetOptions {
-  /** Input channels per modality (3 for the RGB-read renders): two views, or three for the three-view experiment. */
-  channels: readonly number[];
-  numClasses: number;
-  seed: number;
-  fidelity: MmtmFidelity | FidelitySwitches;
-  width?: number;
+/** `channels`: 3 per view (the renders are read as RGB); two views, or three for the three-view experiment. */
+export interface Resnet18MmtmNetOptions extends MmtmNetOptions {
   /** Stages (layers) after which an MMTM sits (default [2, 3, 4]). */
   mmtmPositions?: number[];
 }
@@ -191,16 +184,9 @@ export function createResnet18MmtmNet(options: Resnet18MmtmNetOptions): MultiBra
   });
 }
 
-export interface Resnet18UnimodalSeNetOptions {
-  channels: number;
-  numClasses: number;
-  seed: number;
-  fidelity: Pick<FidelitySwitches, 'gateScale'>;
-  width?: number;
+export interface Resnet18UnimodalSeNetOptions extends SeNetOptions {
   /** Stages after which an SE block sits (default [2, 3, 4], the MMTM positions). */
   sePositions?: number[];
-  /** Names the parameters `branch<k>.…` so that, with the same seed, the backbone starts as branch k of the MMTM net. */
-  modality?: 0 | 1;
 }
 
 /** The uni-modal SE baseline (paper-spec §11): one ResNet18 with SE blocks (Z = C) after layer2/3/4. */
