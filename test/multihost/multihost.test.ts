@@ -9,7 +9,7 @@ import { parseStudySpec, type StudySpec } from '../../src/spec/study.ts';
 import { planStudy } from '../../src/spec/keys.ts';
 import { latestCheckpoint } from '../../src/train/checkpoint.ts';
 import type { DevServer } from '../../infra/temporal.ts';
-import { createDatabase, startTemporal, temporalClient, trainOutputs, referenceRun, waitUntil, type TestDatabase, type WorkerProcess } from '../orchestration/harness.ts';
+import { createDatabase, startTemporal, temporalClient, trainOutputs, referenceRun, SMALL_CMNIST_TRIAL, waitUntil, type TestDatabase, type WorkerProcess } from '../orchestration/harness.ts';
 import { createHosts, killHost, pidsIn, removeAll, removeLeftoverFiles, temporalStateDir, serviceIp, setLink, startHostWorker, tcpForwarder, unavailableReason, type Forwarder, type SimHost } from './netns.ts';
 
 /**
@@ -158,17 +158,7 @@ describe.skipIf(skipReason !== null)('workers on separate hosts (network namespa
   });
 
   it('(b) with a real CMNIST trial: resumed on another host from Postgres, it ends with the metrics of an uninterrupted run', async () => {
-    const base = {
-      dataset: { name: 'cmnist' },
-      lr: 0.05,
-      batchSize: 32,
-      evalBatchSize: 128,
-      subset: { train: 128, val: 64, test: 64 },
-      width: 0.25,
-      maxEpochs: 4,
-      backend: 'wasm',
-    };
-    const spec = study('mh-kill-cmnist', 'cpu', base, [1], 1);
+    const spec = study('mh-kill-cmnist', 'cpu', SMALL_CMNIST_TRIAL, [1], 1);
     const [trial] = planStudy(spec);
     const reference = referenceRun(trial.spec);
     reference.catch(() => undefined); // awaited below; no unhandled rejection if an earlier step fails first

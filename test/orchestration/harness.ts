@@ -143,6 +143,18 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** A real CMNIST trial small enough to train in seconds on wasm (4 short epochs): the crash tests' workload. */
+export const SMALL_CMNIST_TRIAL = {
+  dataset: { name: 'cmnist' },
+  lr: 0.05,
+  batchSize: 32,
+  evalBatchSize: 128,
+  subset: { train: 128, val: 64, test: 64 },
+  width: 0.25,
+  maxEpochs: 4,
+  backend: 'wasm',
+};
+
 /** trainTrial outputs recorded in a study's history (its latest run). */
 export async function trainOutputs(client: Client, workflowId: string): Promise<TrainTrialOutput[]> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();

@@ -10,6 +10,7 @@ import type { DevServer } from '../../infra/temporal.ts';
 import {
   createDatabase,
   referenceRun,
+  SMALL_CMNIST_TRIAL,
   startTemporal,
   startWorkerProcess,
   temporalClient,
@@ -96,17 +97,7 @@ describe('resilience with worker processes', () => {
   });
 
   it('kill -9 during a real CMNIST trial: resumes from the local checkpoint and ends with the metrics of an uninterrupted run', async () => {
-    const base = {
-      dataset: { name: 'cmnist' },
-      lr: 0.05,
-      batchSize: 32,
-      evalBatchSize: 128,
-      subset: { train: 128, val: 64, test: 64 },
-      width: 0.25,
-      maxEpochs: 4,
-      backend: 'wasm',
-    };
-    const spec = study('kill9-cmnist', base, [1], 1);
+    const spec = study('kill9-cmnist', SMALL_CMNIST_TRIAL, [1], 1);
     const [trial] = planStudy(spec);
     // The reference: the same trial, uninterrupted, through the same runner command.
     const reference = referenceRun(trial.spec);
