@@ -189,9 +189,8 @@ export class MultiBranchMmtmNet<B extends StagedBranch = StagedBranch> implement
   }
 }
 
-/** ŷ = the mean of the branch logits; (ŷ0 + ŷ1)/2 computed exactly as before for two branches. */
+/** ŷ = the mean of the branch logits, (ŷ0 + ŷ1)/2 for two branches. */
 function meanLogits(branchLogits: readonly tf.Tensor2D[]): tf.Tensor2D {
-  if (branchLogits.length === 2) return tf.div(tf.add(branchLogits[0]!, branchLogits[1]!), 2);
   return tf.div(tf.addN(branchLogits as tf.Tensor2D[]), branchLogits.length);
 }
 
