@@ -1,19 +1,9 @@
 /**
  * Conditional utilization rates (paper-spec §6.1): u(m1|m0) = (A(f0) − A(f0′))/A(f0),
- * u(m0|m1) = (A(f1) − A(f1′))/A(f1), d_util = u(m1|m0) − u(m0|m1). Never clamped (§13 D14); a zero
- * denominator gives null rather than NaN/∞.
- */
-export interface ConditionalUtilization {
-  uM1GivenM0: number | null;
-  uM0GivenM1: number | null;
-  dUtil: number | null;
-}
-
-/**
- * The general form for M ≥ 2 modalities (paper-spec §8.6): u_k = u(rest|m_k) = (A(f_k) − A(f_k′))/A(f_k), where
- * f_k′ sees the training means of all other modalities; d_util = u_0 − u_1 for two modalities and, for more, the
- * gap between the two most different rates max_k u_k − min_k u_k (our reading, by analogy with d_speed). Null
- * wherever a denominator is zero.
+ * u(m0|m1) = (A(f1) − A(f1′))/A(f1), d_util = u(m1|m0) − u(m0|m1). For M > 2 modalities (§8.6):
+ * u_k = u(rest|m_k) = (A(f_k) − A(f_k′))/A(f_k), where f_k′ sees the training means of all other modalities, and
+ * d_util = max_k u_k − min_k u_k, the gap between the two most different rates (our reading, by analogy with
+ * d_speed). Never clamped (§13 D14); a zero denominator gives null rather than NaN/∞.
  */
 export function modalityUtilization(accF: readonly number[], accFPrime: readonly number[]): { u: (number | null)[]; dUtil: number | null } {
   if (accF.length < 2 || accF.length !== accFPrime.length) {

@@ -497,16 +497,18 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
   const util = options.skipUtilization
     ? null
     : utilizationReport(net, dataset, { batchSize: spec.evalBatchSize, augmentMeans: fidelity.augmentUtilizationMeans, seed: spec.seed });
+  const [m0, m1] = util?.perModality ?? [];
   const result: TrialResult = {
     ...base,
     testAcc: best.testAcc,
+    // The fixed fields are modalities 0 and 1 of perModality (u(m1|m0), u(m0|m1) for two; u(rest|m_k) for more).
     accF: util?.accF ?? best.testAcc,
-    accF0: util?.accF0 ?? 0,
-    accF1: util?.accF1 ?? 0,
-    accF0Prime: util?.accF0Prime ?? 0,
-    accF1Prime: util?.accF1Prime ?? 0,
-    uM1GivenM0: util?.uM1GivenM0 ?? null,
-    uM0GivenM1: util?.uM0GivenM1 ?? null,
+    accF0: m0?.accF ?? 0,
+    accF1: m1?.accF ?? 0,
+    accF0Prime: m0?.accFPrime ?? 0,
+    accF1Prime: m1?.accFPrime ?? 0,
+    uM1GivenM0: m0?.u ?? null,
+    uM0GivenM1: m1?.u ?? null,
     dUtil: util?.dUtil ?? null,
     dSpeed: best.dSpeed,
     rF,
