@@ -16,7 +16,8 @@ import { tfjsTrainingBench } from './vs-torch.ts';
  * reads (`tensorDataSync`) are timed the same way. The rest of the step's wall time is JavaScript: tfjs's tape,
  * tidy scopes, gradient bookkeeping, and any loops written in JS.
  *
- * Options: --batch n (128), --steps n (profiled steps, 5), --warmup n (3), --top n (10), --json.
+ * Options: --batch n (128), --steps n (profiled steps, 5), --warmup n (3), --top n (10), --forward (profile the
+ * evaluation forward instead of the training step), --json.
  */
 
 interface OpStat {
@@ -38,6 +39,7 @@ export async function run(args: string[]): Promise<void> {
       steps: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '3' },
       top: { type: 'string', default: '10' },
+      forward: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -49,7 +51,9 @@ export async function run(args: string[]): Promise<void> {
   const bench = await tfjsTrainingBench('tensorflow', batch);
   const backend = tf.backend() as unknown as { binding: Binding };
   const binding = backend.binding;
-  for (let i = 0; i < warmup; i++) await bench.trainStep();
+  const what = values.forward ? 'evaluation forward' : 'training step';
+  const step = values.forward ? bench.forward : bench.trainStep;
+  for (let i = 0; i < warmup; i++) await step();
 
   const byOp = new Map<string, OpStat>();
   let recording = false;
@@ -79,7 +83,7 @@ export async function run(args: string[]): Promise<void> {
     for (let s = 0; s < steps; s++) {
       recording = true;
       const started = performance.now();
-      await bench.trainStep();
+      await step();
       wall.push(performance.now() - started);
       recording = false;
     }
@@ -94,12 +98,12 @@ export async function run(args: string[]): Promise<void> {
   const opCalls = stats.filter((s) => !s.op.startsWith('(')).reduce((a, s) => a + s.calls, 0) / steps;
   const rows = stats.slice(0, top).map((s) => ({ op: s.op, callsPerStep: s.calls / steps, msPerStep: s.ms / steps, shareOfStep: s.ms / steps / stepMs }));
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ batch, steps, device: bench.device, loadAverage: [loadBefore, loadAfter], stepMs, opMs, opCalls, top: rows })}\n`);
+    process.stdout.write(`${JSON.stringify({ what, batch, steps, device: bench.device, loadAverage: [loadBefore, loadAfter], stepMs, opMs, opCalls, top: rows })}\n`);
     return;
   }
   process.stdout.write(
     [
-      `${bench.device}; CMNIST MMTM training step, batch ${batch}, mean of ${steps} steps after ${warmup} warm-up`,
+      `${bench.device}; CMNIST MMTM ${what}, batch ${batch}, mean of ${steps} steps after ${warmup} warm-up`,
       `load average (1 min) ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`,
       `step ${stepMs.toFixed(1)} ms: ${opCalls.toFixed(0)} TF ops taking ${opMs.toFixed(1)} ms (incl. reads), JavaScript ${(stepMs - opMs).toFixed(1)} ms`,
       '| TF op | calls/step | ms/step | share of step |',

@@ -2,6 +2,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { backendRequestSchema, type BackendRequest } from '../spec/trial.ts';
 import { registerCpuKernelFixes } from './cpu-kernels.ts';
+import { registerNativeKernels } from './native-ops.ts';
 import { installedWasmKernels, registerWasmTrainingKernels } from './wasm-kernels.ts';
 
 /**
@@ -129,6 +130,7 @@ async function prepareNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<Pre
     throw new Error(`${pkg} is installed but failed to load (${errorText(error)}); ${INSTALL_HINT[name]}`);
   }
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but tfjs could not start its backend`);
+  registerNativeKernels();
   const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
   const device = name === 'tensorflow-gpu' ? 'GPU via libtensorflow (CUDA)' : `libtensorflow on ${cpuModel()}`;
   const nodeVersion = loaded.version?.['tfjs-node'] ?? (tf.version as Record<string, string>)['tfjs-node'] ?? 'unknown';

@@ -149,6 +149,7 @@ export class Linear {
   }
 
   apply(x: tf.Tensor2D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor2D {
+    if (activation === 'relu') return matMulBiasRelu(x, this.weight.variable as tf.Tensor2D, this.bias.variable);
     return tf.fused.matMul({
       a: x,
       b: this.weight.variable as tf.Tensor2D,
@@ -160,6 +161,23 @@ export class Linear {
   get parameters(): NamedVariable[] {
     return [this.weight, this.bias];
   }
+}
+
+/** relu(x·W + b) with tfjs's fused-matMul gradient, the step through the ReLU being `reluGradient` (see convBiasRelu). */
+function matMulBiasRelu(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+  const op = tf.customGrad(((xIn: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf.fused.matMul({ a: xIn, b: w, bias: b, activation: 'relu' });
+    save([xIn, w, y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const dyRelu = reluGradient(dy, ySaved) as tf.Tensor2D;
+        return [tf.matMul(dyRelu, wSaved, false, true), tf.matMul(xSaved, dyRelu, true, false), tf.sum(dyRelu, 0)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, weight, bias) as tf.Tensor2D;
 }
 
 /**

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { reluGradient } from '../../src/backend/native-ops.ts';
-import { conv2dSymmetric, maxPool2d } from '../../src/nn/layers.ts';
+import { conv2dSymmetric, Linear, maxPool2d } from '../../src/nn/layers.ts';
 
 /**
  * The native training step's own ops (src/backend/native-ops.ts) against independent computations: the first-max
@@ -108,6 +108,42 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     await tf.setBackend('cpu');
     const portable = tf.tidy(() => reluGradient(tf.tensor(dy), tf.tensor(y)).dataSync() as Float32Array);
     expect(plain(portable)).toEqual(plain(expected));
+  });
+
+  it('a cast to the own dtype shares the tensor (no TF op) and stays valid after the source is freed; real casts still convert', () => {
+    const x = tf.tensor1d([1.5, -2.25, 3]);
+    const same = tf.cast(x, 'float32');
+    const converted = tf.cast(x, 'int32');
+    x.dispose();
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2.25, 3]);
+    expect(converted.dtype).toBe('int32');
+    expect(Array.from(converted.dataSync())).toEqual([1, -2, 3]);
+    tf.dispose([same, converted]);
+    const before = tf.memory();
+    tf.tidy(() => {
+      tf.mean(tf.cast(tf.ones([4, 4]), 'float32'));
+    });
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+  });
+
+  it('Linear + ReLU: gradients bit-identical to tfjs\'s fused matMul on the same backend', () => {
+    const linear = new Linear({ seed: 3, prefix: 'fc' }, 12, 7);
+    const x = tf.tensor2d(values(5 * 12, 21, (u) => u - 0.5), [5, 12]);
+    const r = tf.tensor2d(values(5 * 7, 22, (u) => u - 0.5), [5, 7]);
+    const [w, b] = [linear.weight.variable, linear.bias.variable];
+    const run = (f: (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor) => tf.Tensor) =>
+      tf.tidy(() => {
+        const y = f(x, w as tf.Tensor2D, b);
+        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor2D, c as tf.Tensor2D, d), r)))([x, w, b]);
+        return { y: y.dataSync(), grads: grads.map((g) => g.dataSync()) };
+      });
+    const ours = run((xs) => linear.apply(xs, 'relu'));
+    const stock = run((xs, ws, bs) => tf.fused.matMul({ a: xs, b: ws, bias: bs, activation: 'relu' }));
+    expect(ours.y).toEqual(stock.y);
+    expect(Array.from(ours.y).some((v) => v === 0)).toBe(true);
+    ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
+    tf.dispose([x, r, w, b]);
   });
 
   for (const [kernel, stride, padding] of [
