@@ -72,6 +72,20 @@ export function reluGradient(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
   return backend.createOutputTensor(execute(backend, 'ReluGrad', [floatType(backend.binding)], [dy, y], 1)[0]!);
 }
 
+/**
+ * [Σ t², for each t]: the per-tensor squared norms the trainer's speed tracker needs every regular step. Natively one
+ * `L2Loss` op (Σ t²/2) per tensor and one doubling for all, instead of a Square and a Sum per tensor (≈ 85 fewer ops
+ * per step for the CMNIST net); elsewhere Sum(Square(t)). The doubling is exact; the test compares the two.
+ */
+export function sumsOfSquares(tensors: readonly tf.Tensor[]): tf.Tensor1D {
+  const backend = activeNative();
+  return tf.tidy(() => {
+    if (!backend) return tf.stack(tensors.map((t) => tf.sum(tf.square(t)))) as tf.Tensor1D;
+    const halves = tensors.map((t) => backend.createOutputTensor(execute(backend, 'L2Loss', [floatType(backend.binding)], [t], 1)[0]!));
+    return tf.mul(tf.stack(halves), 2) as tf.Tensor1D;
+  });
+}
+
 function poolAttrs(b: NativeBinding, kernelSize: number, stride: number, argmaxType: number): NativeAttr[] {
   return [
     { name: 'ksize', type: b.TF_ATTR_INT, value: [1, kernelSize, kernelSize, 1] },

@@ -18,6 +18,7 @@ import {
   writeCheckpointFile,
   type CheckpointContent,
 } from './checkpoint.ts';
+import { sumsOfSquares } from '../backend/native-ops.ts';
 import { branchLoss } from './loss.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
@@ -307,7 +308,6 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       // µ needs Σ‖G‖² and Σ‖θ‖² per tensor; only regular steps feed the cumulative sums (paper-spec §7.3).
       let gradSq: tf.Tensor | null = null;
       let thetaSq: tf.Tensor | null = null;
-      const sumsOfSquares = (ts: tf.Tensor[]) => tf.tidy(() => tf.stack(ts.map((t) => tf.sum(tf.square(t)))));
       if (regular) {
         gradSq = sumsOfSquares(grads.map((g, i) => g ?? tf.zerosLike(variables[i])));
         if (fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares(variables);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
-import { reluGradient } from '../../src/backend/native-ops.ts';
+import { reluGradient, sumsOfSquares } from '../../src/backend/native-ops.ts';
 import { conv2dSymmetric, Linear, maxPool2d } from '../../src/nn/layers.ts';
 
 /**
@@ -125,6 +125,22 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     });
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+  });
+
+  it('sums of squares (L2Loss, doubled) equal Sum(Square(t)) natively bit for bit, and a float64 sum within float32 rounding on every backend', async () => {
+    const shapes = [[7], [64], [3, 3, 32, 64], [5, 5, 3, 32], [1000, 1001]];
+    const data = shapes.map((shape, i) => values(shape.reduce((a, b) => a * b, 1), 30 + i, (u) => (u - 0.5) / 10));
+    const compute = () => tf.tidy(() => Array.from(sumsOfSquares(data.map((d, i) => tf.tensor(d, shapes[i]))).dataSync()));
+    const native = compute();
+    const stock = tf.tidy(() => data.map((d, i) => tf.sum(tf.square(tf.tensor(d, shapes[i]))).dataSync()[0]!));
+    expect(native).toEqual(stock);
+    await tf.setBackend('cpu');
+    const portable = compute();
+    data.forEach((d, i) => {
+      const exact = d.reduce((a, v) => a + v * v, 0);
+      expect(Math.abs(native[i]! - exact) / exact).toBeLessThan(1e-5);
+      expect(Math.abs(portable[i]! - exact) / exact).toBeLessThan(1e-5);
+    });
   });
 
   it('Linear + ReLU: gradients bit-identical to tfjs\'s fused matMul on the same backend', () => {
