@@ -15,6 +15,7 @@ import {
   midEpochCheckpointPath,
   pruneCheckpoints,
   readCheckpointFile,
+  ResumeMismatchError,
   writeCheckpointFile,
   type CheckpointContent,
 } from './checkpoint.ts';
@@ -104,9 +105,8 @@ interface CheckpointPayload {
   midEpoch?: MidEpochState;
 }
 
-export class ResumeMismatchError extends Error {
-  override name = 'ResumeMismatchError';
-}
+/** Re-exported: callers that load the trainer anyway name it from here. */
+export { ResumeMismatchError };
 
 export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balancer {
   switch (spec.algorithm) {

@@ -190,7 +190,7 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
     bar?.(event);
   };
   const { runTrial, RunnerInputError } = await import('../../runner/run.ts');
-  const { ResumeMismatchError } = await import('../../train/trainer.ts');
+  const { ResumeMismatchError } = await import('../../train/checkpoint.ts');
   let result: TrialResult;
   try {
     result = await runTrial(spec, {
