@@ -55,6 +55,7 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const slots = split.slots;
   const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });
   const log = (m: string) => console.error(`[mmsweep run] ${m}`);
+  await announceBackends(spec, log);
 
   const server = await startDevServer({ stateDir: temporalStateDir(), log, detached: options.keepServer });
   log(`Temporal ${server.address} — UI ${server.uiAddress ?? '(none)'}  (workflow mmsweep-study-${spec.name})`);
@@ -120,6 +121,25 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   else await server.stop();
   process.off('SIGINT', onSigint);
   if (interrupted) process.exitCode = 130;
+}
+
+/**
+ * Resolve the backend(s) the study's trials request, here once, the way each runner will (same machine, same
+ * MMSWEEP_BACKEND), and say which trains; a forced backend that cannot start stops the run before any trial fails.
+ */
+async function announceBackends(spec: import('../../spec/study-model.ts').StudySpec, log: (m: string) => void): Promise<void> {
+  const { planStudy } = await import('../../spec/keys.ts');
+  const requests = new Set<import('../../spec/trial.ts').BackendRequest>();
+  for (const trial of planStudy(spec)) if (trial.spec.kind !== 'noop') requests.add(trial.spec.backend);
+  if (requests.size === 0) return;
+  const { initBackend } = await import('../../backend/index.ts');
+  const { backendNotice } = await import('../../backend/notice.ts');
+  for (const request of requests) {
+    const info = await initBackend(request);
+    const lines = backendNotice(info);
+    log(`trials${requests.size > 1 ? ` requesting '${request}'` : ''} train on ${lines[0]}`);
+    for (const line of lines.slice(1)) log(line);
+  }
 }
 
 interface ProgressView {

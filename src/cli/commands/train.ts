@@ -185,8 +185,14 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   }
 
   const bar = !flags.events && process.stderr.isTTY ? await progressBar() : null;
+  // Say which backend trains (and what the native one would gain) unless a worker reads the events.
+  const backend = !flags.events && spec.kind !== 'noop' ? await import('../../backend/index.ts') : null;
+  const { backendNotice } = await import('../../backend/notice.ts');
   const onEvent = (event: RunnerEvent) => {
     if (flags.events) process.stdout.write(`${EVENT_LINE_PREFIX}${JSON.stringify(event)}\n`);
+    if (event.type === 'start' && backend) {
+      for (const line of backendNotice(backend.currentBackend())) process.stderr.write(`mmsweep train: ${line}\n`);
+    }
     bar?.(event);
   };
   const { runTrial, RunnerInputError } = await import('../../runner/run.ts');
