@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { canonicalJson } from '../src/spec/canonical.ts';
 import { iterateKeyedTrials, planStudy } from '../src/spec/keys.ts';
 import { extendStudySpec, isEmptyExtension, parseStudySpec, plannedTrialCount, type StudyExtension, type StudySpec } from '../src/spec/study.ts';
+import { INLINE_SPEC_BYTES } from '../src/spec/study-model.ts';
 import type { PendingTrial, RegistrationTrial, ResultsStore, StudyCounts } from './store.ts';
 import { FAILURE_TYPES, storeRetrier, type ActivityConfig } from './common.ts';
 
@@ -130,12 +131,17 @@ export function createControlActivities(store: ResultsStore, config: ActivityCon
     return { specSha256: sha256, counts };
   }
 
-  /** Apply extensions to the stored spec; returns the new document's sha256 (registerStudy registers it). */
-  async function extendStudy(input: ExtendStudyInput): Promise<{ specSha256: string }> {
+  /**
+   * Apply extensions to the stored spec; returns the new document's sha256 (registerStudy registers it) and, when
+   * it is small enough to travel inline, the spec itself (the workflow hands it back in its outcome).
+   */
+  async function extendStudy(input: ExtendStudyInput): Promise<{ specSha256: string; spec?: StudySpec }> {
     let spec = await loadSpec(input.studyId, input.specSha256);
     for (const extension of input.extensions) if (!isEmptyExtension(extension)) spec = extendStudySpec(spec, extension);
-    const canonical = canonicalJson(parse(spec, `study ${input.studyId} extended`));
-    return { specSha256: await quick('saveSpecDocument', () => store.saveSpecDocument(canonical)) };
+    spec = parse(spec, `study ${input.studyId} extended`);
+    const canonical = canonicalJson(spec);
+    const specSha256 = await quick('saveSpecDocument', () => store.saveSpecDocument(canonical));
+    return Buffer.byteLength(canonical) <= INLINE_SPEC_BYTES ? { specSha256, spec } : { specSha256 };
   }
 
   async function nextPendingTrials(input: NextPendingInput): Promise<PendingTrial[]> {
