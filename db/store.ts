@@ -594,9 +594,9 @@ export async function studySummary(
 }
 
 /** Per-trial outcomes of a study in plan order (histograms, scatter plots, sweeps). */
-export async function trialOutcomes(db: Db, studyId: string): Promise<TrialOutcomeRow[]> {
+export async function trialOutcomes(db: Db, studyId: string, limit?: number): Promise<TrialOutcomeRow[]> {
   const rows = rowsOf<TrialOutcomeRow>(
-    await db.execute(sql`select * from trial_outcomes where study_id = ${studyId} order by position`),
+    await db.execute(sql`select * from trial_outcomes where study_id = ${studyId} order by position ${limit === undefined ? sql`` : sql`limit ${limit}`}`),
   );
   // drizzle's drivers hand timestamps of raw queries back as text.
   for (const row of rows) {

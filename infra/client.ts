@@ -196,3 +196,46 @@ export async function signalStudy(
     signalArgs: args as [],
   });
 }
+
+/**
+ * What a failed study run says, innermost cause first: `registerStudy failed: study x is too large: … (StudyTooLarge)`
+ * rather than the SDK's bare "Workflow execution failed".
+ */
+export function failureMessage(error: unknown): string {
+  let innermost = error as (Error & { type?: string | null; activityType?: string; cause?: unknown }) | undefined;
+  let activity: string | undefined;
+  while (innermost && innermost.cause instanceof Error) {
+    if (innermost.activityType) activity = innermost.activityType;
+    innermost = innermost.cause as typeof innermost;
+  }
+  if (!innermost) return String(error);
+  if (innermost.activityType) activity = innermost.activityType;
+  const type = innermost.type ? ` (${innermost.type})` : '';
+  return `${activity ? `${activity} failed: ` : ''}${innermost.message}${type}`;
+}
+
+/** Trouble a running study's control steps are in: a control activity failing and being retried, with its cause. */
+export interface StudyDiagnosis {
+  problems: string[];
+  /** Trials registered so far while `registerStudy` streams them (its heartbeat), else null. */
+  registering: { registering: number; of: number } | null;
+}
+
+type Description = Awaited<ReturnType<WorkflowHandle['describe']>>;
+
+export function diagnoseStudy(description: Description, decode: (payload: unknown) => unknown): StudyDiagnosis {
+  const problems: string[] = [];
+  let registering: StudyDiagnosis['registering'] = null;
+  for (const activity of description.raw.pendingActivities ?? []) {
+    const type = activity.activityType?.name ?? 'activity';
+    if (type === 'trainTrial') continue; // a trial's own retries are the trial's business, shown per trial
+    const failure = activity.lastFailure;
+    if ((activity.attempt ?? 1) > 1 && failure?.message) {
+      const cause = failure.cause?.message ? `: ${failure.cause.message}` : '';
+      problems.push(`${type} failed ${activity.attempt! - 1} time(s) and is retried: ${failure.message}${cause}`);
+    }
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (type === 'registerStudy' && payload) registering = decode(payload) as StudyDiagnosis['registering'];
+  }
+  return { problems, registering };
+}
