@@ -24,7 +24,6 @@ import {
   type StudyStatus,
   type StudyWorkflowInput,
 } from './definitions.ts';
-import type { studyWorkflow } from './study.ts';
 
 /**
  * The study workflow as it was before trials were paged from the store: kept, unchanged in what it schedules, so
@@ -189,7 +188,7 @@ export async function legacyStudyWorkflow(input: StudyWorkflowInput & { spec: St
 
   if (draining) {
     await condition(allHandlersFinished);
-    return continueAsNew<typeof studyWorkflow>({
+    return continueAsNew<(next: StudyWorkflowInput) => Promise<StudyOutcome>>({
       spec,
       timeouts: input.timeouts,
       continueAsNewAfterEvents: input.continueAsNewAfterEvents,
