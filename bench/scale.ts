@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import postgres from 'postgres';
-import { startDevServer } from '../infra/temporal.ts';
+import { startDevServer, stateFiles } from '../infra/temporal.ts';
 import { integerArg } from './args.ts';
 
 /**
@@ -219,6 +219,7 @@ async function runBench(count: number, slots: number, work: string, databaseUrl:
   clearInterval(sampler);
   await sql.end();
   const seconds = (performance.now() - t0) / 1000;
+  if (code !== 0) console.log(log.split('\n').slice(-20).join('\n'));
   console.log(`   exit ${code} after ${seconds.toFixed(0)} s: ${(count / seconds).toFixed(2)} trials/s (dev server start and workflow bundle included)`);
   const steady = samples.filter((s) => s.done > 0);
   if (steady.length >= 2) {
@@ -230,7 +231,7 @@ async function runBench(count: number, slots: number, work: string, databaseUrl:
   const pick = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * (samples.length - 1)))];
   console.log(`   mmsweep run RSS over time (t s: MB @ done): ${[0, 0.25, 0.5, 0.75, 1].map((q) => pick(q)).filter(Boolean).map((s) => `${s.t.toFixed(0)}: ${s.rss.toFixed(0)} @ ${s.done}`).join(', ')}; min ${Math.min(...rss).toFixed(0)}, max ${Math.max(...rss).toFixed(0)} MB`);
   // The dev server was kept so its histories can be counted.
-  const state = JSON.parse(readFileSync(path.join(home, 'temporal', 'state.json'), 'utf8')) as { ip: string; port: number; pid: number };
+  const state = JSON.parse(readFileSync(stateFiles(path.join(home, 'temporal')).state, 'utf8')) as { ip: string; port: number; pid: number };
   const client = new Client({ connection: await Connection.connect({ address: `${state.ip}:${state.port}` }), namespace: 'default' });
   try {
     const { events, runs } = await historyEvents(client, `mmsweep-study-${name}`);
@@ -243,5 +244,4 @@ async function runBench(count: number, slots: number, work: string, databaseUrl:
       // already gone
     }
   }
-  if (code !== 0) console.log(log.split('\n').slice(-20).join('\n'));
 }

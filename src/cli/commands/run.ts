@@ -74,8 +74,9 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
       },
     });
     cleanups.unshift(() => workers.shutdown());
+    // The client's connection is left to process exit: closing it under a pending result() long-poll (Ctrl-C)
+    // makes the SDK's retry timer throw on a closed channel.
     const client = await connectClient(target);
-    cleanups.unshift(() => client.connection.close());
     const specStore = { save: (c: string) => saveSpecDocument(database.db, c), load: (sha: string) => loadSpecDocument(database.db, sha) };
     const { handle, attached } = await startStudy(client, spec, { specStore });
     log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${slots} slot(s)`);
