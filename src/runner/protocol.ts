@@ -1,3 +1,5 @@
+import type { FidelitySwitches } from '../spec/fidelity.ts';
+
 /**
  * The trial runner's wire protocol: what `mmsweep train` prints with `--events` (one JSON object per line on
  * stdout) and the exit codes it ends with. The orchestration activity spawns the runner and relies on exactly
@@ -67,7 +69,10 @@ export interface TrialResult {
   device: string;
   /** Epochs actually trained. */
   epochs: number;
+  /** The resolved profile (a spec without one resolves per dataset: src/spec/fidelity.ts defaultProfileFor). */
   profile: 'code' | 'paper';
+  /** Every fidelity switch as the trial ran it: profile, overrides and dataset scoping applied (absent for noop trials). */
+  fidelity?: FidelitySwitches;
   wallSeconds: number;
   /**
    * Every modality's A(f_k), A(f_k′), u(rest|m_k), in branch order: the general form of accF0…uM0GivenM1 (which

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
+import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
 
 /**
  * A TrialSpec is one fully resolved training run. It is pure data (no tfjs, no db) so that workflows,
@@ -89,7 +89,11 @@ export const trainTrialSpecSchema = z.object({
   architecture: z.enum(['mmtm', 'unimodal-se']).default('mmtm'),
   unimodalModality: z.union([z.literal(0), z.literal(1)]).default(0),
   algorithm: algorithmSchema.default('vanilla'),
-  profile: fidelityProfileSchema.default('code'),
+  /**
+   * Fidelity profile (paper-spec §14). Unset: `paper` for CMNIST and NVGesture (no released code), `code` for
+   * ModelNet40 (defaultProfileFor). The parsed spec holds the resolved profile, so the trial key hashes it.
+   */
+  profile: fidelityProfileSchema.optional(),
   fidelity: fidelitySwitchesSchema.partial().default({}),
   lr: z.number().positive(),
   momentum: z.number().min(0).max(1).default(0.9),
@@ -133,6 +137,18 @@ export const trainTrialSpecSchema = z.object({
   width: z.number().positive().default(1),
   backend: backendRequestSchema.default('auto'),
 }).superRefine((spec, ctx) => {
+  // A loader quirk of one dataset cannot be switched on for another (src/spec/fidelity.ts, D10/D11).
+  for (const [name, only] of Object.entries(DATASET_SCOPED_SWITCHES)) {
+    if (spec.fidelity[name as keyof typeof DATASET_SCOPED_SWITCHES] === true && spec.dataset.name !== only) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fidelity', name],
+        message:
+          `${name} replicates a quirk of the released ${only} loader (paper-spec §13); ${spec.dataset.name} ` +
+          `inference is unaugmented (centre crop, no flip) in every profile: drop the override or set it to false`,
+      });
+    }
+  }
   // Three-view ModelNet40 (paper-spec §8.6) trains one three-branch net with vanilla / guided / random; the
   // duplicated-input controls, RUBi and the uni-modal baselines are two-modality constructions.
   if (spec.dataset.name !== 'modelnet40' || spec.dataset.views.length <= 2) return;
@@ -158,7 +174,7 @@ export const trainTrialSpecSchema = z.object({
       message: `'unimodal-se' is a uni-modal baseline that uses one view, but ${views} has three: give two views and pick the baseline's view with unimodalModality, or use architecture 'mmtm'`,
     });
   }
-});
+}).transform((spec) => ({ ...spec, profile: spec.profile ?? defaultProfileFor(spec.dataset.name) }));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
 export type TrainTrialSpecInput = z.input<typeof trainTrialSpecSchema>;
 
