@@ -108,8 +108,8 @@ export const trainTrialSpecSchema = z.object({
   q: z.number().int().positive().default(5),
   /** RUBi: the bias modality whose features drive the mask (paper-spec §9.2). */
   rubiBiasModality: z.union([z.literal(0), z.literal(1)]).default(0),
-  /** Seed of the model initialisation and of the data order. */
-  seed: z.number().int().nonnegative(),
+  /** Seed of the model initialisation and of the data order (0 when unset, so a bare `mmsweep train` runs). */
+  seed: z.number().int().nonnegative().default(0),
   /** Epoch cap (the code's loop runs epochs 1…299). */
   maxEpochs: z.number().int().positive().default(299),
   /** Stop after this many (not necessarily consecutive) epochs at exactly 100 % running train accuracy. */
