@@ -17,6 +17,12 @@ export const cmnistDatasetSchema = z.object({
   paletteSeed: z.number().int().nonnegative().default(0),
   /** Seed of the color draws (jitter and random test colors). */
   dataSeed: z.number().int().nonnegative().default(0),
+  /**
+   * Unset (the paper's reading, paper-spec A1): validation = test = the 10,000 MNIST test digits with random colors.
+   * n: validation = n MNIST training digits held out of training, with random colors, so that checkpoint selection
+   * and the reported test accuracy use different digits (src/data/cmnist.ts).
+   */
+  heldOutValidation: z.number().int().positive().max(59_999).optional(),
 });
 
 export const modelnet40DatasetSchema = z.object({

@@ -13,6 +13,7 @@ interface TrainFlags {
   dataset?: string;
   data?: string;
   views?: string;
+  heldOutVal?: string;
   modalities?: string;
   architecture?: string;
   unimodalModality?: string;
@@ -51,6 +52,7 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
     .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
     .option('--views <i,j[,k]>', 'modelnet40: two or three distinct view indices 0–11 (default 0,6; three views e.g. 0,4,8)')
+    .option('--held-out-val <n>', 'cmnist: validate on n MNIST training digits held out of training (default: val = test, paper-spec A1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
     .option('--architecture <a>', 'mmtm | unimodal-se')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
@@ -119,6 +121,11 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
     if (dataset.name !== 'modelnet40') throw new FlagError(`--views: only modelnet40 has views (the dataset is ${String(dataset.name)}); add --dataset modelnet40`);
     // A non-number reaches the schema as NaN and is refused there, naming dataset.views.
     raw.dataset = { ...dataset, views: flags.views.split(',').map((v) => num(v)) };
+  }
+  if (flags.heldOutVal !== undefined) {
+    const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
+    if (dataset.name !== 'cmnist') throw new FlagError(`--held-out-val: only cmnist has it (the dataset is ${String(dataset.name)}); the others have their own validation splits`);
+    raw.dataset = { ...dataset, heldOutValidation: num(flags.heldOutVal) };
   }
   set('modalities', flags.modalities);
   set('architecture', flags.architecture);
