@@ -7,6 +7,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'samples/s of a CMNIST MMTM training step and forward pass, per available backend',
     load: () => import('./train.ts'),
   },
+  'step-profile': {
+    describe: 'TensorFlow ops of one native CMNIST MMTM training step by op type: calls, time, share of the step',
+    load: () => import('./step-profile.ts'),
+  },
   orchestration: {
     describe: 'noop study of 200 trials on 1 and on 4 worker processes: per-trial orchestration overhead, speed-up',
     load: () => import('./orchestration.ts'),
