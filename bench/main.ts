@@ -23,6 +23,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'NVGesture I3D-MMTM: training step and eval forward at a reduced clip per backend, scaled to batch 4 × 64×224²',
     load: () => import('./i3d.ts'),
   },
+  threads: {
+    describe: 'small CMNIST trials per hour for each split of the cores (slots × TensorFlow threads per trial)',
+    load: () => import('./threads.ts'),
+  },
   sweep: {
     describe: 'a small CMNIST study (6 trials) through `mmsweep run` and as a plain PyTorch loop: trials per hour, ratio',
     load: () => import('./sweep.ts'),
