@@ -9,8 +9,11 @@ import { SupersededAttemptError } from './store.ts';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export interface ActivityConfig {
-  /** argv prefix of the trial runner; the activity appends `--spec … --checkpoint-dir … [--resume] --events --json`. */
-  runnerCommand: string[];
+  /**
+   * argv prefix of the trial runner; the activity appends `--spec … --checkpoint-dir … [--resume] --events --json`.
+   * Default: `mmsweep train` from the prebuilt runner bundle (activities/runner-bundle.ts).
+   */
+  runnerCommand?: string[];
   /** Local checkpoint directories live under `<checkpointRoot>/<trialKey>/`. */
   checkpointRoot: string;
   workerId: string;
@@ -34,7 +37,6 @@ export interface ActivityConfig {
 
 export function defaultActivityConfig(overrides: Partial<ActivityConfig> = {}): ActivityConfig {
   return {
-    runnerCommand: [process.execPath, path.join(repoRoot, 'bin', 'mmsweep.js'), 'train'],
     checkpointRoot: path.resolve('.mmsweep', 'checkpoints'),
     workerId: `${os.hostname()}:${process.pid}`,
     gpus: [],

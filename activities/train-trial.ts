@@ -7,6 +7,7 @@ import { EXIT_CODES, type RunnerEvent } from '../src/runner/protocol.ts';
 import type { CheckpointRef, EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
 import type { ResultsStore } from './store.ts';
 import { isAlive, signalGroup, startRunner } from './runner-process.ts';
+import { bundledRunnerCommand } from './runner-bundle.ts';
 import { checkpointPath, latestCheckpoint } from '../src/train/checkpoint.ts';
 import { FAILURE_TYPES, repoRoot, storeRetrier, type ActivityConfig } from './common.ts';
 
@@ -124,6 +125,7 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     let beat: TrainHeartbeat = { trialKey, attempt, epoch: resume.epoch, totalEpochs: null, checkpoint: null };
     context.heartbeat(beat);
 
+    const command = config.runnerCommand ?? (await bundledRunnerCommand());
     const slot = freeSlots.shift() ?? 0;
     const env: NodeJS.ProcessEnv = { ...process.env, ...config.env };
     if (config.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = config.gpus[slot];
@@ -182,7 +184,7 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
 
     // --resume with an empty directory starts fresh, so it is always passed: whatever checkpoint is there counts.
     const args = ['--spec', specFile, '--checkpoint-dir', dir, '--resume', '--events', '--json'];
-    const runner = startRunner({ command: config.runnerCommand, args, env, cwd: repoRoot, onEvent });
+    const runner = startRunner({ command, args, env, cwd: repoRoot, onEvent });
     stopRunner = () => void runner.kill(config.killGraceMs);
     await writeAtomic(pidFile, String(runner.pid));
     const timer = setInterval(() => context.heartbeat(beat), config.heartbeatIntervalMs);

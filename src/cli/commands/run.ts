@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import os from 'node:os';
+import { describeSplit, parsePositiveIntFlag, resolveCpuSplit, threadEnv } from '../../backend/threads.ts';
 
 /**
  * `mmsweep run <preset>`: the whole stack on one machine — a local Temporal dev server (state in
@@ -11,15 +11,23 @@ export function register(program: Command): void {
   program
     .command('run <presetOrFile>')
     .description('run a study on this machine with the embedded stack (local Temporal dev server + embedded database)')
-    .option('--slots <n>', 'trials at once (default: number of cores)', (v) => Number(v))
+    .option('--slots <n>', 'trials at once (default: one per CPU core)', (v) => parsePositiveIntFlag('--slots', v))
+    .option('--threads-per-slot <n>', 'compute threads of each trial (default: the cores shared evenly between slots)', (v) => parsePositiveIntFlag('--threads-per-slot', v))
     .option('--keep-server', 'leave the Temporal dev server running afterwards (so `mmsweep study …` can talk to it)')
     .option('--no-progress', 'no progress bars (log lines instead)')
-    .action(async (presetOrFile: string, options: { slots?: number; keepServer?: boolean; progress: boolean }) => {
+    .action(async (presetOrFile: string, options: RunOptions) => {
       await runEmbedded(presetOrFile, options);
     });
 }
 
-async function runEmbedded(presetOrFile: string, options: { slots?: number; keepServer?: boolean; progress: boolean }) {
+interface RunOptions {
+  slots?: number;
+  threadsPerSlot?: number;
+  keepServer?: boolean;
+  progress: boolean;
+}
+
+async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const path = await import('node:path');
   const { NativeConnection } = await import('@temporalio/worker');
   const { defaultPayloadConverter } = await import('@temporalio/common');
@@ -43,10 +51,11 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
   };
   process.on('SIGINT', onSigint);
 
-  const slots = options.slots ?? Math.max(1, os.availableParallelism());
-  if (!Number.isInteger(slots) || slots < 1) throw new Error(`--slots must be a positive integer, got ${options.slots}`);
+  const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot });
+  const slots = split.slots;
   const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });
   const log = (m: string) => console.error(`[mmsweep run] ${m}`);
+  await announceBackends(spec, log);
 
   const server = await startDevServer({ stateDir: temporalStateDir(), log, detached: options.keepServer });
   // Whatever happens below (a study that cannot register, a lost server), the worker, the database and the dev
@@ -70,6 +79,7 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
       activity: {
         checkpointRoot: path.join(localStateDir(), 'checkpoints'),
         uploadCheckpoints: false,
+        env: threadEnv(split),
         ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
       },
     });
@@ -79,7 +89,7 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
     const client = await connectClient(target);
     const specStore = { save: (c: string) => saveSpecDocument(database.db, c), load: (sha: string) => loadSpecDocument(database.db, sha) };
     const { handle, attached } = await startStudy(client, spec, { specStore });
-    log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${slots} slot(s)`);
+    log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${describeSplit(split)}`);
 
     const bars = await progressView(options.progress, log);
     let lastProblems = '';
@@ -143,6 +153,26 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
 
 /** Trials listed by name at the end of a run; the per-condition summary covers all of them. */
 const REPORTED_TRIALS = 200;
+
+/**
+ * Resolve the backend(s) the study's trials request, here once, the way each runner will (same machine, same
+ * MMSWEEP_BACKEND), and say which trains; a forced backend that cannot start stops the run before any trial fails.
+ */
+async function announceBackends(spec: import('../../spec/study-model.ts').StudySpec, log: (m: string) => void): Promise<void> {
+  const { studyTemplates } = await import('../../spec/study.ts');
+  const requests = new Set<import('../../spec/trial.ts').BackendRequest>();
+  // One trial per grid point is enough (the backend is no seed axis): no 10⁶-trial expansion here.
+  for (const { template } of studyTemplates(spec)) if (template.kind !== 'noop') requests.add(template.backend);
+  if (requests.size === 0) return;
+  const { initBackend } = await import('../../backend/index.ts');
+  const { backendNotice } = await import('../../backend/notice.ts');
+  for (const request of requests) {
+    const info = await initBackend(request);
+    const lines = backendNotice(info);
+    log(`trials${requests.size > 1 ? ` requesting '${request}'` : ''} train on ${lines[0]}`);
+    for (const line of lines.slice(1)) log(line);
+  }
+}
 
 interface ProgressView {
   update(done: number, total: number, failed: number, status: string, trials: Map<string, { epoch: number; total: number }>): void;
