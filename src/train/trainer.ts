@@ -19,6 +19,7 @@ import {
   writeCheckpointFile,
   type CheckpointContent,
 } from './checkpoint.ts';
+import { sumsOfSquares } from '../backend/native-ops.ts';
 import { branchLoss } from './loss.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
@@ -321,16 +322,15 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       // the gradient of the loss, with or without the L1 subgradient (fidelity.muGradientIncludesL1).
       let gradSq: tf.Tensor | null = null;
       let thetaSq: tf.Tensor | null = null;
-      // Built inside tidy: a variable the loss does not reach contributes a zero tensor that must not leak.
-      const sumsOfSquares = (tensorOf: (i: number) => tf.Tensor) => tf.tidy(() => tf.stack(variables.map((_, i) => tf.sum(tf.square(tensorOf(i))))));
+      // Inside tidy: a variable the loss does not reach contributes a zero tensor that must not leak.
       const muGrad = (i: number) =>
         (fidelity.muGradientIncludesL1 || !penalised(i) ? grads[i] : namedGrads[variables[i]!.name]) ?? tf.zerosLike(variables[i]!);
       if (regular) {
-        gradSq = sumsOfSquares(muGrad);
-        if (fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares((i) => variables[i]!);
+        gradSq = tf.tidy(() => sumsOfSquares(variables.map((_, i) => muGrad(i))));
+        if (fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares(variables);
       }
       sgd.step(grads);
-      if (regular && !fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares((i) => variables[i]!);
+      if (regular && !fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares(variables);
 
       const lossValue = (await loss.data())[0];
       const penaltyValue = penalty ? (await penalty.data())[0]! : 0;
