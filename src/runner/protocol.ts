@@ -4,6 +4,8 @@
  * this, so both sides import it from here.
  */
 
+import type { CmnistPaletteName } from '../spec/trial.ts';
+
 /** Per-epoch learning-curve row (accuracies in percent, 0–100). */
 export interface EpochMetrics {
   epoch: number;
@@ -68,6 +70,8 @@ export interface TrialResult {
   /** Epochs actually trained. */
   epochs: number;
   profile: 'code' | 'paper';
+  /** CMNIST: the palette of class mean colors the data were painted with (absent for other datasets). */
+  palette?: CmnistPaletteName;
   wallSeconds: number;
   /**
    * Every modality's A(f_k), A(f_k′), u(rest|m_k), in branch order: the general form of accF0…uM0GivenM1 (which

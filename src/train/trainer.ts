@@ -476,6 +476,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     device: options.backend.device,
     epochs: epoch,
     profile: spec.profile,
+    ...(spec.dataset.name === 'cmnist' ? { palette: spec.dataset.palette } : {}),
     wallSeconds,
   };
   if (!best) {

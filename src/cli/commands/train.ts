@@ -13,6 +13,8 @@ interface TrainFlags {
   dataset?: string;
   data?: string;
   views?: string;
+  sigma2?: string;
+  palette?: string;
   modalities?: string;
   architecture?: string;
   unimodalModality?: string;
@@ -51,6 +53,8 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
     .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
     .option('--views <i,j[,k]>', 'modelnet40: two or three distinct view indices 0–11 (default 0,6; three views e.g. 0,4,8)')
+    .option('--sigma2 <x>', 'cmnist: variance σ² of the color jitter (default 0.02)')
+    .option('--palette <name>', 'cmnist: class mean colors, hue-wheel (default) | rgb-corners (generator version 1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
     .option('--architecture <a>', 'mmtm | unimodal-se')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
@@ -119,6 +123,17 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
     if (dataset.name !== 'modelnet40') throw new FlagError(`--views: only modelnet40 has views (the dataset is ${String(dataset.name)}); add --dataset modelnet40`);
     // A non-number reaches the schema as NaN and is refused there, naming dataset.views.
     raw.dataset = { ...dataset, views: flags.views.split(',').map((v) => num(v)) };
+  }
+  if (flags.sigma2 !== undefined || flags.palette !== undefined) {
+    const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
+    const flag = flags.sigma2 !== undefined ? '--sigma2' : '--palette';
+    if (dataset.name !== 'cmnist') throw new FlagError(`${flag}: only cmnist is painted with colors (the dataset is ${String(dataset.name)}); drop ${flag} or use --dataset cmnist`);
+    // Values are checked by the schema, which names dataset.sigma2 / dataset.palette and the allowed values.
+    raw.dataset = {
+      ...dataset,
+      ...(flags.sigma2 !== undefined ? { sigma2: num(flags.sigma2) } : {}),
+      ...(flags.palette !== undefined ? { palette: flags.palette } : {}),
+    };
   }
   set('modalities', flags.modalities);
   set('architecture', flags.architecture);
