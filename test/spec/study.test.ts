@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { canonicalJson } from '../../src/spec/canonical.ts';
 import { trialKey, planStudy } from '../../src/spec/keys.ts';
 import { logSpaced, logUniformSamples } from '../../src/spec/random.ts';
@@ -106,6 +107,20 @@ describe('presets', () => {
       if (t.kind !== 'train') throw new Error('calibration trials train');
       expect([t.architecture, t.algorithm, t.profile, t.lr, t.momentum, t.batchSize, t.maxEpochs, t.width]).toEqual(['unimodal-se', 'vanilla', 'paper', 0.01, 0.9, 128, CALIBRATION_EPOCHS, 1]);
       expect(t.subset).toEqual({});
+    }
+  });
+
+  it('the committed reproduction record parses: Table 1 (18 trials) and a 20-LR sweep with its gray+gray control', () => {
+    const load = (name: string) => parseStudySpec(JSON.parse(readFileSync(new URL(`../../docs/reproduction/${name}`, import.meta.url), 'utf8')));
+    const table1 = expandStudy(load('table1-cmnist.json'));
+    expect(table1).toHaveLength(18);
+    const greedy = load('cmnist-greedy.json');
+    expect(greedy.conditions.map((c) => c.base.modalities)).toEqual(['distinct', 'duplicate-m1']);
+    expect(new Set(lrValues(greedy.conditions[0].lr!)).size).toBeGreaterThanOrEqual(20);
+    expect(lrValues(greedy.conditions[1].lr!)).toEqual(lrValues(greedy.conditions[0].lr!));
+    for (const t of [...table1, ...expandStudy(greedy)]) {
+      if (t.spec.kind !== 'train' || t.spec.dataset.name !== 'cmnist') throw new Error('the record trains CMNIST');
+      expect([t.spec.dataset.palette, t.spec.dataset.sigma2, t.spec.profile]).toEqual(['hue-wheel', 0.02, 'paper']);
     }
   });
 
