@@ -16,17 +16,18 @@ export async function run(args: string[]): Promise<void> {
   const { createDataset } = await import('./index.ts');
   const cacheDir = mkdtempSync(join(tmpdir(), 'mmsweep-bench-data-'));
   const quiet = () => {};
+  const coloring = { sigma2: 0.02, palette: 'hue-wheel', paletteSeed: 0 } as const;
   try {
     const figures: Record<string, number> = {};
     figures.mnistReadSeconds = seconds(() => {
       loadMnist('train');
       loadMnist('test');
     });
-    figures.generateTrainSeconds = seconds(() => loadColoredSplit('train', 0.02, 0, 0, { cacheDir, log: quiet }));
-    figures.generateValSeconds = seconds(() => loadColoredSplit('val', 0.02, 0, 0, { cacheDir, log: quiet }));
-    figures.cacheLoadTrainSeconds = median(repeat(repeats, () => seconds(() => loadColoredSplit('train', 0.02, 0, 0, { cacheDir, log: quiet }))));
+    figures.generateTrainSeconds = seconds(() => loadColoredSplit('train', coloring, 0, { cacheDir, log: quiet }));
+    figures.generateValSeconds = seconds(() => loadColoredSplit('val', coloring, 0, { cacheDir, log: quiet }));
+    figures.cacheLoadTrainSeconds = median(repeat(repeats, () => seconds(() => loadColoredSplit('train', coloring, 0, { cacheDir, log: quiet }))));
     for (const modalities of ['distinct', 'duplicate-m1', 'duplicate-m0'] as Modalities[]) {
-      const ds = await createDataset({ name: 'cmnist', sigma2: 0.02, paletteSeed: 0, dataSeed: 0 }, { modalities, cacheDir, log: quiet });
+      const ds = await createDataset({ name: 'cmnist', ...coloring, dataSeed: 0 }, { modalities, cacheDir, log: quiet });
       const epochs = repeat(repeats + 1, (epoch) =>
         seconds(() => {
           for (const batch of ds.batches('train', { batchSize: 128, shuffle: true, augment: false, seed: 0, epoch: epoch + 1 })) void batch;

@@ -34,7 +34,7 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
     case 'cmnist': {
       const { createCmnistDataset } = await import('./cmnist.ts');
       return createCmnistDataset(
-        { sigma2: spec.sigma2, paletteSeed: spec.paletteSeed, dataSeed: spec.dataSeed, testColorSeed: options.testColorSeed, heldOutValidation: spec.heldOutValidation },
+        { sigma2: spec.sigma2, palette: spec.palette, paletteSeed: spec.paletteSeed, dataSeed: spec.dataSeed, testColorSeed: options.testColorSeed, heldOutValidation: spec.heldOutValidation },
         options,
       );
     }
@@ -86,8 +86,10 @@ export { DataFileError, parseIdx, readIdxFile } from './idx.ts';
 export { loadMnist, mnistPackageDataDir, MNIST_COUNTS, MNIST_PIXELS, MNIST_SIDE } from './mnist.ts';
 export { resolveCacheDir } from './cache.ts';
 export {
-  CMNIST_PALETTE,
+  CMNIST_PALETTES,
   CMNIST_GENERATOR_VERSION,
+  HUE_WHEEL_SATURATION,
+  hsvToRgb,
   COLORED_MEAN,
   COLORED_STD,
   GRAY_MEAN,

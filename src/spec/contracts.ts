@@ -6,6 +6,8 @@
  */
 import type { FidelitySwitches } from './fidelity.ts';
 
+import type { CmnistPaletteName } from './trial.ts';
+
 /** Per-epoch learning-curve row (accuracies in percent, 0–100). */
 export interface EpochMetrics {
   epoch: number;
@@ -73,6 +75,8 @@ export interface TrialResult {
   profile: 'code' | 'paper';
   /** Every fidelity switch as the trial ran it: profile, overrides and dataset scoping applied (absent for noop trials). */
   fidelity?: FidelitySwitches;
+  /** CMNIST: the palette of class mean colors the data were painted with (absent for other datasets). */
+  palette?: CmnistPaletteName;
   wallSeconds: number;
   /**
    * Every modality's A(f_k), A(f_k′), u(rest|m_k), in branch order: the general form of accF0…uM0GivenM1 (which

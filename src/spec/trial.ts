@@ -9,10 +9,21 @@ import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fide
 export const backendRequestSchema = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
 export type BackendRequest = z.infer<typeof backendRequestSchema>;
 
+/**
+ * The ten class mean colors of CMNIST (src/data/cmnist.ts documents both): `hue-wheel`, ten hues at one saturation
+ * calibrated against Kim et al.'s colored-only baseline (the default), or `rgb-corners`, the palette of CMNIST
+ * generator version 1 (a near-perfect color shortcut).
+ */
+export const CMNIST_PALETTE_NAMES = ['hue-wheel', 'rgb-corners'] as const;
+export const cmnistPaletteSchema = z.enum(CMNIST_PALETTE_NAMES);
+export type CmnistPaletteName = z.infer<typeof cmnistPaletteSchema>;
+
 export const cmnistDatasetSchema = z.object({
   name: z.literal('cmnist'),
   /** Variance σ² of the per-image color jitter around the class mean color (paper-spec §3.1). */
   sigma2: z.number().nonnegative().default(0.02),
+  /** The palette of class mean colors (part of the trial key, recorded in every result). */
+  palette: cmnistPaletteSchema.default('hue-wheel'),
   /** Seed of the palette permutation (which class gets which of the ten documented colors). */
   paletteSeed: z.number().int().nonnegative().default(0),
   /** Seed of the color draws (jitter and random test colors). */

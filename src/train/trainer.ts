@@ -497,6 +497,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     epochs: epoch,
     profile: spec.profile,
     fidelity,
+    ...(spec.dataset.name === 'cmnist' ? { palette: spec.dataset.palette } : {}),
     wallSeconds,
   };
   if (!best) {

@@ -52,7 +52,7 @@ describe('missing or corrupt MNIST files', () => {
     const d = freshDir('truncated', ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']);
     truncateSync(join(d, 't10k-images-idx3-ubyte'), 1_000_000);
     const err = await createDataset(
-      { name: 'cmnist', sigma2: 0.02, paletteSeed: 0, dataSeed: 0 },
+      { name: 'cmnist', sigma2: 0.02, palette: 'hue-wheel', paletteSeed: 0, dataSeed: 0 },
       { modalities: 'duplicate-m1', mnistDir: d, cacheDir: join(dir, 'cache') },
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DataFileError);

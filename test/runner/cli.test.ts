@@ -68,6 +68,15 @@ describe('mmsweep train (CLI)', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('an unknown palette, or a palette for a dataset without colors, is invalid input naming it (exit 2)', async () => {
+    const unknown = await train(['--lr', '0.1', '--seed', '1', '--palette', 'sepia']);
+    expect(unknown.code).toBe(EXIT_CODES.invalidSpec);
+    expect(unknown.stderr).toMatch(/dataset\.palette: .*hue-wheel.*rgb-corners/);
+    const elsewhere = await train(['--lr', '0.1', '--seed', '1', '--dataset', 'modelnet40', '--palette', 'rgb-corners']);
+    expect(elsewhere.code).toBe(EXIT_CODES.invalidSpec);
+    expect(elsewhere.stderr).toMatch(/--palette: only cmnist is painted with colors \(the dataset is modelnet40\)/);
+  });
+
   it('--resume without --checkpoint-dir is invalid input', async () => {
     const r = await train(['--lr', '0.1', '--seed', '1', '--resume']);
     expect(r.code).toBe(EXIT_CODES.invalidSpec);
@@ -151,10 +160,11 @@ describe('mmsweep train (CLI)', () => {
     }
     expect(result.backend).toBe('wasm');
     expect(result.epochs).toBe(1);
+    expect(result.palette).toBe('hue-wheel'); // every CMNIST result names its palette
     expect(ok.events.map((e) => e.type)).toEqual(expect.arrayContaining(['start', 'progress', 'epoch', 'result']));
 
-    const bad = await train([...common, '--lr', '1e30', '--json']);
+    const bad = await train([...common, '--lr', '1e30', '--palette', 'rgb-corners', '--json']);
     expect(bad.code).toBe(EXIT_CODES.diverged);
-    expect(JSON.parse(bad.stdout.trim().split('\n').at(-1)!).diverged).toBe(true);
+    expect(JSON.parse(bad.stdout.trim().split('\n').at(-1)!)).toMatchObject({ diverged: true, palette: 'rgb-corners' });
   });
 });

@@ -27,6 +27,15 @@ describe('mmsweep train flags → TrialSpec', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('--palette and --sigma2 set the CMNIST dataset fields; the palette defaults to hue-wheel', () => {
+    expect(parseTrialSpec(specFromFlags({ lr: '0.1', seed: '1', palette: 'rgb-corners', sigma2: '0.035' }))).toMatchObject({
+      dataset: { name: 'cmnist', palette: 'rgb-corners', sigma2: 0.035 },
+    });
+    expect(parseTrialSpec(specFromFlags({ lr: '0.1', seed: '1' }))).toMatchObject({ dataset: { name: 'cmnist', palette: 'hue-wheel', sigma2: 0.02 } });
+    expect(() => parseTrialSpec(specFromFlags({ lr: '0.1', seed: '1', sigma2: 'wide' }))).toThrow(/dataset\.sigma2:/);
+    expect(() => specFromFlags({ lr: '0.1', seed: '1', dataset: 'nvgesture', sigma2: '0.03' })).toThrow(/--sigma2: only cmnist/);
+  });
+
   it('a non-numeric number flag reaches the schema as NaN and is rejected naming the field', () => {
     expect(() => parseTrialSpec(specFromFlags({ lr: 'fast', seed: '1' }))).toThrow(/lr:/);
   });

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { canonicalJson } from '../../src/spec/canonical.ts';
 import { trialKey, planStudy } from '../../src/spec/keys.ts';
 import { logSpaced, logUniformSamples } from '../../src/spec/random.ts';
 import { expandStudy, parseStudySpec, lrValues } from '../../src/spec/study.ts';
 import { extendStudySpec } from '../../src/spec/study-model.ts';
-import { getPreset, listPresets, PRESETS } from '../../src/spec/presets.ts';
+import { CALIBRATION_EPOCHS, getPreset, listPresets, PRESETS } from '../../src/spec/presets.ts';
+import { parseTrialSpec } from '../../src/spec/trial.ts';
 
 describe('canonical JSON and trial keys', () => {
   it('sorts keys at every depth, drops undefined members, normalises numbers', () => {
@@ -25,6 +27,16 @@ describe('canonical JSON and trial keys', () => {
     expect(trialKey({ dataset: { name: 'cmnist' }, lr: 0.2, seed: 0 })).not.toBe(a);
     expect(trialKey({ dataset: { name: 'cmnist' }, lr: 0.1, seed: 1 })).not.toBe(a);
     expect(a).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('the CMNIST palette is in the spec, so in the key: hue-wheel by default, rgb-corners by name', () => {
+    const a = trialKey({ dataset: { name: 'cmnist' }, lr: 0.1, seed: 0 });
+    expect(trialKey({ dataset: { name: 'cmnist', palette: 'hue-wheel' }, lr: 0.1, seed: 0 })).toBe(a);
+    expect(trialKey({ dataset: { name: 'cmnist', palette: 'rgb-corners' }, lr: 0.1, seed: 0 })).not.toBe(a);
+    expect(canonicalJson(parseTrialSpec({ dataset: { name: 'cmnist' }, lr: 0.1, seed: 0 }))).toContain('"palette":"hue-wheel"');
+    expect(() => parseTrialSpec({ dataset: { name: 'cmnist', palette: 'sepia' }, lr: 0.1, seed: 0 })).toThrow(
+      /dataset\.palette: .*'hue-wheel' \| 'rgb-corners'|dataset\.palette: .*"hue-wheel"\|"rgb-corners"/,
+    );
   });
 });
 
@@ -80,6 +92,36 @@ describe('presets', () => {
     expect(control.base.modalities).toBe('duplicate-m1');
     expect(lrValues(control.lr!)).toEqual(lrs);
     expect('logUniform' in distinct.lr! && distinct.lr.logUniform.seed).toBeTypeOf('number');
+  });
+
+  it("the CMNIST calibration: Kim et al.'s seven σ², gray, and rgb-corners at 0.02, in the stated protocol", () => {
+    const trials = expandStudy(getPreset('cmnist-calibration')).map((t) => t.spec);
+    expect(trials).toHaveLength(9);
+    const sigma2 = (t: (typeof trials)[number]) => (t.kind === 'train' && t.dataset.name === 'cmnist' ? [t.dataset.sigma2, t.dataset.palette, t.unimodalModality] : null);
+    expect(trials.map(sigma2)).toEqual([
+      ...[0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05].map((v) => [v, 'hue-wheel', 0]),
+      [0.02, 'hue-wheel', 1],
+      [0.02, 'rgb-corners', 0],
+    ]);
+    for (const t of trials) {
+      if (t.kind !== 'train') throw new Error('calibration trials train');
+      expect([t.architecture, t.algorithm, t.profile, t.lr, t.momentum, t.batchSize, t.maxEpochs, t.width]).toEqual(['unimodal-se', 'vanilla', 'paper', 0.01, 0.9, 128, CALIBRATION_EPOCHS, 1]);
+      expect(t.subset).toEqual({});
+    }
+  });
+
+  it('the committed reproduction record parses: Table 1 (18 trials) and a 20-LR sweep with its gray+gray control', () => {
+    const load = (name: string) => parseStudySpec(JSON.parse(readFileSync(new URL(`../../docs/reproduction/${name}`, import.meta.url), 'utf8')));
+    const table1 = expandStudy(load('table1-cmnist.json'));
+    expect(table1).toHaveLength(18);
+    const greedy = load('cmnist-greedy.json');
+    expect(greedy.conditions.map((c) => c.base.modalities)).toEqual(['distinct', 'duplicate-m1']);
+    expect(new Set(lrValues(greedy.conditions[0].lr!)).size).toBeGreaterThanOrEqual(20);
+    expect(lrValues(greedy.conditions[1].lr!)).toEqual(lrValues(greedy.conditions[0].lr!));
+    for (const t of [...table1, ...expandStudy(greedy)]) {
+      if (t.spec.kind !== 'train' || t.spec.dataset.name !== 'cmnist') throw new Error('the record trains CMNIST');
+      expect([t.spec.dataset.palette, t.spec.dataset.sigma2, t.spec.profile]).toEqual(['hue-wheel', 0.02, 'paper']);
+    }
   });
 
   it('NVGesture LRs lie in [1e-4, 10^-1.5]; every preset has unique keys', () => {

@@ -15,6 +15,8 @@ interface TrainFlags {
   data?: string;
   views?: string;
   heldOutVal?: string;
+  sigma2?: string;
+  palette?: string;
   modalities?: string;
   architecture?: string;
   unimodalModality?: string;
@@ -54,6 +56,8 @@ export function register(program: Command): void {
     .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
     .option('--views <i,j[,k]>', 'modelnet40: two or three distinct view indices 0–11 (default 0,6; three views e.g. 0,4,8)')
     .option('--held-out-val <n>', 'cmnist: validate on n MNIST training digits held out of training (default: val = test, paper-spec A1)')
+    .option('--sigma2 <x>', 'cmnist: variance σ² of the color jitter (default 0.02)')
+    .option('--palette <name>', 'cmnist: class mean colors, hue-wheel (default) | rgb-corners (generator version 1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
     .option('--architecture <a>', 'mmtm | unimodal-se')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
@@ -127,6 +131,17 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
     const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
     if (dataset.name !== 'cmnist') throw new FlagError(`--held-out-val: only cmnist has it (the dataset is ${String(dataset.name)}); the others have their own validation splits`);
     raw.dataset = { ...dataset, heldOutValidation: num(flags.heldOutVal) };
+  }
+  if (flags.sigma2 !== undefined || flags.palette !== undefined) {
+    const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
+    const flag = flags.sigma2 !== undefined ? '--sigma2' : '--palette';
+    if (dataset.name !== 'cmnist') throw new FlagError(`${flag}: only cmnist is painted with colors (the dataset is ${String(dataset.name)}); drop ${flag} or use --dataset cmnist`);
+    // Values are checked by the schema, which names dataset.sigma2 / dataset.palette and the allowed values.
+    raw.dataset = {
+      ...dataset,
+      ...(flags.sigma2 !== undefined ? { sigma2: num(flags.sigma2) } : {}),
+      ...(flags.palette !== undefined ? { palette: flags.palette } : {}),
+    };
   }
   set('modalities', flags.modalities);
   set('architecture', flags.architecture);
