@@ -1,0 +1,188 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, registerTrials, upsertStudy, type DbHandle } from '../../db/index.ts';
+import { register as registerSql } from '../../src/cli/commands/sql.ts';
+import { cmnistSpec } from '../db/store.suite.ts';
+import { copyPgliteTemplate, createServerDatabase, SERVER_ADMIN_URL, tempDir } from '../db/targets.ts';
+import { runInProcess, runMmsweep } from './run-cli.ts';
+
+/**
+ * Issue 17: every reproduction of the hostile-input report, asserting the new behaviour. The security cases run
+ * against the real Postgres server with a superuser DATABASE_URL and against the embedded database.
+ */
+
+const scratch = tempDir('mmsweep-hostile-');
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+function withEnv(vars: Record<string, string | undefined>): () => void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(vars)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
+/** S1: what a superuser connection could do inside a READ ONLY transaction before; each must be refused now. */
+function dangerousQueries(marker: string, victimPid: () => number | null) {
+  return [
+    ['COPY … TO PROGRAM', `copy (select 1) to program 'touch ${marker}'`],
+    ['COPY … TO a server file', `copy (select 1) to '${marker}'`],
+    ['pg_read_file', `select pg_read_file('/etc/passwd')`],
+    ['pg_ls_dir', `select pg_ls_dir('/')`],
+    ['lo_import', `select lo_import('/etc/passwd')`],
+    ['pg_reload_conf', `select pg_reload_conf()`],
+    ['pg_terminate_backend of another session', () => `select pg_terminate_backend(${victimPid() ?? 'pg_backend_pid()'})`],
+    // SET ROLE is checked against the session user (the superuser), so a bare SET LOCAL ROLE is escapable:
+    ['switching the role back inside the statement', `select set_config('role', 'postgres', true) as r, query_to_xml('select pg_read_file(''/etc/passwd'') as f', true, false, '')::text as x`],
+    ['switching the session authorization', `select set_config('session_authorization', 'postgres', true)`],
+    ['dynamic SQL reading a server file', `select query_to_xml('select pg_read_file(''/etc/passwd'') as f', true, false, '')::text`],
+    ['a statement smuggled behind the query', `select 1) q; copy (select 1) to program 'touch ${marker}'; select (1`],
+    ['a write', `update trials set status = 'failed'`],
+  ] as const;
+}
+
+async function expectRefusedEverywhere(handle: DbHandle, marker: string, victimPid: () => number | null) {
+  for (const [what, q] of dangerousQueries(marker, victimPid)) {
+    const query = typeof q === 'function' ? q() : q;
+    const out = await runInProcess(registerSql, ['sql', query]);
+    expect(out.exitCode, `${what}: ${out.stderr}`).not.toBe(0);
+    expect(out.stderr, what).toMatch(/^mmsweep: (refused|query failed)/);
+    expect(out.stdout, what).toBe('');
+  }
+  expect(fs.existsSync(marker)).toBe(false);
+  const [row] = (await handle.db.execute('select count(*)::int as n from trials where status = \'failed\'' as never)) as unknown as { n: number }[];
+  expect(row?.n ?? (row as unknown as { rows: { n: number }[] })?.rows?.[0]?.n).toBe(0);
+}
+
+describe('S1: mmsweep sql with a superuser DATABASE_URL on the real Postgres server', () => {
+  let database: Awaited<ReturnType<typeof createServerDatabase>>;
+  let handle: DbHandle;
+  let victim: postgres.Sql;
+  let victimPid: number | null = null;
+  let restore: () => void;
+  const marker = path.join(scratch, 'server-pwned');
+
+  beforeAll(async () => {
+    database = await createServerDatabase();
+    handle = await openDatabase({ url: database.url });
+    await upsertStudy(handle.db, { id: 'hostile', name: 'hostile', spec: {} });
+    await registerTrials(handle.db, 'hostile', [{ trialKey: 'h1', spec: cmnistSpec({ seed: 1 }) }]);
+    victim = postgres(database.url, { max: 1, onnotice: () => {} });
+    victimPid = (await victim`select pg_backend_pid() as pid`)[0].pid as number;
+    restore = withEnv({ DATABASE_URL: database.url });
+    const [su] = await victim`select rolsuper from pg_roles where rolname = current_user`;
+    expect(su.rolsuper).toBe(true); // the premise: the URL names a superuser
+  });
+  afterAll(async () => {
+    restore?.();
+    await victim?.end();
+    await handle?.close();
+    await database?.drop();
+  });
+
+  it('refuses COPY TO PROGRAM, server files, large objects, signals, reloads and role escapes', async () => {
+    await expectRefusedEverywhere(handle, marker, () => victimPid);
+    // The other session was not terminated.
+    expect((await victim`select 1 as one`)[0].one).toBe(1);
+  });
+
+  it('runs plain selects of tables and views, as mmsweep_readonly', async () => {
+    const out = await runInProcess(registerSql, ['sql', 'select trial_key, status from trials', '--format', 'csv']);
+    expect(out).toMatchObject({ exitCode: 0, stdout: 'trial_key,status\nh1,pending\n' });
+    const view = await runInProcess(registerSql, ['sql', 'select study_id, trials, pending from study_progress;', '--format', 'json']);
+    expect(JSON.parse(view.stdout)).toEqual([{ study_id: 'hostile', trials: 1, pending: 1 }]);
+    const who = await runInProcess(registerSql, ['sql', 'select current_user as u', '--format', 'csv']);
+    expect(who.stdout).toBe('u\nmmsweep_readonly\n');
+  });
+
+  it('the role is NOLOGIN, no superuser, in none of the server-file, program or signal roles', async () => {
+    const [role] = await victim`select rolsuper, rolcanlogin, rolcreaterole, rolcreatedb,
+        array(select b.rolname::text from pg_roles b where b.oid <> r.oid and pg_has_role(r.oid, b.oid, 'MEMBER')) as member_of
+      from pg_roles r where rolname = 'mmsweep_readonly'`;
+    expect(role).toEqual({ rolsuper: false, rolcanlogin: false, rolcreaterole: false, rolcreatedb: false, member_of: [] });
+  });
+
+  it('the real command: mmsweep sql "copy (select 1) to program …" exits 2 and runs nothing', async () => {
+    const out = await runMmsweep(['sql', `copy (select 1) to program 'touch ${marker}'`], { DATABASE_URL: database.url });
+    expect(out.exitCode).toBe(2);
+    expect(out.stderr).toMatch(/refused: mmsweep sql runs queries read-only/);
+    expect(fs.existsSync(marker)).toBe(false);
+  }, 60_000);
+
+  it('refuses and says why when the read-only role is unsafe', async () => {
+    const admin = postgres(SERVER_ADMIN_URL.replace(/\/[^/]*$/, `/${database.name}`), { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe('grant pg_read_server_files to mmsweep_readonly');
+      const unsafe = await runInProcess(registerSql, ['sql', `select pg_read_file('/etc/passwd')`]);
+      expect(unsafe.exitCode).toBe(1);
+      expect(unsafe.stderr).toMatch(/mmsweep_readonly is a member of pg_read_server_files .*revoke/);
+      expect(unsafe.stdout).toBe('');
+    } finally {
+      await admin.unsafe('revoke pg_read_server_files from mmsweep_readonly');
+      await admin.end();
+    }
+  });
+});
+
+describe('S1: a non-superuser application role (as infra/distributed/init-roles.sh makes it)', () => {
+  it('migrates, and mmsweep sql reads as mmsweep_readonly', async () => {
+    const admin = postgres(SERVER_ADMIN_URL, { max: 1, onnotice: () => {} });
+    const app = `mmsweep_app_ok_${process.pid}`;
+    const db = `mmsweep_test_app_${process.pid}_${Date.now().toString(36)}`;
+    try {
+      await admin.unsafe(`create role ${app} login nosuperuser nocreatedb nocreaterole`);
+      await admin.unsafe(`create database ${db} owner ${app}`);
+      await admin.unsafe(`grant mmsweep_readonly to ${app}`);
+      const url = SERVER_ADMIN_URL.replace('postgres://postgres@', `postgres://${app}@`).replace(/\/[^/]*$/, `/${db}`);
+      const handle = await openDatabase({ url });
+      await upsertStudy(handle.db, { id: 'app', name: 'app', spec: {} });
+      await handle.close();
+      const out = await runMmsweep(['sql', 'select id, current_user as u from studies', '--format', 'csv'], { DATABASE_URL: url });
+      expect(out).toMatchObject({ exitCode: 0, stdout: `id,u\napp,mmsweep_readonly\n` });
+      const refused = await runMmsweep(['sql', `select pg_read_file('/etc/passwd')`], { DATABASE_URL: url });
+      expect(refused.exitCode).toBe(2);
+      // Without the membership the role cannot be entered: refused, saying how to allow it.
+      await admin.unsafe(`revoke mmsweep_readonly from ${app}`);
+      const denied = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: url });
+      expect(denied.exitCode).toBe(1);
+      expect(denied.stderr).toMatch(new RegExp(`may not SET ROLE to it .*GRANT mmsweep_readonly TO "${app}"`));
+    } finally {
+      await admin.unsafe(`drop database if exists ${db} with (force)`);
+      await admin.unsafe(`drop role if exists ${app}`);
+      await admin.end();
+    }
+  }, 120_000);
+});
+
+describe('S1: mmsweep sql on the embedded database', () => {
+  let owner: DbHandle;
+  let restore: () => void;
+  const home = path.join(scratch, 'home-s1');
+  const marker = path.join(scratch, 'embedded-pwned');
+
+  beforeAll(async () => {
+    await copyPgliteTemplate(path.join(home, 'db'));
+    restore = withEnv({ DATABASE_URL: undefined, MMSWEEP_HOME: home });
+    owner = await openDatabase();
+    await upsertStudy(owner.db, { id: 'hostile', name: 'hostile', spec: {} });
+    await registerTrials(owner.db, 'hostile', [{ trialKey: 'h1', spec: cmnistSpec({ seed: 1 }) }]);
+  }, 120_000);
+  afterAll(async () => {
+    await owner?.close();
+    restore?.();
+  });
+
+  it('refuses the same queries and reads tables and views', async () => {
+    await expectRefusedEverywhere(owner, marker, () => null);
+    const out = await runInProcess(registerSql, ['sql', 'select trial_key, current_user as u from trials', '--format', 'csv']);
+    expect(out).toMatchObject({ exitCode: 0, stdout: 'trial_key,u\nh1,mmsweep_readonly\n' });
+  }, 120_000);
+});
