@@ -1,3 +1,4 @@
+import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
 import { DatabaseConnectionError, openDatabase, type DbHandle } from './client.ts';
 import { QueryError, ReadOnlyRoleError, ReadOnlyViolationError } from './readonly.ts';
 import { UnknownStudyError } from './store.ts';
@@ -25,8 +26,9 @@ export async function withStore(body: (handle: DbHandle) => Promise<void>): Prom
     await body(handle);
   } catch (error) {
     if (userErrors.some((kind) => error instanceof kind)) {
-      process.stderr.write(`mmsweep: ${(error as Error).message}\n`);
-      process.exitCode = invalidInput.some((kind) => error instanceof kind) ? 2 : 1;
+      process.stderr.write(`mmsweep: ${maskSecrets((error as Error).message, secretsOf(process.env.DATABASE_URL))}\n`);
+      const own = (error as { exitCode?: unknown }).exitCode;
+      process.exitCode = typeof own === 'number' ? own : invalidInput.some((kind) => error instanceof kind) ? 2 : 1;
       return;
     }
     throw error;

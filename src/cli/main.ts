@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { maskSecrets, secretsOf } from '../util/secrets.ts';
 
 /**
  * Each command lives in its own module under ./commands and exports `register(program)`.
@@ -37,7 +38,9 @@ try {
   await main(process.argv);
 } catch (error) {
   const err = error as Error & { exitCode?: number };
-  if (process.env.MMSWEEP_DEBUG) console.error(err.stack ?? err);
-  else console.error(`mmsweep: ${err.message ?? String(err)}`);
+  // Whatever failed, a password from DATABASE_URL never reaches the terminal (issue 17, S3).
+  const secrets = secretsOf(process.env.DATABASE_URL);
+  if (process.env.MMSWEEP_DEBUG) console.error(maskSecrets(String(err.stack ?? err), secrets));
+  else console.error(`mmsweep: ${maskSecrets(err.message ?? String(err), secrets)}`);
   process.exit(typeof err.exitCode === 'number' ? err.exitCode : 1);
 }

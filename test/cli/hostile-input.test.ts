@@ -186,3 +186,58 @@ describe('S1: mmsweep sql on the embedded database', () => {
     expect(out).toMatchObject({ exitCode: 0, stdout: 'trial_key,u\nh1,mmsweep_readonly\n' });
   }, 120_000);
 });
+
+describe('S3: secrets are never printed', () => {
+  // Each form with the secret SECRETPW and what the masked form must be (written by hand).
+  const forms: [string, string][] = [
+    ['postgres://u:SECRETPW@127.0.0.1:1/db', 'postgres://u:***@127.0.0.1:1/db'],
+    ['u:SECRETPW@127.0.0.1', 'u:***@127.0.0.1'],
+    ['postgres://u@127.0.0.1:1/db?password=SECRETPW', 'postgres://u@127.0.0.1:1/db?password=***'],
+    ['postgres://u@127.0.0.1:1/db?sslmode=disable&password=SECRETPW&application_name=x', 'postgres://u@127.0.0.1:1/db?sslmode=disable&password=***&application_name=x'],
+    ['jdbc:postgresql://127.0.0.1:1/db?user=u&password=SECRETPW', 'jdbc:postgresql://127.0.0.1:1/db?user=u&password=***'],
+    ['host=127.0.0.1 port=1 user=u password=SECRETPW dbname=db', 'host=127.0.0.1 port=1 user=u password=*** dbname=db'],
+    ["host=127.0.0.1 password='SECRETPW with space' user=u", 'host=127.0.0.1 password=*** user=u'],
+    ['postgres://u:SECRET%40PW@127.0.0.1:1/db', 'postgres://u:***@127.0.0.1:1/db'],
+    ['postgres://u:SECRET@PW@127.0.0.1:1/db', 'postgres://u:***@127.0.0.1:1/db'],
+    ['postgres://u@127.0.0.1:1/db?pass%77ord=SECRETPW', 'postgres://u@127.0.0.1:1/db?pass%77ord=***'],
+    ['postgres://u@127.0.0.1:1/db', 'postgres://u@127.0.0.1:1/db'],
+  ];
+
+  it.each(forms)('maskSecrets(%s)', async (input, expected) => {
+    const { maskSecrets, secretsOf } = await import('../../src/util/secrets.ts');
+    expect(maskSecrets(input, secretsOf(input))).toBe(expected);
+    // Inside a longer message too.
+    expect(maskSecrets(`cannot connect (${input}): refused`, secretsOf(input))).toBe(`cannot connect (${expected}): refused`);
+  });
+
+  it('mmsweep db url and every error path print no password, for every form', async () => {
+    const { register: registerDb } = await import('../../src/cli/commands/db.ts');
+    for (const [url, expected] of forms) {
+      const restore = withEnv({ DATABASE_URL: url });
+      try {
+        const shown = await runInProcess(registerDb, ['db', 'url']);
+        expect(shown.stdout).toBe(`${expected}\n`);
+        const failed = await runInProcess(registerSql, ['sql', 'select 1']);
+        expect(failed.exitCode, url).not.toBe(0);
+        expect(failed.stderr, url).toMatch(/^mmsweep: /);
+        expect(`${failed.stdout}${failed.stderr}`, url).not.toMatch(/SECRET|%40PW|with space/);
+      } finally {
+        restore();
+      }
+    }
+  }, 120_000);
+
+  it('the real command masks a driver error and names bad percent-encoding (exit 2)', async () => {
+    const refused = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: 'postgres://u:SECRETPW@127.0.0.1:1/db' });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/cannot connect .*postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db/);
+    expect(refused.stderr).not.toContain('SECRETPW');
+    const badEncoding = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: 'postgres://u:SECRET%zzPW@127.0.0.1:1/db' });
+    expect(badEncoding.exitCode).toBe(2);
+    expect(badEncoding.stderr).toMatch(/DATABASE_URL has broken percent-encoding in its password: postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db\. Write a literal % as %25/);
+    expect(badEncoding.stderr).not.toMatch(/SECRET|URI malformed/);
+    const badDb = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: 'postgres://u@127.0.0.1:1/d%e9b' });
+    expect(badDb.exitCode).toBe(2);
+    expect(badDb.stderr).toMatch(/broken percent-encoding in its database name \("%e9"\)/);
+  }, 60_000);
+});
