@@ -241,3 +241,65 @@ describe('S3: secrets are never printed', () => {
     expect(badDb.stderr).toMatch(/broken percent-encoding in its database name \("%e9"\)/);
   }, 60_000);
 });
+
+describe('W1: unknown keys are errors naming the key, with a "did you mean"', () => {
+  it('TrialSpec, dataset, fidelity, nested objects and study objects', async () => {
+    const { parseTrialSpec } = await import('../../src/spec/trial.ts');
+    const { parseStudySpec } = await import('../../src/spec/study.ts');
+    const message = (f: () => unknown) => {
+      try {
+        f();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    const base = { dataset: { name: 'cmnist' }, lr: 0.1, seed: 0 };
+    expect(message(() => parseTrialSpec({ ...base, maxEpoch: 1 }))).toBe('invalid trial spec:\n  maxEpoch: unknown key (did you mean maxEpochs?)');
+    expect(message(() => parseTrialSpec({ ...base, fidelity: { gatescale: 2 } }))).toMatch(/fidelity\.gatescale: unknown key \(did you mean gateScale\?\)/);
+    expect(message(() => parseTrialSpec({ ...base, dataset: { name: 'cmnist', sigma: 0.1 } }))).toMatch(/dataset\.sigma: unknown key \(did you mean sigma2\?\)/);
+    expect(message(() => parseTrialSpec({ ...base, dataset: { name: 'cmnist', views: [0, 6] } }))).toMatch(/dataset\.views: unknown key/);
+    expect(message(() => parseTrialSpec({ ...base, subset: { trian: 10 } }))).toMatch(/subset\.trian: unknown key \(did you mean train\?\)/);
+    expect(message(() => parseTrialSpec({ ...base, zzz: 1 }))).toMatch(/ {2}zzz: unknown key$/);
+    expect(message(() => parseTrialSpec({ kind: 'noop', sleepMS: 5 }))).toMatch(/sleepMS: unknown key \(did you mean sleepMs\?\)/);
+    const study = (over: object, condition: object = {}) => ({ name: 's', ...over, conditions: [{ label: 'c', base, ...condition }] });
+    expect(message(() => parseStudySpec(study({ concurency: 2 })))).toMatch(/concurency: unknown key \(did you mean concurrency\?\)/);
+    expect(message(() => parseStudySpec(study({}, { seed: [1] })))).toMatch(/conditions\.0\.seed: unknown key \(did you mean seeds\?\)/);
+    expect(message(() => parseStudySpec(study({}, { lr: { grid: [0.1], gird: [1] } })))).toMatch(/conditions\.0\.lr\.gird: unknown key \(did you mean grid\?\)/);
+    expect(message(() => parseStudySpec(study({}, { base: { ...base, maxEpoch: 2 } })))).toMatch(/condition 0 \(c\): invalid trial spec:\n {2}maxEpoch: unknown key \(did you mean maxEpochs\?\)/);
+  });
+
+  it('is structural: a nested object added to a schema (as other helpers add fields) is checked without opting in', async () => {
+    const { z } = await import('zod');
+    const { parseStrict } = await import('../../src/spec/strict.ts');
+    const schema = z.object({ dataset: z.object({ name: z.string(), palette: z.object({ seed: z.number().default(0) }).optional() }) });
+    expect(parseStrict(schema, { dataset: { name: 'x', palette: { seed: 3 } } }, 'spec', '(spec)')).toEqual({ dataset: { name: 'x', palette: { seed: 3 } } });
+    expect(() => parseStrict(schema, { dataset: { name: 'x', palette: { sead: 3 } } }, 'spec', '(spec)')).toThrow(/dataset\.palette\.sead: unknown key \(did you mean seed\?\)/);
+    expect(() => parseStrict(schema, { dataset: { name: 'x', palete: {} } }, 'spec', '(spec)')).toThrow(/dataset\.palete: unknown key \(did you mean palette\?\)/);
+  });
+
+  it('the real commands exit 2: --spec with a typo, --fidelity foo=1, a study base with a typo, --spec holding a JSON string', async () => {
+    const dir = path.join(scratch, 'w1');
+    fs.mkdirSync(dir, { recursive: true });
+    const typo = path.join(dir, 'typo.json');
+    fs.writeFileSync(typo, JSON.stringify({ dataset: { name: 'cmnist' }, lr: 0.1, seed: 0, maxEpoch: 1 }));
+    const a = await runMmsweep(['train', '--spec', typo]);
+    expect(a.exitCode).toBe(2);
+    expect(a.stderr).toMatch(/maxEpoch: unknown key \(did you mean maxEpochs\?\)/);
+    const b = await runMmsweep(['train', '--lr', '0.1', '--seed', '0', '--fidelity', 'foo=1']);
+    expect(b.exitCode).toBe(2);
+    expect(b.stderr).toMatch(/fidelity\.foo: unknown key/);
+    const str = path.join(dir, 'string.json');
+    fs.writeFileSync(str, JSON.stringify('{"lr": 0.1}'));
+    const c = await runMmsweep(['train', '--spec', str]);
+    expect(c.exitCode).toBe(2);
+    expect(c.stderr).toMatch(/must hold a JSON object .*got a string/);
+    const studyFile = path.join(dir, 'study.json');
+    fs.writeFileSync(studyFile, JSON.stringify({ name: 'typo', conditions: [{ label: 'c', base: { dataset: { name: 'cmnist' }, lr: 0.1, maxEpoch: 1 } }] }));
+    const d = await runMmsweep(['study', 'plan', studyFile]);
+    expect(d.exitCode).toBe(2);
+    expect(d.stderr).toMatch(/maxEpoch: unknown key \(did you mean maxEpochs\?\)/);
+    const e = await runMmsweep(['study', 'plan', path.join(dir, 'missing.json')]);
+    expect(e.exitCode).toBe(2);
+  }, 120_000);
+});
