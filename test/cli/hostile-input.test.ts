@@ -303,3 +303,107 @@ describe('W1: unknown keys are errors naming the key, with a "did you mean"', ()
     expect(e.exitCode).toBe(2);
   }, 120_000);
 });
+
+describe('checkpoints: D1, W3, U1, U2', () => {
+  const dir = path.join(scratch, 'ckpt');
+  fs.mkdirSync(dir, { recursive: true });
+  const noop = (seed: number, epochs = 3) => {
+    const file = path.join(dir, `noop-${seed}-${epochs}.json`);
+    fs.writeFileSync(file, JSON.stringify({ kind: 'noop', sleepMs: 5, epochs, seed }));
+    return file;
+  };
+  const snapshot = (d: string) => Object.fromEntries(fs.readdirSync(d).map((f) => [f, fs.readFileSync(path.join(d, f)).toString('base64')]));
+  const startEvent = (stdout: string) => JSON.parse(stdout.split('\n').find((l) => l.includes('"type":"start"'))!.replace(/^@mmsweep /, ''));
+
+  it('D1: a directory holding another trial\'s checkpoints is refused before training (exit 2), nothing touched', async () => {
+    const ck = path.join(dir, 'd1');
+    const a = await runMmsweep(['train', '--spec', noop(1), '--checkpoint-dir', ck]);
+    expect(a.exitCode, a.stderr).toBe(0);
+    const before = snapshot(ck);
+    expect(Object.keys(before).sort()).toEqual(['epoch-0002.ckpt', 'epoch-0003.ckpt']);
+    for (const args of [[], ['--resume']]) {
+      const b = await runMmsweep(['train', '--spec', noop(2, 1), '--checkpoint-dir', ck, ...args]);
+      expect(b.exitCode).toBe(2);
+      expect(b.stderr).toMatch(/--checkpoint-dir .* holds checkpoints of another trial: epoch-0003\.ckpt \(trial [0-9a-f]{12}\), epoch-0002\.ckpt/);
+      expect(b.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(snapshot(ck)).toEqual(before);
+    }
+  }, 120_000);
+
+  it('pruning deletes only this trial\'s files', async () => {
+    const { checkpointPath, pruneCheckpoints, writeCheckpointFile } = await import('../../src/train/checkpoint.ts');
+    const ck = path.join(dir, 'prune');
+    for (const e of [1, 2, 3]) writeCheckpointFile(checkpointPath(ck, e), { trialKey: 'mine', payload: {}, blobs: {} });
+    for (const e of [7, 8]) writeCheckpointFile(checkpointPath(ck, e), { trialKey: 'theirs', payload: {}, blobs: {} });
+    fs.writeFileSync(checkpointPath(ck, 9), 'not a checkpoint');
+    pruneCheckpoints(ck, 1, 'mine');
+    expect(fs.readdirSync(ck).sort()).toEqual(['epoch-0003.ckpt', 'epoch-0007.ckpt', 'epoch-0008.ckpt', 'epoch-0009.ckpt']);
+  });
+
+  it('U1: a --checkpoint-dir that is a file or cannot be created fails before epoch 1 with exit 2, no stack trace', async () => {
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, '');
+    for (const [target, message] of [
+      [file, /--checkpoint-dir .*a-file: not a directory/],
+      [path.join(file, 'below'), /--checkpoint-dir .*below: not a directory/],
+      ['/proc/mmsweep-hostile-ck', /--checkpoint-dir \/proc\/mmsweep-hostile-ck: cannot create it/],
+    ] as const) {
+      const out = await runMmsweep(['train', '--spec', noop(3), '--checkpoint-dir', target, '--events']);
+      expect(out.exitCode, out.stderr).toBe(2);
+      expect(out.stderr).toMatch(message);
+      expect(out.stderr).not.toMatch(/\n\s+at /);
+      expect(out.stdout).not.toContain('"type":"epoch"');
+    }
+  }, 120_000);
+
+  it('U2/W3: --resume skips an edited or broken newest checkpoint, names it, and continues from the older one', async () => {
+    const ck = path.join(dir, 'u2');
+    const spec = noop(4);
+    expect((await runMmsweep(['train', '--spec', spec, '--checkpoint-dir', ck])).exitCode).toBe(0);
+    const newest = path.join(ck, 'epoch-0003.ckpt');
+    // W3: an edit inside the header (same length, so only the checksum can tell).
+    const original = fs.readFileSync(newest);
+    const edited = Buffer.from(original.toString('latin1').replace('"epoch":3', '"epoch":9'), 'latin1');
+    expect(edited.equals(original)).toBe(false);
+    fs.writeFileSync(newest, edited);
+    const resumed = await runMmsweep(['train', '--spec', spec, '--checkpoint-dir', ck, '--resume', '--events']);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`--resume skipped checkpoint ${newest}: checksum mismatch`);
+    expect(resumed.stderr).toContain(`--resume continues from ${path.join(ck, 'epoch-0002.ckpt')}`);
+    expect(startEvent(resumed.stdout)).toMatchObject({ resumedFromEpoch: 2 });
+
+    // A broken header JSON behind a valid checksum (a hostile edit that recomputes it) names the file too.
+    const { createHash } = await import('node:crypto');
+    const good = fs.readFileSync(newest);
+    const body = Buffer.from(good.subarray(0, good.length - 32));
+    body.write('!', 16, 'latin1');
+    fs.writeFileSync(newest, Buffer.concat([body, createHash('sha256').update(body).digest()]));
+    const again = await runMmsweep(['train', '--spec', spec, '--checkpoint-dir', ck, '--resume', '--events']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`--resume skipped checkpoint ${newest}: broken checkpoint header`);
+    expect(startEvent(again.stdout)).toMatchObject({ resumedFromEpoch: 2 });
+  }, 120_000);
+
+  it('D1 and W3 with real CMNIST training: trial B is refused; an edited testAcc in A\'s header is not reported', async () => {
+    const ck = path.join(dir, 'cmnist');
+    const small = ['--lr', '0.01', '--subset', '200', '--subset-val', '100', '--subset-test', '100', '--width', '0.25', '--json', '--checkpoint-dir', ck];
+    const a = await runMmsweep(['train', ...small, '--seed', '1', '--max-epochs', '2'], {}, 600_000);
+    expect(a.exitCode, a.stderr).toBe(0);
+    const resultA = JSON.parse(a.stdout.trim().split('\n').at(-1)!);
+    const b = await runMmsweep(['train', ...small, '--seed', '2', '--max-epochs', '1'], {}, 600_000);
+    expect(b.exitCode).toBe(2);
+    expect(fs.readdirSync(ck).sort()).toEqual(['epoch-0001.ckpt', 'epoch-0002.ckpt']);
+    // The report's edit: testAcc in the newest checkpoint's history, same length.
+    const newest = path.join(ck, 'epoch-0002.ckpt');
+    const text = fs.readFileSync(newest).toString('latin1');
+    const testAcc = `"testAcc":${resultA.testAcc}`;
+    expect(text).toContain(testAcc);
+    const forged = resultA.testAcc === 7 ? 8 : 7;
+    fs.writeFileSync(newest, Buffer.from(text.split(testAcc).join(`"testAcc":${forged}`), 'latin1'));
+    const resumed = await runMmsweep(['train', ...small, '--seed', '1', '--max-epochs', '2', '--resume'], {}, 600_000);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`--resume skipped checkpoint ${newest}: checksum mismatch`);
+    // Epoch 2 was trained again from epoch 1: the result is the original one, not the forged value.
+    expect(JSON.parse(resumed.stdout.trim().split('\n').at(-1)!).testAcc).toBe(resultA.testAcc);
+  }, 900_000);
+});
