@@ -19,6 +19,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'NVGesture I3D-MMTM: training step and eval forward at a reduced clip per backend, scaled to batch 4 × 64×224²',
     load: () => import('./i3d.ts'),
   },
+  sweep: {
+    describe: 'a small CMNIST study (6 trials) through `mmsweep run` and as a plain PyTorch loop: trials per hour, ratio',
+    load: () => import('./sweep.ts'),
+  },
   db: {
     describe: 'results store: insert 100,000 results + 1,000,000 epoch rows, time the condition-summary query',
     load: () => import('./db.ts'),

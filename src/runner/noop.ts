@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { trialKey } from '../spec/keys.ts';
 import type { NoopTrialSpec } from '../spec/trial.ts';
 import { checkpointPath, latestValidCheckpoint, prepareCheckpointDir, pruneCheckpoints, reportSkippedCheckpoints, writeCheckpointFile } from '../train/checkpoint.ts';
-import type { CheckpointRef, EpochMetrics, TrialResult } from './protocol.ts';
-import type { RunTrialOptions } from './run.ts';
+import type { CheckpointRef, EpochMetrics, TrialResult } from '../spec/contracts.ts';
+import type { RunTrialOptions } from './options.ts';
 
 interface NoopPayload {
   kind: 'noop';

@@ -17,6 +17,14 @@ import * as path from 'node:path';
  * relative to the blob section). Files are written atomically: temp file, fsync, rename. Version 1 (header not
  * checksummed) is refused.
  */
+/**
+ * A checkpoint that does not belong to the trial being resumed. Lives here, not in the trainer, so that runners
+ * that train nothing (the noop trial, the CLI's error mapping) can name it without loading tfjs.
+ */
+export class ResumeMismatchError extends Error {
+  override name = 'ResumeMismatchError';
+}
+
 export const CHECKPOINT_MAGIC = 'MMSWCKPT';
 export const CHECKPOINT_VERSION = 2;
 const TRAILER_BYTES = 32;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/types.ts';
 import { acceleratedModality, type ForwardMode, type ForwardOutput, type MultimodalNet } from '../nn/types.ts';
-import type { CheckpointRef, EpochMetrics, RunnerEvent, TrialResult } from '../runner/protocol.ts';
+import type { CheckpointRef, EpochMetrics, TrialEvent, TrialResult } from '../spec/contracts.ts';
 import { resolveFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { trialKey } from '../spec/keys.ts';
@@ -17,6 +17,7 @@ import {
   pruneCheckpoints,
   reportSkippedCheckpoints,
   readCheckpointFile,
+  ResumeMismatchError,
   writeCheckpointFile,
   type CheckpointContent,
 } from './checkpoint.ts';
@@ -34,7 +35,7 @@ export interface TrainerOptions {
   checkpointDir?: string;
   /** Continue from the newest checkpoint in `checkpointDir` (a fresh start if there is none). */
   resume?: boolean;
-  onEvent?: (event: RunnerEvent) => void;
+  onEvent?: (event: TrialEvent) => void;
   backend: { name: string; device: string };
   /** Stop (as if killed) after this epoch's checkpoint: lets tests interrupt a run at a chosen epoch. */
   haltAfterEpoch?: number;
@@ -106,9 +107,8 @@ interface CheckpointPayload {
   midEpoch?: MidEpochState;
 }
 
-export class ResumeMismatchError extends Error {
-  override name = 'ResumeMismatchError';
-}
+/** Re-exported: callers that load the trainer anyway name it from here. */
+export { ResumeMismatchError };
 
 export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balancer {
   switch (spec.algorithm) {

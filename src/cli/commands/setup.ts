@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 
 /**
- * `mmsweep setup native [--force] [--check]`: build the native TensorFlow backend from registry packages only
- * (scripts/setup-native.sh: tfjs-node from npm without its downloading install script, libtensorflow from PyPI's
- * tensorflow-cpu wheel, the binding compiled with node-gyp against Node's local headers). Same as
- * `npm run setup:native`. Afterwards `--backend auto` picks `tensorflow`.
+ * `mmsweep setup native [flags]`: build the native TensorFlow backend from registry packages only
+ * (scripts/setup-native.sh: tfjs-node from npm without its downloading install script, libtensorflow from PyPI,
+ * the binding compiled with node-gyp against Node's local headers). A thin wrapper: every flag goes to the script
+ * unchanged (`--force`, `--check`, `--help`, and whatever the script learns later), and its exit code is ours.
+ * Same as `npm run setup:native -- [flags]`. Afterwards `--backend auto` picks `tensorflow`.
  */
 export function register(program: Command): void {
   const setup = program.command('setup').description('Install optional pieces of the toolchain');
@@ -12,17 +13,18 @@ export function register(program: Command): void {
   setup
     .command('native')
     .description(
-      'Make the native TensorFlow backend (@tensorflow/tfjs-node) work offline: libtensorflow from PyPI, binding built locally (~260 MB download once, ~750 MB on disk, about a minute)',
+      'Make the native TensorFlow backend (@tensorflow/tfjs-node) work offline: libtensorflow from PyPI, binding built locally ' +
+        '(~260 MB download once, ~750 MB on disk, about a minute). Flags go to scripts/setup-native.sh (see --help).',
     )
-    .option('--force', 'rebuild even if a working setup is found')
-    .option('--check', 'only report whether the native backend loads (exit code 1 if not)')
-    .action(async (opts: { force?: boolean; check?: boolean }) => {
+    .argument('[flags...]', 'passed to scripts/setup-native.sh, e.g. --force, --check')
+    .helpOption(false)
+    .allowUnknownOption()
+    .action(async (flags: string[]) => {
       const { spawnSync } = await import('node:child_process');
       const path = await import('node:path');
       const { fileURLToPath } = await import('node:url');
       const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/setup-native.sh');
-      const args = [script, ...(opts.force ? ['--force'] : []), ...(opts.check ? ['--check'] : [])];
-      const result = spawnSync('bash', args, { stdio: 'inherit' });
+      const result = spawnSync('bash', [script, ...flags], { stdio: 'inherit' });
       if (result.error) {
         process.stderr.write(`mmsweep setup native: could not run bash ${script}: ${result.error.message}\n`);
         process.exitCode = 1;

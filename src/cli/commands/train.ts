@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import type { RunnerEvent, TrialResult } from '../../runner/protocol.ts';
+import type { RunnerEvent } from '../../runner/protocol.ts';
+import type { TrialResult } from '../../spec/contracts.ts';
 
 /**
  * `mmsweep train`: run one trial (paper-spec §5–§10) from a TrialSpec JSON file and/or flags (flags override the
@@ -191,12 +192,18 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   }
 
   const bar = !flags.events && process.stderr.isTTY ? await progressBar() : null;
+  // Say which backend trains (and what the native one would gain) unless a worker reads the events.
+  const backend = !flags.events && spec.kind !== 'noop' ? await import('../../backend/index.ts') : null;
+  const { backendNotice } = await import('../../backend/notice.ts');
   const onEvent = (event: RunnerEvent) => {
     if (flags.events) process.stdout.write(`${EVENT_LINE_PREFIX}${JSON.stringify(event)}\n`);
+    if (event.type === 'start' && backend) {
+      for (const line of backendNotice(backend.currentBackend())) process.stderr.write(`mmsweep train: ${line}\n`);
+    }
     bar?.(event);
   };
   const { runTrial, RunnerInputError } = await import('../../runner/run.ts');
-  const { ResumeMismatchError } = await import('../../train/trainer.ts');
+  const { ResumeMismatchError } = await import('../../train/checkpoint.ts');
   let result: TrialResult;
   try {
     result = await runTrial(spec, {

@@ -1,22 +1,25 @@
 import type { Command } from 'commander';
 import os from 'node:os';
+import { describeSplit, parsePositiveIntFlag, resolveCpuSplit, SplitFlagError, threadEnv } from '../../backend/threads.ts';
 
 export function register(program: Command): void {
   program
     .command('worker')
     .description('run trials on this machine: polls mmsweep-train-<queue> (and the control queue) of the Temporal at TEMPORAL_ADDRESS, writes to DATABASE_URL')
     .requiredOption('--queue <class>', 'worker class, e.g. gpu, a100, cpu (task queue mmsweep-train-<class>)')
-    .option('--slots <n>', 'trials at once (one per GPU on GPU hosts)', (v) => parsePositiveInt('--slots', v))
+    .option('--slots <n>', 'trials at once (default: one per GPU with --gpus, else one per CPU core)', (v) => parsePositiveIntFlag('--slots', v))
+    .option('--threads-per-slot <n>', 'compute threads of each trial (default: the cores shared evenly between slots)', (v) => parsePositiveIntFlag('--threads-per-slot', v))
     .option('--gpus <ids>', 'comma-separated GPU ids, one per slot (sets CUDA_VISIBLE_DEVICES of each runner)')
     .option('--no-control', 'do not poll the control queue (study workflows and bookkeeping activities)')
     .option('--checkpoint-dir <dir>', 'local checkpoint root', '.mmsweep/checkpoints')
     .option('--no-upload-checkpoints', 'keep checkpoints on this machine only (single-machine setups)')
-    .option('--heartbeat-interval <ms>', 'heartbeat period while a runner is busy', (v) => parsePositiveInt('--heartbeat-interval', v), 5000)
+    .option('--heartbeat-interval <ms>', 'heartbeat period while a runner is busy', (v) => parsePositiveIntFlag('--heartbeat-interval', v), 5000)
     .option('--address <host:port>', 'Temporal frontend (default TEMPORAL_ADDRESS)')
     .option('--namespace <ns>', 'Temporal namespace (default TEMPORAL_NAMESPACE or default)')
     .action(async (options: {
       queue: string;
       slots?: number;
+      threadsPerSlot?: number;
       gpus?: string;
       control: boolean;
       checkpointDir: string;
@@ -31,9 +34,10 @@ export function register(program: Command): void {
       const { startWorkers } = await import('../../../infra/worker.ts');
       const { resolveTarget } = await import('../../../infra/client.ts');
       const gpus = options.gpus ? options.gpus.split(',').map((g) => g.trim()).filter(Boolean) : [];
-      const slots = options.slots ?? (gpus.length > 0 ? gpus.length : 1);
+      const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot, gpus: gpus.length });
+      const slots = split.slots;
       if (gpus.length > 0 && gpus.length !== slots) {
-        throw new Error(`--gpus lists ${gpus.length} GPUs but --slots is ${slots}: give one GPU id per slot`);
+        throw new SplitFlagError(`--gpus lists ${gpus.length} GPUs but --slots is ${slots}: give one GPU id per slot`);
       }
       const target = resolveTarget(options);
       const database = await openDatabase();
@@ -50,6 +54,7 @@ export function register(program: Command): void {
           checkpointRoot: path.resolve(options.checkpointDir),
           uploadCheckpoints: options.uploadCheckpoints,
           heartbeatIntervalMs: options.heartbeatInterval,
+          env: threadEnv(split),
           ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
         },
       });
@@ -57,6 +62,7 @@ export function register(program: Command): void {
         `mmsweep worker ${workerId}: queue mmsweep-train-${options.queue} with ${slots} slot(s)${gpus.length ? ` on GPUs ${gpus.join(',')}` : ''}` +
           `${options.control ? ' + mmsweep-control' : ''}; Temporal ${target.address}/${target.namespace}; database ${database.displayName}`,
       );
+      console.error(`mmsweep worker: ${describeSplit(split)}`);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -69,10 +75,4 @@ export function register(program: Command): void {
       await workers.done;
       await database.close();
     });
-}
-
-function parsePositiveInt(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got "${value}"`);
-  return n;
 }
