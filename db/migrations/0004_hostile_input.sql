@@ -50,3 +50,78 @@ BEGIN
   REVOKE CREATE ON SCHEMA mmsweep_sql FROM mmsweep_readonly;
 END
 $$;
+--> statement-breakpoint
+-- W2: trials that differ in anything but the seed (epoch cap, width, subset, batch size, momentum…) are different
+-- conditions. condition_key is the md5 of the trial's spec without its seed (jsonb text is canonical: sorted keys),
+-- appended last so CREATE OR REPLACE keeps both views' grants.
+CREATE OR REPLACE VIEW "trial_outcomes" AS
+SELECT
+  st.study_id,
+  st.trial_key,
+  st.position,
+  st.label,
+  t.dataset,
+  t.dataset_variant,
+  t.architecture,
+  t.modalities,
+  t.algorithm,
+  t.profile,
+  t.lr,
+  t.l1,
+  t.alpha,
+  t.q,
+  t.seed,
+  r.attempt,
+  t.worker,
+  t.backend,
+  t.device,
+  r.test_acc,
+  r.acc_f,
+  r.acc_f0,
+  r.acc_f1,
+  r.acc_f0_prime,
+  r.acc_f1_prime,
+  r.u_m1_given_m0,
+  r.u_m0_given_m1,
+  r.d_util,
+  r.d_speed,
+  abs(r.d_util) AS abs_d_util,
+  abs(r.d_speed) AS abs_d_speed,
+  r.r_f,
+  r.best_epoch,
+  r.steps_t,
+  r.epochs,
+  r.diverged,
+  t.started_at,
+  t.finished_at,
+  md5((t.spec - 'seed')::text) AS condition_key
+FROM "study_trials" st
+JOIN "trials" t ON t.trial_key = st.trial_key
+JOIN "results" r ON r.trial_key = st.trial_key;
+--> statement-breakpoint
+CREATE OR REPLACE VIEW "condition_summary" AS
+SELECT
+  study_id,
+  dataset,
+  dataset_variant,
+  architecture,
+  modalities,
+  algorithm,
+  profile,
+  lr,
+  l1,
+  alpha,
+  q,
+  count(*)::int AS n,
+  avg(test_acc)::float8 AS test_acc_mean,
+  stddev_samp(test_acc)::float8 AS test_acc_std,
+  avg(d_util)::float8 AS d_util_mean,
+  stddev_samp(d_util)::float8 AS d_util_std,
+  avg(d_speed)::float8 AS d_speed_mean,
+  stddev_samp(d_speed)::float8 AS d_speed_std,
+  avg(r_f)::float8 AS r_f_mean,
+  stddev_samp(r_f)::float8 AS r_f_std,
+  avg(diverged::int)::float8 AS diverged_fraction,
+  condition_key
+FROM "trial_outcomes"
+GROUP BY study_id, dataset, dataset_variant, architecture, modalities, algorithm, profile, lr, l1, alpha, q, condition_key;

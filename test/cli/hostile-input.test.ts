@@ -407,3 +407,61 @@ describe('checkpoints: D1, W3, U1, U2', () => {
     expect(JSON.parse(resumed.stdout.trim().split('\n').at(-1)!).testAcc).toBe(resultA.testAcc);
   }, 900_000);
 });
+
+describe('W2: a changed StudySpec under an existing name', () => {
+  const base = { dataset: { name: 'cmnist' }, lr: 0.01, maxEpochs: 3, width: 0.25 };
+  const studyOf = (over: { base?: object; seeds?: number[]; extra?: object[] } = {}) => ({
+    name: 'w2',
+    conditions: [{ label: 'vanilla', base: { ...base, ...(over.base ?? {}) }, seeds: over.seeds ?? [0, 1] }, ...(over.extra ?? [])],
+  });
+
+  it('is refused with the difference shown; additions need --extend', async () => {
+    const { parseStudySpec } = await import('../../src/spec/study.ts');
+    const { checkStudyRerun } = await import('../../src/spec/study-change.ts');
+    const stored = parseStudySpec(studyOf());
+    expect(checkStudyRerun(stored, parseStudySpec(studyOf()))).toEqual({ additions: [], changes: [] });
+    expect(checkStudyRerun(null, parseStudySpec(studyOf({ base: { maxEpochs: 9 } })))).toEqual({ additions: [], changes: [] });
+    expect(() => checkStudyRerun(stored, parseStudySpec(studyOf({ base: { maxEpochs: 5 } })), { extend: true })).toThrow(
+      /study "w2" already exists with a different spec:\n {2}condition "vanilla": base\.maxEpochs 3 → 5\n/,
+    );
+    const more = parseStudySpec(studyOf({ seeds: [0, 1, 2, 3], extra: [{ label: 'guided', base: { ...base, algorithm: 'guided' } }] }));
+    expect(() => checkStudyRerun(stored, more)).toThrow(/adds to it:\n {2}condition "vanilla": seeds \+ \[2,3\]\n {2}condition "guided" added\nAdd --extend/);
+    expect(checkStudyRerun(stored, more, { extend: true }).additions).toHaveLength(2);
+    // Fewer seeds than stored (e.g. after `study extend`) is no change: the stored ones are kept.
+    expect(checkStudyRerun(parseStudySpec(studyOf({ seeds: [0, 1, 2] })), stored)).toEqual({ additions: [], changes: [] });
+    expect(() => checkStudyRerun(more, stored)).toThrow(/condition "guided" removed/);
+  });
+
+  it('mmsweep study start of the edited spec exits 2 before contacting Temporal, and condition_summary separates configurations', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    try {
+      const { parseStudySpec } = await import('../../src/spec/study.ts');
+      const { planStudy } = await import('../../src/spec/keys.ts');
+      const stored = parseStudySpec(studyOf());
+      await upsertStudy(handle.db, { id: 'w2', name: 'w2', spec: stored });
+      const edited = path.join(scratch, 'w2-edited.json');
+      fs.writeFileSync(edited, JSON.stringify(studyOf({ base: { maxEpochs: 5 } })));
+      const out = await runMmsweep(['study', 'start', edited, '--address', '127.0.0.1:1'], { DATABASE_URL: database.url });
+      expect(out.exitCode, out.stderr).toBe(2);
+      expect(out.stderr).toMatch(/already exists with a different spec:\n {2}condition "vanilla": base\.maxEpochs 3 → 5/);
+
+      // Two configurations that agree on every condition column but the epoch cap: two rows, not one pooled n = 4.
+      const { claimTrialAttempt, recordResult } = await import('../../db/index.ts');
+      const { result } = await import('../db/store.suite.ts');
+      const trials = [...planStudy(stored), ...planStudy(parseStudySpec(studyOf({ base: { maxEpochs: 5 } })))];
+      await registerTrials(handle.db, 'w2', trials.map((t) => ({ trialKey: t.key, spec: t.spec })));
+      for (const [i, t] of trials.entries()) {
+        await claimTrialAttempt(handle.db, t.key, 1, { worker: 'w' });
+        await recordResult(handle.db, t.key, 1, result({ testAcc: 10 * (i + 1) }));
+      }
+      const rows = (await handle.db.execute(
+        `select n, test_acc_mean from condition_summary where study_id = 'w2' order by test_acc_mean` as never,
+      )) as unknown as { n: number; test_acc_mean: number }[];
+      expect(rows.map((r) => [r.n, r.test_acc_mean])).toEqual([[2, 15], [2, 35]]);
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
+  }, 120_000);
+});
