@@ -465,3 +465,34 @@ describe('W2: a changed StudySpec under an existing name', () => {
     }
   }, 120_000);
 });
+
+describe('provenance', () => {
+  it('code_version names version, commit (+dirty) and lockfile hash, survives the workflow\'s upsert; trials.backend/device are written', async () => {
+    const { codeVersion } = await import('../../infra/provenance.ts');
+    const { createHash } = await import('node:crypto');
+    const { execFileSync } = await import('node:child_process');
+    const { repoRoot } = await import('./run-cli.ts');
+    const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    const lock = createHash('sha256').update(fs.readFileSync(path.join(repoRoot, 'package-lock.json'))).digest('hex').slice(0, 16);
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim().slice(0, 12);
+    const version = codeVersion();
+    expect(version).toMatch(new RegExp(`^mmsweep ${pkg.version.replace(/\./g, '\\.')} git ${head}(-dirty)? lock sha256:${lock}$`));
+
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    try {
+      const { claimTrialAttempt, recordResult, findStudy, getTrial } = await import('../../db/index.ts');
+      const { result } = await import('../db/store.suite.ts');
+      await upsertStudy(handle.db, { id: 'p', name: 'p', spec: {}, codeVersion: version });
+      await upsertStudy(handle.db, { id: 'p', name: 'p', spec: { again: true } }); // as registerTrials does
+      expect((await findStudy(handle.db, 'p'))?.codeVersion).toBe(version);
+      await registerTrials(handle.db, 'p', [{ trialKey: 'p1', spec: cmnistSpec({ seed: 1 }) }]);
+      await claimTrialAttempt(handle.db, 'p1', 1, { worker: 'w' });
+      await recordResult(handle.db, 'p1', 1, result({ backend: 'tensorflow', device: 'libtensorflow on test CPU' }));
+      expect(await getTrial(handle.db, 'p1')).toMatchObject({ backend: 'tensorflow', device: 'libtensorflow on test CPU' });
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
+  }, 60_000);
+});

@@ -33,7 +33,7 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const path = await import('node:path');
   const { NativeConnection } = await import('@temporalio/worker');
   const { defaultPayloadConverter } = await import('@temporalio/common');
-  const { openDatabase, findStudy, trialOutcomes, studySummary, formatRows } = await import('../../../db/index.ts');
+  const { openDatabase, findStudy, upsertStudy, trialOutcomes, studySummary, formatRows } = await import('../../../db/index.ts');
   const { checkStudyRerun } = await import('../../spec/study-change.ts');
   const { dbResultsStore } = await import('../../../activities/db-store.ts');
   const { startWorkers, installQuietRuntime } = await import('../../../infra/worker.ts');
@@ -68,6 +68,8 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   try {
     const stored = await findStudy(database.db, spec.name);
     additions = checkStudyRerun(stored ? (stored.spec as StudySpec) : null, spec, { extend: options.extend }).additions;
+    const { codeVersion } = await import('../../../infra/provenance.ts');
+    await upsertStudy(database.db, { id: spec.name, name: spec.name, preset: spec.preset, spec: stored?.spec ?? spec, codeVersion: codeVersion() });
   } catch (error) {
     await database.close();
     throw error;

@@ -43,13 +43,16 @@ async function requireRunning(flags: ConnectFlags, study: string) {
  */
 async function checkAgainstStoredSpec(spec: import('../../spec/study-model.ts').StudySpec, extend: boolean | undefined): Promise<string[]> {
   const fs = await import('node:fs');
-  const { openDatabase, findStudy, defaultDataDir } = await import('../../../db/index.ts');
+  const { openDatabase, findStudy, upsertStudy, defaultDataDir } = await import('../../../db/index.ts');
   if (!process.env.DATABASE_URL && !fs.existsSync(defaultDataDir())) return [];
   const { checkStudyRerun } = await import('../../spec/study-change.ts');
   const database = await openDatabase();
   try {
     const stored = await findStudy(database.db, spec.name);
-    return checkStudyRerun(stored ? (stored.spec as typeof spec) : null, spec, { extend }).additions;
+    const { additions } = checkStudyRerun(stored ? (stored.spec as typeof spec) : null, spec, { extend });
+    const { codeVersion } = await import('../../../infra/provenance.ts');
+    await upsertStudy(database.db, { id: spec.name, name: spec.name, preset: spec.preset, spec: stored?.spec ?? spec, codeVersion: codeVersion() });
+    return additions;
   } finally {
     await database.close();
   }
