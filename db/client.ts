@@ -302,8 +302,12 @@ async function openEmbeddedOwner(
   releaseFiles: () => void,
 ): Promise<DbHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
+  // The results are the owner's: nobody else may read or change the files (PGlite creates them 0666 & umask).
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dataDir, 0o700);
   const pglite = new PGlite(dataDir);
   await pglite.waitReady;
+  fs.chmodSync(dataDir, 0o700);
   const { drizzle } = await import('drizzle-orm/pglite');
   const direct = drizzle(pglite, { schema }) as unknown as Db;
   // Migrate before serving, so that guests always find the current schema.

@@ -496,3 +496,40 @@ describe('provenance', () => {
     }
   }, 60_000);
 });
+
+describe('U4 and S4 (partly)', () => {
+  it('export --out refuses to overwrite without --force (exit 2)', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    const restore = withEnv({ DATABASE_URL: database.url });
+    try {
+      const { register: registerExport } = await import('../../src/cli/commands/export.ts');
+      await upsertStudy(handle.db, { id: 'ex', name: 'ex', spec: {} });
+      const out = path.join(scratch, 'existing.csv');
+      fs.writeFileSync(out, 'precious');
+      const refused = await runInProcess(registerExport, ['export', 'ex', '--out', out]);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(/existing\.csv exists; add --force/);
+      expect(fs.readFileSync(out, 'utf8')).toBe('precious');
+      const forced = await runInProcess(registerExport, ['export', 'ex', '--out', out, '--force']);
+      expect(forced.exitCode).toBe(0);
+      expect(fs.readFileSync(out, 'utf8')).toMatch(/^study_id,trial_key/);
+    } finally {
+      restore();
+      await handle.close();
+      await database.drop();
+    }
+  }, 60_000);
+
+  it('the embedded database directory is mode 0700', async () => {
+    const dataDir = path.join(scratch, 'home-s4', 'db');
+    await copyPgliteTemplate(dataDir);
+    fs.chmodSync(dataDir, 0o755);
+    const handle = await openDatabase({ url: '', dataDir, serve: false });
+    try {
+      expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
+    } finally {
+      await handle.close();
+    }
+  }, 120_000);
+});
