@@ -14,6 +14,7 @@ interface TrainFlags {
   dataset?: string;
   data?: string;
   views?: string;
+  heldOutVal?: string;
   modalities?: string;
   architecture?: string;
   unimodalModality?: string;
@@ -52,16 +53,17 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
     .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
     .option('--views <i,j[,k]>', 'modelnet40: two or three distinct view indices 0–11 (default 0,6; three views e.g. 0,4,8)')
+    .option('--held-out-val <n>', 'cmnist: validate on n MNIST training digits held out of training (default: val = test, paper-spec A1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
     .option('--architecture <a>', 'mmtm | unimodal-se')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
     .option('--algorithm <a>', 'vanilla | guided | random | rubi')
-    .option('--profile <p>', 'fidelity profile: code | paper')
-    .option('--fidelity <k=v,…>', 'override fidelity switches, e.g. gateScale=2,evalInCurrentMode=false')
+    .option('--profile <p>', 'fidelity profile: code | paper (default: paper for cmnist and nvgesture, code for modelnet40)')
+    .option('--fidelity <k=v,…>', 'override fidelity switches (src/spec/fidelity.ts), e.g. gateScale=2,rebalanceUpdates=all,plateauLoss=loss')
     .option('--lr <x>', 'learning rate')
     .option('--momentum <x>', 'SGD momentum (default 0.9)')
     .option('--weight-decay <x>', 'SGD weight decay (default 0)')
-    .option('--seed <n>', 'seed of the initialisation and data order')
+    .option('--seed <n>', 'seed of the initialisation and data order (default 0)')
     .option('--l1 <λ>', 'L1 penalty λ (subgradient)')
     .option('--alpha <α>', 'guided: imbalance tolerance')
     .option('--q <n>', 'guided: re-balancing window')
@@ -126,6 +128,11 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
     if (dataset.name !== 'modelnet40') throw new FlagError(`--views: only modelnet40 has views (the dataset is ${String(dataset.name)}); add --dataset modelnet40`);
     // A non-number reaches the schema as NaN and is refused there, naming dataset.views.
     raw.dataset = { ...dataset, views: flags.views.split(',').map((v) => num(v)) };
+  }
+  if (flags.heldOutVal !== undefined) {
+    const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
+    if (dataset.name !== 'cmnist') throw new FlagError(`--held-out-val: only cmnist has it (the dataset is ${String(dataset.name)}); the others have their own validation splits`);
+    raw.dataset = { ...dataset, heldOutValidation: num(flags.heldOutVal) };
   }
   set('modalities', flags.modalities);
   set('architecture', flags.architecture);
