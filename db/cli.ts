@@ -1,10 +1,12 @@
+import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
 import { DatabaseConnectionError, openDatabase, type DbHandle } from './client.ts';
-import { QueryError, ReadOnlyViolationError } from './readonly.ts';
+import { QueryError, ReadOnlyRoleError, ReadOnlyViolationError } from './readonly.ts';
 import { UnknownStudyError } from './store.ts';
 
 /**
  * What the results-store CLI commands share: open the store the environment points at (DATABASE_URL or the
- * embedded database), run, close; errors a user can cause print as one message with exit code 1.
+ * embedded database), run, close; errors a user can cause print as one message: exit code 2 for invalid input
+ * (bad flags, a refused query), 1 for the environment (unreachable database, missing role, failed query).
  */
 
 export class UsageError extends Error {
@@ -14,7 +16,8 @@ export class UsageError extends Error {
   }
 }
 
-const userErrors = [UsageError, DatabaseConnectionError, ReadOnlyViolationError, QueryError, UnknownStudyError];
+const invalidInput = [UsageError, ReadOnlyViolationError];
+const userErrors = [...invalidInput, DatabaseConnectionError, ReadOnlyRoleError, QueryError, UnknownStudyError];
 
 export async function withStore(body: (handle: DbHandle) => Promise<void>): Promise<void> {
   let handle: DbHandle | undefined;
@@ -23,8 +26,9 @@ export async function withStore(body: (handle: DbHandle) => Promise<void>): Prom
     await body(handle);
   } catch (error) {
     if (userErrors.some((kind) => error instanceof kind)) {
-      process.stderr.write(`mmsweep: ${(error as Error).message}\n`);
-      process.exitCode = 1;
+      process.stderr.write(`mmsweep: ${maskSecrets((error as Error).message, secretsOf(process.env.DATABASE_URL))}\n`);
+      const own = (error as { exitCode?: unknown }).exitCode;
+      process.exitCode = typeof own === 'number' ? own : invalidInput.some((kind) => error instanceof kind) ? 2 : 1;
       return;
     }
     throw error;

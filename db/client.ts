@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
 import * as schema from './schema.ts';
+import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
 import { installBatchAwareQueue } from './socket-queue.ts';
 
 /**
@@ -88,14 +89,39 @@ export interface EmbeddedServerInfo {
   startedAt: string;
 }
 
-/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`. Unparsable input is masked wholesale after `//`. */
+/** A connection string for messages: every password form masked (src/util/secrets.ts). */
 export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  return maskSecrets(url, secretsOf(url));
+}
+
+/** DATABASE_URL is invalid as written (not a connection problem): exit code 2. */
+export class InvalidDatabaseUrlError extends DatabaseConnectionError {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidDatabaseUrlError';
+  }
+}
+
+/** Name the part of the URL whose percent-encoding is broken, instead of the bare "URI malformed". */
+function checkPercentEncoding(u: URL, masked: string): void {
+  const parts: [string, string][] = [
+    ['user name', u.username],
+    ['password', u.password],
+    ['database name', u.pathname],
+    ['query string', u.search.replace(/^\?/, '')],
+  ];
+  for (const [part, value] of parts) {
+    try {
+      decodeURIComponent(value);
+    } catch {
+      const bad = /%(?![0-9a-fA-F]{2})..?|%[0-9a-fA-F]{2}/.exec(value)?.[0] ?? '%';
+      const shown = part === 'password' ? '' : ` ("${bad}")`;
+      throw new InvalidDatabaseUrlError(
+        `DATABASE_URL has broken percent-encoding in its ${part}${shown}: ${masked}. Write a literal % as %25 ` +
+          '(and @ : / ? # in a user name or password as %40 %3A %2F %3F %23).',
+      );
+    }
   }
 }
 
@@ -110,15 +136,16 @@ function describeTarget(url: string): ServerTarget {
   try {
     u = new URL(url);
   } catch {
-    throw new DatabaseConnectionError(
+    throw new InvalidDatabaseUrlError(
       `DATABASE_URL is not a valid URL: ${maskUrl(url)}. Expected postgres://user:password@host:port/database.`,
     );
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new DatabaseConnectionError(
+    throw new InvalidDatabaseUrlError(
       `DATABASE_URL must start with postgres:// or postgresql://, got ${maskUrl(url)}.`,
     );
   }
+  checkPercentEncoding(u, maskUrl(url));
   const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres';
   return { host: u.hostname || 'localhost', port: u.port || '5432', database };
 }
@@ -158,7 +185,7 @@ async function connectServer(url: string, kind: DbHandle['kind'], options: OpenD
     await client`select 1`;
   } catch (error) {
     await client.end({ timeout: 1 }).catch(() => {});
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = maskSecrets(error instanceof Error ? error.message : String(error), secretsOf(url));
     const advice =
       kind === 'server'
         ? 'Check DATABASE_URL (host, port, database, user, password), or unset it to use the embedded database.'
@@ -275,8 +302,12 @@ async function openEmbeddedOwner(
   releaseFiles: () => void,
 ): Promise<DbHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
+  // The results are the owner's: nobody else may read or change the files (PGlite creates them 0666 & umask).
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dataDir, 0o700);
   const pglite = new PGlite(dataDir);
   await pglite.waitReady;
+  fs.chmodSync(dataDir, 0o700);
   const { drizzle } = await import('drizzle-orm/pglite');
   const direct = drizzle(pglite, { schema }) as unknown as Db;
   // Migrate before serving, so that guests always find the current schema.

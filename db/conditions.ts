@@ -4,7 +4,8 @@ import type { TrialSpec } from '../src/spec/trial.ts';
  * The columns that name an experimental condition (the paper's grouping for every table and figure):
  * dataset (+ variant: NVGesture scratch/pretrained, non-default ModelNet40 views or CMNIST σ²), architecture
  * (two-branch MMTM or a uni-modal SE baseline on one modality), modalities (distinct or duplicated), algorithm,
- * fidelity profile, learning rate, λ, α, Q.
+ * fidelity profile, learning rate, λ, α, Q; and condition_key (md5 of the trial spec without its seed, computed by the
+ * views), which separates trials that differ in anything else (epoch cap, width, subset, batch size…).
  */
 export const conditionColumns = [
   'dataset',
@@ -17,6 +18,7 @@ export const conditionColumns = [
   'l1',
   'alpha',
   'q',
+  'condition_key',
 ] as const;
 export type ConditionColumn = (typeof conditionColumns)[number];
 

@@ -1,9 +1,9 @@
 import { rowsOf, type Db } from './client.ts';
 
 /**
- * `mmsweep sql`: run one user query in a READ ONLY transaction with a statement timeout, and always roll back.
- * Both drivers send it with the extended query protocol, which admits a single statement, so `…; COMMIT;
- * DELETE …` cannot escape the transaction.
+ * `mmsweep sql`: run one user query as the read-only role, in a READ ONLY transaction with a statement timeout,
+ * and always roll back. The text travels as a parameter of mmsweep_sql.run_read_only(), never spliced into the
+ * statement this process sends.
  */
 
 export interface ReadOnlyResult {
@@ -46,7 +46,7 @@ export function postgresErrorOf(error: unknown): { code?: string; message: strin
 interface RawTx {
   exec(statement: string): Promise<void>;
   /** One statement, extended protocol. */
-  query(statement: string): Promise<unknown>;
+  query(statement: string, params?: unknown[]): Promise<unknown>;
 }
 
 interface AdvisoryLock {
@@ -59,6 +59,67 @@ interface AdvisoryLock {
 const advisoryLocksSql = `select classid::text as classid, objid::text as objid, objsubid::int as objsubid, mode
   from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted`;
 
+/** The role `mmsweep sql` runs as, created by db/migrations/0004_hostile_input.sql. */
+export const READ_ONLY_ROLE = 'mmsweep_readonly';
+
+/** The read-only role cannot be entered (missing, unsafe, or the connection's role may not SET ROLE to it). */
+export class ReadOnlyRoleError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ReadOnlyRoleError';
+  }
+}
+
+/** Built-in roles whose members can read or write server files, run programs or signal other sessions. */
+const dangerousRoles = ['pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program', 'pg_signal_backend'];
+
+const roleSafetySql = `select r.rolsuper, r.rolcanlogin, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,
+    array(select b.rolname::text from pg_roles b
+          where b.oid <> r.oid and pg_has_role(r.oid, b.oid, 'MEMBER') order by 1) as member_of,
+    (select p.prosecdef and p.proowner = r.oid from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname = 'mmsweep_sql' and p.proname = 'run_read_only') as runner_ok,
+    current_user::text as connected_as
+  from pg_roles r where r.rolname = '${READ_ONLY_ROLE}'`;
+
+interface RoleSafety {
+  rolsuper: boolean;
+  rolcanlogin: boolean;
+  rolcreaterole: boolean;
+  rolcreatedb: boolean;
+  rolbypassrls: boolean;
+  rolreplication: boolean;
+  member_of: string[];
+  runner_ok: boolean | null;
+  connected_as: string;
+}
+
+/** Why the read-only role is unfit to run a guest query, or null when it is fit (checked before every query). */
+function roleProblem(row: RoleSafety | undefined): string | null {
+  if (!row) {
+    return `role ${READ_ONLY_ROLE} does not exist in this server: the migration that creates it needs a user allowed to create roles (run \`mmsweep db migrate\` as one, or infra/distributed/init-roles.sql as a superuser)`;
+  }
+  const powers = (
+    [
+      ['SUPERUSER', row.rolsuper],
+      ['LOGIN', row.rolcanlogin],
+      ['CREATEROLE', row.rolcreaterole],
+      ['CREATEDB', row.rolcreatedb],
+      ['BYPASSRLS', row.rolbypassrls],
+      ['REPLICATION', row.rolreplication],
+    ] as const
+  )
+    .filter(([, has]) => has)
+    .map(([name]) => name);
+  if (powers.length > 0) return `role ${READ_ONLY_ROLE} has ${powers.join(', ')}: it must be a plain NOLOGIN role (ALTER ROLE ${READ_ONLY_ROLE} NO${powers.join(' NO')})`;
+  const memberships = (row.member_of ?? []).filter((name) => name !== READ_ONLY_ROLE);
+  if (memberships.length > 0) {
+    const dangerous = memberships.filter((name) => dangerousRoles.includes(name));
+    return `role ${READ_ONLY_ROLE} is a member of ${memberships.join(', ')}${dangerous.length ? ` (${dangerous.join(', ')} reach server files, programs or other sessions)` : ''}: revoke that membership`;
+  }
+  if (!row.runner_ok) return `the function mmsweep_sql.run_read_only is missing or not a SECURITY DEFINER function owned by ${READ_ONLY_ROLE}: run \`mmsweep db migrate\` as a user allowed to create roles`;
+  return null;
+}
+
 /** Run `body` inside a transaction on the driver's own client (drizzle's execute() would use the simple protocol on postgres.js). */
 async function inRawTransaction(db: Db, body: (tx: RawTx) => Promise<void>): Promise<void> {
   const client = (db as unknown as { $client: unknown }).$client as Record<string, unknown>;
@@ -69,7 +130,7 @@ async function inRawTransaction(db: Db, body: (tx: RawTx) => Promise<void>): Pro
         exec: async (statement) => {
           await tx.unsafe(statement);
         },
-        query: (statement) => tx.unsafe(statement, [], { simple: false } as never).then((r) => r) as Promise<unknown>,
+        query: (statement, params = []) => tx.unsafe(statement, params as never[], { simple: false } as never).then((r) => r) as Promise<unknown>,
       });
     });
     return;
@@ -81,7 +142,7 @@ async function inRawTransaction(db: Db, body: (tx: RawTx) => Promise<void>): Pro
         exec: async (statement) => {
           await tx.exec(statement);
         },
-        query: (statement) => tx.query(statement),
+        query: (statement, params) => tx.query(statement, params),
       });
     });
     return;
@@ -89,22 +150,65 @@ async function inRawTransaction(db: Db, body: (tx: RawTx) => Promise<void>): Pro
   throw new Error('runReadOnlyQuery: unsupported database client');
 }
 
+/** The first keyword of a query, after comments and opening parentheses (for the refusal message only). */
+function leadingKeyword(query: string): string {
+  const stripped = query.replace(/^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/|\()*/, '');
+  return (/^[A-Za-z_]+/.exec(stripped)?.[0] ?? '').toLowerCase();
+}
+
+const queryKeywords = ['select', 'with', 'values', 'table'];
+
+/** A query as the runner's FROM subquery takes it: no trailing semicolons. Empty text is refused by the CLI. */
+export function normaliseGuestQuery(query: string): string {
+  return query.replace(/[\s;]+$/, '');
+}
+
+/**
+ * Run one guest query: READ ONLY transaction, statement timeout, `SET LOCAL ROLE mmsweep_readonly`, and the text
+ * inside mmsweep_sql.run_read_only() (see the migration for why the role switch alone is not enough). Always
+ * rolled back.
+ */
 export async function runReadOnlyQuery(
   db: Db,
   query: string,
   options: { timeoutMs?: number } = {},
 ): Promise<ReadOnlyResult> {
   const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? 30_000));
+  const text = normaliseGuestQuery(query);
+  const keyword = leadingKeyword(text);
+  if (!queryKeywords.includes(keyword)) {
+    throw new ReadOnlyViolationError(
+      `refused: mmsweep sql runs queries read-only and takes one SELECT, WITH, VALUES or TABLE query; this one starts with ${keyword ? keyword.toUpperCase() : `"${text.slice(0, 20)}"`}. ` +
+        'Use psql against the URL from `mmsweep db url` if you really mean to change the results store.',
+    );
+  }
   let output: ReadOnlyResult | undefined;
   let tookLocks: AdvisoryLock[] = [];
   try {
     await inRawTransaction(db, async (tx) => {
       await tx.exec('set transaction read only');
       await tx.exec(`set local statement_timeout = ${timeoutMs}`);
+      const [safety] = rowsOf<RoleSafety>(await tx.query(roleSafetySql));
+      const problem = roleProblem(safety);
+      if (problem) throw new ReadOnlyRoleError(`refused: mmsweep sql runs queries as a read-only role, and ${problem}.`);
+      try {
+        await tx.exec(`set local role ${READ_ONLY_ROLE}`);
+      } catch (error) {
+        throw new ReadOnlyRoleError(
+          `refused: mmsweep sql runs queries as role ${READ_ONLY_ROLE}, and the connection's role ${safety!.connected_as} may not SET ROLE to it ` +
+            `(${postgresErrorOf(error).message}); a privileged user can allow it with: GRANT ${READ_ONLY_ROLE} TO "${safety!.connected_as}"`,
+          { cause: error },
+        );
+      }
       // Taking the snapshot now makes a later `SET TRANSACTION READ WRITE` fail.
       const held = rowsOf<AdvisoryLock>(await tx.query(advisoryLocksSql));
-      const result = await tx.query(query);
-      output = { columns: columnsOf(result), rows: rowsOf(result) };
+      const result = rowsOf<{ row: string }>(await tx.query('select r::text as row from mmsweep_sql.run_read_only($1) as r', [text]));
+      const rows = result.map((r) => JSON.parse(r.row) as Record<string, unknown>);
+      // JSON.parse puts integer-like keys first: the column order comes from Postgres.
+      const columns = result.length
+        ? rowsOf<{ k: string }>(await tx.query('select json_object_keys($1::json) as k', [result[0].row])).map((r) => r.k)
+        : [];
+      output = { columns, rows };
       // Session-level advisory locks are the one side effect a read-only transaction allows and a rollback
       // keeps: release the ones this query took (on PGlite the session is shared with other clients).
       const now = rowsOf<AdvisoryLock>(await tx.query(advisoryLocksSql));
@@ -124,10 +228,11 @@ export async function runReadOnlyQuery(
       }
       return output!;
     }
+    if (error instanceof ReadOnlyRoleError) throw error;
     const pgError = postgresErrorOf(error);
-    if (pgError.code === '25006') {
+    if (pgError.code === '25006' || pgError.code === '42501' || pgError.code === '0A000') {
       throw new ReadOnlyViolationError(
-        `refused: mmsweep sql runs queries read-only and this one writes (${pgError.message}). ` +
+        `refused: mmsweep sql runs queries read-only as role ${READ_ONLY_ROLE}, which may only read mmsweep's tables and views (${pgError.message}). ` +
           `Use psql against the URL from \`mmsweep db url\` if you really mean to change the results store.`,
         { cause: error },
       );
@@ -137,8 +242,12 @@ export async function runReadOnlyQuery(
         cause: error,
       });
     }
-    if (pgError.code === '42601' && /multiple commands/.test(pgError.message)) {
-      throw new QueryError('mmsweep sql runs one statement at a time: remove the extra statements', pgError.code, { cause: error });
+    if (pgError.code === '42601' || pgError.code === '42804') {
+      throw new QueryError(
+        `query failed: ${pgError.message} (mmsweep sql runs one SELECT, WITH, VALUES or TABLE query, without a trailing statement)`,
+        pgError.code,
+        { cause: error },
+      );
     }
     throw new QueryError(`query failed: ${pgError.message}`, pgError.code, { cause: error });
   }
@@ -160,12 +269,4 @@ async function releaseAdvisoryLock(tx: RawTx, lock: AdvisoryLock): Promise<void>
     const [row] = rowsOf<{ released: boolean }>(await tx.query(`select ${call} as released`));
     if (!row?.released) return;
   }
-}
-
-function columnsOf(result: unknown): string[] {
-  const r = result as { columns?: { name: string }[]; fields?: { name: string }[]; rows?: unknown[] };
-  const described = r.columns ?? r.fields;
-  if (Array.isArray(described)) return described.map((c) => c.name);
-  const first = rowsOf(result)[0];
-  return first ? Object.keys(first) : [];
 }

@@ -71,7 +71,8 @@ export async function upsertStudy(db: Db, study: StudyInput): Promise<void> {
         name: values.name,
         preset: values.preset,
         spec: values.spec,
-        codeVersion: values.codeVersion,
+        // A writer that does not know the code version (the workflow's registration) keeps the one the CLI stored.
+        codeVersion: sql`coalesce(excluded.code_version, ${studies.codeVersion})`,
         ...(study.status ? { status: study.status } : {}),
       },
     });
@@ -437,6 +438,9 @@ export async function recordResult(
       .set({
         status: 'done',
         error: null,
+        // Provenance: the backend and device that trained it, as columns (also kept in results.raw).
+        ...(typeof result.backend === 'string' ? { backend: result.backend } : {}),
+        ...(typeof result.device === 'string' ? { device: result.device } : {}),
         finishedAt: sql`case when ${trials.status} = 'done' then ${trials.finishedAt} else now() end`,
         updatedAt: sql`case when ${trials.status} = 'done' then ${trials.updatedAt} else now() end`,
       })

@@ -1,7 +1,8 @@
 import { conditionColumns, type ConditionColumn } from './conditions.ts';
 
 /**
- * The aggregates of the `condition_summary` view (db/migrations/0001_views.sql), for `studySummary` with a
+ * The aggregates of the `condition_summary` view (db/migrations/0001_views.sql, grouped by condition_key since
+ * 0004_hostile_input.sql), for `studySummary` with a
  * custom grouping. Keep both in step: test/db checks that the view and this text give the same rows.
  */
 export const summaryAggregatesSql = `
@@ -59,6 +60,8 @@ export interface TrialConditionFields {
   l1: number | null;
   alpha: number | null;
   q: number | null;
+  /** md5 of the trial's spec without its seed: one value per configuration. */
+  condition_key: string;
 }
 
 /** A row of the per-trial `trial_outcomes` view. */

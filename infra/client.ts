@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { getPreset, presetNames } from '../src/spec/presets.ts';
 import { parseStudySpec, type StudySpec } from '../src/spec/study.ts';
+import { InvalidSpecError } from '../src/spec/strict.ts';
 import { CONTROL_TASK_QUEUE, INLINE_SPEC_BYTES, studyWorkflowId } from '../src/spec/study-model.ts';
 import { canonicalJson } from '../src/spec/canonical.ts';
 import type { StudyOutcome, StudyWorkflowInput, studyWorkflow } from '../workflows/study.ts';
@@ -51,11 +52,11 @@ export function loadStudySpec(presetOrFile: string): StudySpec {
     try {
       json = JSON.parse(readFileSync(presetOrFile, 'utf8'));
     } catch (error) {
-      throw new Error(`${presetOrFile}: not valid JSON (${(error as Error).message})`);
+      throw new InvalidSpecError(`${presetOrFile}: not valid JSON (${(error as Error).message})`, []);
     }
     return parseStudySpec(json);
   }
-  throw new Error(`"${presetOrFile}" is neither a preset (${presetNames().join(', ')}) nor a StudySpec JSON file`);
+  throw new InvalidSpecError(`"${presetOrFile}" is neither a preset (${presetNames().join(', ')}) nor a StudySpec JSON file`, []);
 }
 
 export function studyHandle(client: Client, study: string): WorkflowHandle<typeof studyWorkflow> {

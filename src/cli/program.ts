@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { maskSecrets, secretsOf } from '../util/secrets.ts';
 
 /** A CLI command module: registers its command (and sub-commands) on the program. */
 export type CommandLoader = () => Promise<{ register: (program: Command) => void }>;
@@ -19,8 +20,10 @@ export async function runCli(commands: Record<string, CommandLoader>, argv: stri
     await program.parseAsync(argv);
   } catch (error) {
     const err = error as Error & { exitCode?: number };
-    if (process.env.MMSWEEP_DEBUG) console.error(err.stack ?? err);
-    else console.error(`mmsweep: ${err.message ?? String(err)}`);
+    // Whatever failed, a password from DATABASE_URL never reaches the terminal (issue 17, S3).
+    const secrets = secretsOf(process.env.DATABASE_URL);
+    if (process.env.MMSWEEP_DEBUG) console.error(maskSecrets(String(err.stack ?? err), secrets));
+    else console.error(`mmsweep: ${maskSecrets(err.message ?? String(err), secrets)}`);
     process.exit(typeof err.exitCode === 'number' ? err.exitCode : 1);
   }
 }

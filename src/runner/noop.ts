@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trialKey } from '../spec/keys.ts';
 import type { NoopTrialSpec } from '../spec/trial.ts';
-import { checkpointPath, latestCheckpoint, pruneCheckpoints, readCheckpointFile, ResumeMismatchError, writeCheckpointFile } from '../train/checkpoint.ts';
+import { checkpointPath, latestValidCheckpoint, prepareCheckpointDir, pruneCheckpoints, reportSkippedCheckpoints, writeCheckpointFile } from '../train/checkpoint.ts';
 import type { CheckpointRef, EpochMetrics, TrialResult } from '../spec/contracts.ts';
 import type { RunTrialOptions } from './options.ts';
 
@@ -24,11 +24,12 @@ export async function runNoopTrial(spec: NoopTrialSpec, options: RunTrialOptions
   let epoch = 0;
   let prior = 0;
   let resumedFromEpoch: number | null = null;
+  if (options.checkpointDir) prepareCheckpointDir(options.checkpointDir, key, { resume: options.resume });
   if (options.resume && options.checkpointDir) {
-    const latest = latestCheckpoint(options.checkpointDir);
-    if (latest) {
-      const p = readCheckpointFile<NoopPayload>(latest.path).payload;
-      if (p.specKey !== key) throw new ResumeMismatchError(`checkpoint ${latest.path} belongs to another trial; use an empty --checkpoint-dir`);
+    const { found, skipped } = latestValidCheckpoint<NoopPayload>(options.checkpointDir, key);
+    reportSkippedCheckpoints(skipped, found);
+    if (found) {
+      const p = found.content.payload;
       epoch = p.epoch;
       prior = p.wallSeconds;
       resumedFromEpoch = epoch;
@@ -44,10 +45,11 @@ export async function runNoopTrial(spec: NoopTrialSpec, options: RunTrialOptions
     if (options.checkpointDir) {
       const payload: NoopPayload = { kind: 'noop', specKey: key, epoch, wallSeconds: prior + (Date.now() - started) / 1000 };
       const written = writeCheckpointFile(checkpointPath(options.checkpointDir, epoch), {
+        trialKey: key,
         payload,
         blobs: { epoch: Float32Array.of(epoch) },
       });
-      pruneCheckpoints(options.checkpointDir, 2);
+      pruneCheckpoints(options.checkpointDir, 2, key);
       checkpoint = { ...written, epoch };
     }
     const metrics: EpochMetrics = {

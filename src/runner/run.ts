@@ -18,6 +18,15 @@ export async function runTrial(spec: TrialSpec, options: RunTrialOptions = {}): 
   if (options.resume && !options.checkpointDir) {
     throw new RunnerInputError('--resume needs --checkpoint-dir (the directory holding the epoch checkpoints)');
   }
+  if (options.checkpointDir) {
+    // Before loading data or a backend (minutes on the large sets): a bad directory is invalid input, found now.
+    const [{ prepareCheckpointDir, CheckpointDirError }, { trialKey }] = await Promise.all([import('../train/checkpoint.ts'), import('../spec/keys.ts')]);
+    try {
+      prepareCheckpointDir(options.checkpointDir, trialKey(spec), { resume: options.resume });
+    } catch (error) {
+      throw error instanceof CheckpointDirError ? new RunnerInputError(error.message) : error;
+    }
+  }
   if (spec.kind === 'noop') {
     const { runNoopTrial } = await import('./noop.ts');
     return runNoopTrial(spec, options);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseTrialSpec, InvalidSpecError, type TrialSpec } from './trial.ts';
 import { logSpaced, logUniformSamples } from './random.ts';
 import { canonicalJson } from './canonical.ts';
+import { parseStrict } from './strict.ts';
 import type { LrAxis, StudyCondition, StudySpec } from './study-model.ts';
 
 export type { LrAxis, StudyCondition, StudySpec, StudyExtension } from './study-model.ts';
@@ -52,12 +53,7 @@ export const studySpecSchema = z
 
 /** Validate a StudySpec and every trial it expands to; errors name the bad field and the condition. */
 export function parseStudySpec(input: unknown): StudySpec {
-  const parsed = studySpecSchema.safeParse(input);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(study)'}: ${i.message}`);
-    throw new InvalidSpecError(`invalid study spec:\n${lines.join('\n')}`, parsed.error.issues.map((i) => i.path.join('.')));
-  }
-  const spec = parsed.data as StudySpec;
+  const spec = parseStrict(studySpecSchema, input, 'study spec', '(study)') as StudySpec;
   validateStudyTrials(spec); // every trial must validate too, before any work starts
   return spec;
 }

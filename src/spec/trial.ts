@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
+import { InvalidSpecError, parseStrict } from './strict.ts';
 
 /**
  * A TrialSpec is one fully resolved training run. It is pure data (no tfjs, no db) so that workflows,
@@ -208,26 +209,13 @@ export const trialSpecSchema = z.union([noopTrialSpecSchema, trainTrialSpecSchem
 export type TrialSpec = z.infer<typeof trialSpecSchema>;
 
 /**
- * Validate a TrialSpec; on failure throw an error whose message names every bad field by its path,
- * so the CLI can reject invalid input before any work.
+ * Validate a TrialSpec; on failure throw an error whose message names every bad field by its path (unknown keys
+ * included, with a "did you mean"), so the CLI can reject invalid input before any work.
  */
 export function parseTrialSpec(input: unknown): TrialSpec {
-  const parsed = trialSpecSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
   const kind = (input as { kind?: unknown } | null)?.kind;
-  const schema = kind === 'noop' ? noopTrialSpecSchema : trainTrialSpecSchema;
-  const again = schema.safeParse(input);
-  const issues = again.success ? parsed.error.issues : again.error.issues;
-  const lines = issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(spec)'}: ${i.message}`);
-  throw new InvalidSpecError(`invalid trial spec:\n${lines.join('\n')}`, issues.map((i) => i.path.join('.')));
+  // The member schema the input means, so issues name its fields rather than the union's.
+  return parseStrict(kind === 'noop' ? noopTrialSpecSchema : trainTrialSpecSchema, input, 'trial spec', '(spec)');
 }
 
-export class InvalidSpecError extends Error {
-  constructor(
-    message: string,
-    readonly fields: string[],
-  ) {
-    super(message);
-    this.name = 'InvalidSpecError';
-  }
-}
+export { InvalidSpecError };

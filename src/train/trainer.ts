@@ -11,9 +11,11 @@ import { GuidedBalancer, RandomBalancer, VanillaBalancer, type Balancer, type Ba
 import * as fs from 'node:fs';
 import {
   checkpointPath,
-  latestCheckpoint,
+  latestValidCheckpoint,
   midEpochCheckpointPath,
+  prepareCheckpointDir,
   pruneCheckpoints,
+  reportSkippedCheckpoints,
   readCheckpointFile,
   ResumeMismatchError,
   writeCheckpointFile,
@@ -220,11 +222,13 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       : null;
   }
 
+  // Before epoch 1: a directory that is a file, not writable or another trial's is refused now, not after an epoch.
+  if (options.checkpointDir) prepareCheckpointDir(options.checkpointDir, key, { resume: options.resume });
   if (options.resume) {
     if (!options.checkpointDir) throw new Error('resume needs a checkpoint directory');
-    const latest = latestCheckpoint(options.checkpointDir);
-    const base = latest ? { path: latest.path, ckpt: readCheckpointFile<CheckpointPayload>(latest.path) } : null;
-    if (base) checkBelongsToTrial(base.path, base.ckpt);
+    const { found, skipped } = latestValidCheckpoint<CheckpointPayload>(options.checkpointDir, key);
+    reportSkippedCheckpoints(skipped, found);
+    const base = found ? { path: found.path, ckpt: found.content } : null;
     baseSha256 = base?.ckpt.sha256 ?? null;
     // A mid-epoch checkpoint counts only if it continues exactly that epoch checkpoint (not an older or newer one,
     // e.g. after the orchestrator dropped an epoch it never recorded or fetched a newer one from the database).
@@ -436,7 +440,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       const written = writeCheckpointFile(checkpointPath(options.checkpointDir, epoch), content);
       // The epoch checkpoint supersedes any mid-epoch one (which is only trusted against its base sha anyway).
       fs.rmSync(midEpochCheckpointPath(options.checkpointDir), { force: true });
-      pruneCheckpoints(options.checkpointDir, options.keepCheckpoints ?? 2);
+      pruneCheckpoints(options.checkpointDir, options.keepCheckpoints ?? 2, key);
       checkpoint = { ...written, epoch };
       baseSha256 = written.sha256;
       lastCheckpointAt = Date.now();
@@ -464,6 +468,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     }
     const { variables: _v, state: _s, ...bestMeta } = best ?? ({} as BestSnapshot);
     return {
+      trialKey: key,
       payload: {
         specKey: key,
         spec,

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
 import { parquetReadObjects } from 'hyparquet';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runInProcess } from '../cli/run-cli.ts';
 import { claimTrialAttempt, openDatabase, recordResult, registerTrials, upsertStudy, type DbHandle } from '../../db/index.ts';
 import { register as registerExport } from '../../src/cli/commands/export.ts';
 import { register as registerResults } from '../../src/cli/commands/results.ts';
@@ -41,24 +41,7 @@ describe('results-store CLI commands', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function run(registerFn: (p: Command) => void, args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => (out.push(typeof c === 'string' ? c : Buffer.from(c).toString()), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => (err.push(String(c)), true));
-    process.exitCode = 0;
-    try {
-      const program = new Command().exitOverride();
-      registerFn(program);
-      await program.parseAsync(['node', 'mmsweep', ...args]);
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
-    const exitCode = Number(process.exitCode ?? 0);
-    process.exitCode = 0;
-    return { stdout: out.join(''), stderr: err.join(''), exitCode };
-  }
+  const run = runInProcess;
 
   it('results prints the aggregates per condition, as JSON, CSV or a table', async () => {
     const json = await run(registerResults, ['results', 'cli', '--by', 'algorithm', '--format', 'json']);
@@ -81,15 +64,15 @@ describe('results-store CLI commands', () => {
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toMatch(/no study "nope"/);
     const badBy = await run(registerResults, ['results', 'cli', '--by', 'seed']);
-    expect(badBy.exitCode).toBe(1);
+    expect(badBy.exitCode).toBe(2);
     expect(badBy.stderr).toMatch(/cannot group by seed/);
   });
 
-  it('sql prints a query and refuses writes with exit code 1', async () => {
+  it('sql prints a query and refuses writes with exit code 2', async () => {
     const ok = await run(registerSql, ['sql', 'select trial_key, test_acc from trial_outcomes order by trial_key', '--format', 'csv']);
     expect(ok.stdout).toBe('trial_key,test_acc\ncli-g1,90\ncli-v1,40\ncli-v2,50\n');
     const refused = await run(registerSql, ['sql', "update results set test_acc = 100"]);
-    expect(refused.exitCode).toBe(1);
+    expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toMatch(/^mmsweep: refused: mmsweep sql runs queries read-only/);
     const again = await run(registerSql, ['sql', 'select max(test_acc)::int as m from results', '--format', 'json']);
     expect(JSON.parse(again.stdout)).toEqual([{ m: 90 }]);

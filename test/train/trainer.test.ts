@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrialEvent, TrialResult } from '../../src/spec/contracts.ts';
 import { trainTrialSpecSchema, type TrainTrialSpec } from '../../src/spec/trial.ts';
-import { HaltedForTest, ResumeMismatchError, trainTrial } from '../../src/train/trainer.ts';
+import { CheckpointDirError } from '../../src/train/checkpoint.ts';
+import { HaltedForTest, trainTrial } from '../../src/train/trainer.ts';
 import { branchLoss } from '../../src/train/loss.ts';
 import { SyntheticDataset, TinyNet } from './fixtures.ts';
 
@@ -167,10 +168,13 @@ describe('trainTrial on a tiny two-branch net', () => {
     expect(fs.existsSync(path.join(dir, 'mid-epoch.ckpt'))).toBe(false);
   });
 
-  it('refuses to resume a checkpoint of another spec', async () => {
+  it('refuses a checkpoint directory of another spec, with or without --resume, before training', async () => {
     const dir = tmp();
     await run(spec({ maxEpochs: 1 }), { checkpointDir: dir });
-    await expect(run(spec({ maxEpochs: 1, lr: 0.2 }), { checkpointDir: dir, resume: true })).rejects.toBeInstanceOf(ResumeMismatchError);
+    const before = fs.readdirSync(dir).map((f) => [f, fs.statSync(path.join(dir, f)).mtimeMs]);
+    await expect(run(spec({ maxEpochs: 1, lr: 0.2 }), { checkpointDir: dir, resume: true })).rejects.toThrow(CheckpointDirError);
+    await expect(run(spec({ maxEpochs: 1, lr: 0.2 }), { checkpointDir: dir })).rejects.toThrow(/holds checkpoints of another trial/);
+    expect(fs.readdirSync(dir).map((f) => [f, fs.statSync(path.join(dir, f)).mtimeMs])).toEqual(before);
   });
 
   it('branchAndFusion re-balancing leaves the other branch untouched', async () => {

@@ -8,7 +8,8 @@ export function register(program: Command): void {
     .argument('<study>', 'study id or name')
     .option('--format <format>', 'csv | parquet', 'csv')
     .option('--out <file>', 'output file (default: stdout for csv, <study>.parquet for parquet)')
-    .action(async (study: string, opts: { format: string; out?: string }) => {
+    .option('--force', 'overwrite the --out file if it exists')
+    .action(async (study: string, opts: { format: string; out?: string; force?: boolean }) => {
       const [fs, { withStore, UsageError }, { exportStudy }, { findStudy, UnknownStudyError }] = await Promise.all([
         import('node:fs'),
         import('../../../db/cli.ts'),
@@ -21,8 +22,11 @@ export function register(program: Command): void {
         }
         const found = await findStudy(db, study);
         if (!found) throw new UnknownStudyError(study);
-        const bytes = await exportStudy(db, found.id, opts.format);
         const out = opts.out ?? (opts.format === 'parquet' ? `${found.id}.parquet` : undefined);
+        if (out !== undefined && out !== '-' && fs.existsSync(out) && !opts.force) {
+          throw new UsageError(`export: ${out} exists; add --force to overwrite it, or give another --out`);
+        }
+        const bytes = await exportStudy(db, found.id, opts.format);
         if (out === undefined || out === '-') {
           process.stdout.write(bytes);
         } else {

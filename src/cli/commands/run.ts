@@ -15,6 +15,7 @@ export function register(program: Command): void {
     .option('--threads-per-slot <n>', 'compute threads of each trial (default: the cores shared evenly between slots)', (v) => parsePositiveIntFlag('--threads-per-slot', v))
     .option('--keep-server', 'leave the Temporal dev server running afterwards (so `mmsweep study …` can talk to it)')
     .option('--no-progress', 'no progress bars (log lines instead)')
+    .option('--extend', 'the study exists and this spec adds seeds, grid values or conditions to it: run the additions')
     .action(async (presetOrFile: string, options: RunOptions) => {
       await runEmbedded(presetOrFile, options);
     });
@@ -25,19 +26,23 @@ interface RunOptions {
   threadsPerSlot?: number;
   keepServer?: boolean;
   progress: boolean;
+  extend?: boolean;
 }
 
 async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const path = await import('node:path');
   const { NativeConnection } = await import('@temporalio/worker');
   const { defaultPayloadConverter } = await import('@temporalio/common');
-  const { openDatabase, trialOutcomes, studySummary, formatRows, saveSpecDocument, loadSpecDocument } = await import('../../../db/index.ts');
+  const { openDatabase, findStudy, upsertStudy, trialOutcomes, studySummary, formatRows, saveSpecDocument, loadSpecDocument } = await import('../../../db/index.ts');
   const { dbResultsStore } = await import('../../../activities/db-store.ts');
   const { startWorkers, installQuietRuntime } = await import('../../../infra/worker.ts');
   const { startDevServer } = await import('../../../infra/temporal.ts');
-  const { connectClient, diagnoseStudy, failureMessage, loadStudySpec, startStudy, temporalStateDir, localStateDir } = await import('../../../infra/client.ts');
+  const { connectClient, studyState, diagnoseStudy, failureMessage, loadStudySpec, startStudy, temporalStateDir, localStateDir } = await import('../../../infra/client.ts');
+  const { checkStudyRerun } = await import('../../spec/study-change.ts');
   const { progressQuery } = await import('../../../workflows/study.ts');
   const { parseStudySpec } = await import('../../spec/study.ts');
+  const { InvalidSpecError } = await import('../../spec/strict.ts');
+  type StudySpec = import('../../spec/study-model.ts').StudySpec;
 
   // Ctrl-C at any point, start-up included, ends in an orderly shutdown that leaves the study resumable.
   let interrupted = false;
@@ -57,13 +62,24 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const log = (m: string) => console.error(`[mmsweep run] ${m}`);
   await announceBackends(spec, log);
 
+  // The study's stored spec decides first (W2): a changed spec under the same name is refused before anything starts.
+  const database = await openDatabase();
+  let additions: string[];
+  try {
+    const stored = await findStudy(database.db, spec.name);
+    additions = checkStudyRerun(stored ? (stored.spec as StudySpec) : null, spec, { extend: options.extend }).additions;
+    const { codeVersion } = await import('../../../infra/provenance.ts');
+    await upsertStudy(database.db, { id: spec.name, name: spec.name, preset: spec.preset, spec: stored?.spec ?? spec, codeVersion: codeVersion() });
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
   const server = await startDevServer({ stateDir: temporalStateDir(), log, detached: options.keepServer });
   // Whatever happens below (a study that cannot register, a lost server), the worker, the database and the dev
   // server are stopped before the error is reported.
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     log(`Temporal ${server.address} — UI ${server.uiAddress ?? '(none)'}  (workflow mmsweep-study-${spec.name})`);
-    const database = await openDatabase();
     cleanups.unshift(() => database.close());
     log(`database ${database.displayName}`);
     const target = { address: server.address, namespace: server.namespace };
@@ -88,6 +104,12 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
     // makes the SDK's retry timer throw on a closed channel.
     const client = await connectClient(target);
     const specStore = { save: (c: string) => saveSpecDocument(database.db, c), load: (sha: string) => loadSpecDocument(database.db, sha) };
+    if (additions.length > 0 && (await studyState(client, spec.name)) === 'running') {
+      throw new InvalidSpecError(
+        `study "${spec.name}" is still running, so its additions would be ignored; let it finish (or stop it) and run again with --extend`,
+        [],
+      );
+    }
     const { handle, attached } = await startStudy(client, spec, { specStore });
     log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${describeSplit(split)}`);
 

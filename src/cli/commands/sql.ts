@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 export function register(program: Command): void {
   program
     .command('sql')
-    .description('Run one SQL query read-only against the results store (tables: studies, trials, study_trials, epochs, results; views: condition_summary, trial_outcomes, study_progress)')
+    .description('Run one SQL query read-only (as role mmsweep_readonly) against the results store (tables: studies, trials, study_trials, epochs, results; views: condition_summary, trial_outcomes, study_progress)')
     .argument('<query>', 'a single SQL statement')
     .option('--format <format>', 'table | csv | json', 'table')
     .option('--timeout <ms>', 'statement timeout in milliseconds (not enforced by the embedded PGlite database)', '30000')
@@ -14,6 +14,11 @@ export function register(program: Command): void {
         import('../../../db/readonly.ts'),
         import('../../../db/format.ts'),
       ]);
+      if (query.replace(/[\s;]+/g, '') === '') {
+        process.stderr.write('mmsweep: sql: the query is empty: give one SELECT, WITH, VALUES or TABLE query, e.g. mmsweep sql "select * from study_progress"\n');
+        process.exitCode = 2;
+        return;
+      }
       await withStore(async ({ db }) => {
         let format;
         try {

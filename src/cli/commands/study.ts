@@ -57,6 +57,27 @@ async function requireRunning(flags: ConnectFlags, study: string) {
   return { client, handle: studyHandle(client, study) };
 }
 
+/**
+ * W2: the spec stored for this study name (studies table) against the new one; a change is refused, additions need
+ * --extend. Skipped when there is no results store to ask (no DATABASE_URL and no embedded database here).
+ */
+async function checkAgainstStoredSpec(spec: import('../../spec/study-model.ts').StudySpec, extend: boolean | undefined): Promise<string[]> {
+  const fs = await import('node:fs');
+  const { openDatabase, findStudy, upsertStudy, defaultDataDir } = await import('../../../db/index.ts');
+  if (!process.env.DATABASE_URL && !fs.existsSync(defaultDataDir())) return [];
+  const { checkStudyRerun } = await import('../../spec/study-change.ts');
+  const database = await openDatabase();
+  try {
+    const stored = await findStudy(database.db, spec.name);
+    const { additions } = checkStudyRerun(stored ? (stored.spec as typeof spec) : null, spec, { extend });
+    const { codeVersion } = await import('../../../infra/provenance.ts');
+    await upsertStudy(database.db, { id: spec.name, name: spec.name, preset: spec.preset, spec: stored?.spec ?? spec, codeVersion: codeVersion() });
+    return additions;
+  } finally {
+    await database.close();
+  }
+}
+
 export function register(program: Command): void {
   const study = program.command('study').description('plan, start and steer studies on Temporal (workers run them)');
 
@@ -99,8 +120,9 @@ export function register(program: Command): void {
       .option('--concurrency <n>', 'trials in flight at once', (v) => Number(v))
       .option('--queue <class>', 'worker class (task queue mmsweep-train-<class>)')
       .option('--name <name>', 'study name (default: the preset / spec name)')
+      .option('--extend', 'the study exists and this spec adds seeds, grid values or conditions to it: run the additions')
       .option('--wait', 'wait until the study finishes and print its counts'),
-  ).action(async (presetOrFile: string, options: ConnectFlags & { concurrency?: number; queue?: string; name?: string; wait?: boolean }) => {
+  ).action(async (presetOrFile: string, options: ConnectFlags & { concurrency?: number; queue?: string; name?: string; extend?: boolean; wait?: boolean }) => {
     const { loadStudySpec, startStudy } = await import('../../../infra/client.ts');
     const { parseStudySpec } = await import('../../spec/study.ts');
     const base = loadStudySpec(presetOrFile);
@@ -110,7 +132,15 @@ export function register(program: Command): void {
       ...(options.queue ? { queue: options.queue } : {}),
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     });
+    const additions = await checkAgainstStoredSpec(spec, options.extend);
     const client = await connect(options);
+    if (additions.length > 0) {
+      const { studyState } = await import('../../../infra/client.ts');
+      if ((await studyState(client, spec.name)) === 'running') {
+        const { InvalidSpecError } = await import('../../spec/strict.ts');
+        throw new InvalidSpecError(`study "${spec.name}" is still running, so its additions would be ignored; wait for it (or cancel it) and start again with --extend, or use \`mmsweep study extend\``, []);
+      }
+    }
     const specs = lazySpecStore();
     let started;
     try {

@@ -103,11 +103,17 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
     } catch (e) {
       throw new FlagError(`--spec: cannot read ${flags.spec}: ${(e as Error).message}`);
     }
+    let parsed: unknown;
     try {
-      raw = JSON.parse(text);
+      parsed = JSON.parse(text);
     } catch (e) {
       throw new FlagError(`--spec: ${flags.spec} is not valid JSON: ${(e as Error).message}`);
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      const got = parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : `a ${typeof parsed}`;
+      throw new FlagError(`--spec: ${flags.spec} must hold a JSON object (a TrialSpec such as {"dataset": {"name": "cmnist"}, "lr": 0.01, "seed": 0}), got ${got}`);
+    }
+    raw = parsed as Record<string, unknown>;
   }
   const set = (key: string, value: unknown) => {
     if (value !== undefined) raw[key] = value;

@@ -1,0 +1,535 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, registerTrials, upsertStudy, type DbHandle } from '../../db/index.ts';
+import { register as registerSql } from '../../src/cli/commands/sql.ts';
+import { cmnistSpec } from '../db/store.suite.ts';
+import { copyPgliteTemplate, createServerDatabase, SERVER_ADMIN_URL, tempDir } from '../db/targets.ts';
+import { runInProcess, runMmsweep } from './run-cli.ts';
+
+/**
+ * Issue 17: every reproduction of the hostile-input report, asserting the new behaviour. The security cases run
+ * against the real Postgres server with a superuser DATABASE_URL and against the embedded database.
+ */
+
+const scratch = tempDir('mmsweep-hostile-');
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+function withEnv(vars: Record<string, string | undefined>): () => void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(vars)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
+/** S1: what a superuser connection could do inside a READ ONLY transaction before; each must be refused now. */
+function dangerousQueries(marker: string, victimPid: () => number | null) {
+  return [
+    ['COPY … TO PROGRAM', `copy (select 1) to program 'touch ${marker}'`],
+    ['COPY … TO a server file', `copy (select 1) to '${marker}'`],
+    ['pg_read_file', `select pg_read_file('/etc/passwd')`],
+    ['pg_ls_dir', `select pg_ls_dir('/')`],
+    ['lo_import', `select lo_import('/etc/passwd')`],
+    ['pg_reload_conf', `select pg_reload_conf()`],
+    ['pg_terminate_backend of another session', () => `select pg_terminate_backend(${victimPid() ?? 'pg_backend_pid()'})`],
+    // SET ROLE is checked against the session user (the superuser), so a bare SET LOCAL ROLE is escapable:
+    ['switching the role back inside the statement', `select set_config('role', 'postgres', true) as r, query_to_xml('select pg_read_file(''/etc/passwd'') as f', true, false, '')::text as x`],
+    ['switching the session authorization', `select set_config('session_authorization', 'postgres', true)`],
+    ['dynamic SQL reading a server file', `select query_to_xml('select pg_read_file(''/etc/passwd'') as f', true, false, '')::text`],
+    ['a statement smuggled behind the query', `select 1) q; copy (select 1) to program 'touch ${marker}'; select (1`],
+    ['a write', `update trials set status = 'failed'`],
+  ] as const;
+}
+
+async function expectRefusedEverywhere(handle: DbHandle, marker: string, victimPid: () => number | null) {
+  for (const [what, q] of dangerousQueries(marker, victimPid)) {
+    const query = typeof q === 'function' ? q() : q;
+    const out = await runInProcess(registerSql, ['sql', query]);
+    expect(out.exitCode, `${what}: ${out.stderr}`).not.toBe(0);
+    expect(out.stderr, what).toMatch(/^mmsweep: (refused|query failed)/);
+    expect(out.stdout, what).toBe('');
+  }
+  expect(fs.existsSync(marker)).toBe(false);
+  const [row] = (await handle.db.execute('select count(*)::int as n from trials where status = \'failed\'' as never)) as unknown as { n: number }[];
+  expect(row?.n ?? (row as unknown as { rows: { n: number }[] })?.rows?.[0]?.n).toBe(0);
+}
+
+describe('S1: mmsweep sql with a superuser DATABASE_URL on the real Postgres server', () => {
+  let database: Awaited<ReturnType<typeof createServerDatabase>>;
+  let handle: DbHandle;
+  let victim: postgres.Sql;
+  let victimPid: number | null = null;
+  let restore: () => void;
+  const marker = path.join(scratch, 'server-pwned');
+
+  beforeAll(async () => {
+    database = await createServerDatabase();
+    handle = await openDatabase({ url: database.url });
+    await upsertStudy(handle.db, { id: 'hostile', name: 'hostile', spec: {} });
+    await registerTrials(handle.db, 'hostile', [{ trialKey: 'h1', spec: cmnistSpec({ seed: 1 }) }]);
+    victim = postgres(database.url, { max: 1, onnotice: () => {} });
+    victimPid = (await victim`select pg_backend_pid() as pid`)[0].pid as number;
+    restore = withEnv({ DATABASE_URL: database.url });
+    const [su] = await victim`select rolsuper from pg_roles where rolname = current_user`;
+    expect(su.rolsuper).toBe(true); // the premise: the URL names a superuser
+  });
+  afterAll(async () => {
+    restore?.();
+    await victim?.end();
+    await handle?.close();
+    await database?.drop();
+  });
+
+  it('refuses COPY TO PROGRAM, server files, large objects, signals, reloads and role escapes', async () => {
+    await expectRefusedEverywhere(handle, marker, () => victimPid);
+    // The other session was not terminated.
+    expect((await victim`select 1 as one`)[0].one).toBe(1);
+  });
+
+  it('runs plain selects of tables and views, as mmsweep_readonly', async () => {
+    const out = await runInProcess(registerSql, ['sql', 'select trial_key, status from trials', '--format', 'csv']);
+    expect(out).toMatchObject({ exitCode: 0, stdout: 'trial_key,status\nh1,pending\n' });
+    const view = await runInProcess(registerSql, ['sql', 'select study_id, trials, pending from study_progress;', '--format', 'json']);
+    expect(JSON.parse(view.stdout)).toEqual([{ study_id: 'hostile', trials: 1, pending: 1 }]);
+    const who = await runInProcess(registerSql, ['sql', 'select current_user as u', '--format', 'csv']);
+    expect(who.stdout).toBe('u\nmmsweep_readonly\n');
+  });
+
+  it('the role is NOLOGIN, no superuser, in none of the server-file, program or signal roles', async () => {
+    const [role] = await victim`select rolsuper, rolcanlogin, rolcreaterole, rolcreatedb,
+        array(select b.rolname::text from pg_roles b where b.oid <> r.oid and pg_has_role(r.oid, b.oid, 'MEMBER')) as member_of
+      from pg_roles r where rolname = 'mmsweep_readonly'`;
+    expect(role).toEqual({ rolsuper: false, rolcanlogin: false, rolcreaterole: false, rolcreatedb: false, member_of: [] });
+  });
+
+  it('the real command: mmsweep sql "copy (select 1) to program …" exits 2 and runs nothing', async () => {
+    const out = await runMmsweep(['sql', `copy (select 1) to program 'touch ${marker}'`], { DATABASE_URL: database.url });
+    expect(out.exitCode).toBe(2);
+    expect(out.stderr).toMatch(/refused: mmsweep sql runs queries read-only/);
+    expect(fs.existsSync(marker)).toBe(false);
+  }, 60_000);
+
+  it('refuses and says why when the read-only role is unsafe', async () => {
+    const admin = postgres(SERVER_ADMIN_URL.replace(/\/[^/]*$/, `/${database.name}`), { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe('grant pg_read_server_files to mmsweep_readonly');
+      const unsafe = await runInProcess(registerSql, ['sql', `select pg_read_file('/etc/passwd')`]);
+      expect(unsafe.exitCode).toBe(1);
+      expect(unsafe.stderr).toMatch(/mmsweep_readonly is a member of pg_read_server_files .*revoke/);
+      expect(unsafe.stdout).toBe('');
+    } finally {
+      await admin.unsafe('revoke pg_read_server_files from mmsweep_readonly');
+      await admin.end();
+    }
+  });
+});
+
+describe('S1: a non-superuser application role (as infra/distributed/init-roles.sh makes it)', () => {
+  it('migrates, and mmsweep sql reads as mmsweep_readonly', async () => {
+    const admin = postgres(SERVER_ADMIN_URL, { max: 1, onnotice: () => {} });
+    const app = `mmsweep_app_ok_${process.pid}`;
+    const db = `mmsweep_test_app_${process.pid}_${Date.now().toString(36)}`;
+    try {
+      await admin.unsafe(`create role ${app} login nosuperuser nocreatedb nocreaterole`);
+      await admin.unsafe(`create database ${db} owner ${app}`);
+      await admin.unsafe(`grant mmsweep_readonly to ${app}`);
+      const url = SERVER_ADMIN_URL.replace('postgres://postgres@', `postgres://${app}@`).replace(/\/[^/]*$/, `/${db}`);
+      const handle = await openDatabase({ url });
+      await upsertStudy(handle.db, { id: 'app', name: 'app', spec: {} });
+      await handle.close();
+      const out = await runMmsweep(['sql', 'select id, current_user as u from studies', '--format', 'csv'], { DATABASE_URL: url });
+      expect(out).toMatchObject({ exitCode: 0, stdout: `id,u\napp,mmsweep_readonly\n` });
+      const refused = await runMmsweep(['sql', `select pg_read_file('/etc/passwd')`], { DATABASE_URL: url });
+      expect(refused.exitCode).toBe(2);
+      // Without the membership the role cannot be entered: refused, saying how to allow it.
+      await admin.unsafe(`revoke mmsweep_readonly from ${app}`);
+      const denied = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: url });
+      expect(denied.exitCode).toBe(1);
+      expect(denied.stderr).toMatch(new RegExp(`may not SET ROLE to it .*GRANT mmsweep_readonly TO "${app}"`));
+    } finally {
+      await admin.unsafe(`drop database if exists ${db} with (force)`);
+      await admin.unsafe(`drop role if exists ${app}`);
+      await admin.end();
+    }
+  }, 120_000);
+});
+
+describe('S1: mmsweep sql on the embedded database', () => {
+  let owner: DbHandle;
+  let restore: () => void;
+  const home = path.join(scratch, 'home-s1');
+  const marker = path.join(scratch, 'embedded-pwned');
+
+  beforeAll(async () => {
+    await copyPgliteTemplate(path.join(home, 'db'));
+    restore = withEnv({ DATABASE_URL: undefined, MMSWEEP_HOME: home });
+    owner = await openDatabase();
+    await upsertStudy(owner.db, { id: 'hostile', name: 'hostile', spec: {} });
+    await registerTrials(owner.db, 'hostile', [{ trialKey: 'h1', spec: cmnistSpec({ seed: 1 }) }]);
+  }, 120_000);
+  afterAll(async () => {
+    await owner?.close();
+    restore?.();
+  });
+
+  it('refuses the same queries and reads tables and views', async () => {
+    await expectRefusedEverywhere(owner, marker, () => null);
+    const out = await runInProcess(registerSql, ['sql', 'select trial_key, current_user as u from trials', '--format', 'csv']);
+    expect(out).toMatchObject({ exitCode: 0, stdout: 'trial_key,u\nh1,mmsweep_readonly\n' });
+  }, 120_000);
+});
+
+describe('S3: secrets are never printed', () => {
+  // Each form with the secret SECRETPW and what the masked form must be (written by hand).
+  const forms: [string, string][] = [
+    ['postgres://u:SECRETPW@127.0.0.1:1/db', 'postgres://u:***@127.0.0.1:1/db'],
+    ['u:SECRETPW@127.0.0.1', 'u:***@127.0.0.1'],
+    ['postgres://u@127.0.0.1:1/db?password=SECRETPW', 'postgres://u@127.0.0.1:1/db?password=***'],
+    ['postgres://u@127.0.0.1:1/db?sslmode=disable&password=SECRETPW&application_name=x', 'postgres://u@127.0.0.1:1/db?sslmode=disable&password=***&application_name=x'],
+    ['jdbc:postgresql://127.0.0.1:1/db?user=u&password=SECRETPW', 'jdbc:postgresql://127.0.0.1:1/db?user=u&password=***'],
+    ['host=127.0.0.1 port=1 user=u password=SECRETPW dbname=db', 'host=127.0.0.1 port=1 user=u password=*** dbname=db'],
+    ["host=127.0.0.1 password='SECRETPW with space' user=u", 'host=127.0.0.1 password=*** user=u'],
+    ['postgres://u:SECRET%40PW@127.0.0.1:1/db', 'postgres://u:***@127.0.0.1:1/db'],
+    ['postgres://u:SECRET@PW@127.0.0.1:1/db', 'postgres://u:***@127.0.0.1:1/db'],
+    ['postgres://u@127.0.0.1:1/db?pass%77ord=SECRETPW', 'postgres://u@127.0.0.1:1/db?pass%77ord=***'],
+    ['postgres://u@127.0.0.1:1/db', 'postgres://u@127.0.0.1:1/db'],
+  ];
+
+  it.each(forms)('maskSecrets(%s)', async (input, expected) => {
+    const { maskSecrets, secretsOf } = await import('../../src/util/secrets.ts');
+    expect(maskSecrets(input, secretsOf(input))).toBe(expected);
+    // Inside a longer message too.
+    expect(maskSecrets(`cannot connect (${input}): refused`, secretsOf(input))).toBe(`cannot connect (${expected}): refused`);
+  });
+
+  it('mmsweep db url and every error path print no password, for every form', async () => {
+    const { register: registerDb } = await import('../../src/cli/commands/db.ts');
+    for (const [url, expected] of forms) {
+      const restore = withEnv({ DATABASE_URL: url });
+      try {
+        const shown = await runInProcess(registerDb, ['db', 'url']);
+        expect(shown.stdout).toBe(`${expected}\n`);
+        const failed = await runInProcess(registerSql, ['sql', 'select 1']);
+        expect(failed.exitCode, url).not.toBe(0);
+        expect(failed.stderr, url).toMatch(/^mmsweep: /);
+        expect(`${failed.stdout}${failed.stderr}`, url).not.toMatch(/SECRET|%40PW|with space/);
+      } finally {
+        restore();
+      }
+    }
+  }, 120_000);
+
+  it('the real command masks a driver error and names bad percent-encoding (exit 2)', async () => {
+    const refused = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: 'postgres://u:SECRETPW@127.0.0.1:1/db' });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/cannot connect .*postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db/);
+    expect(refused.stderr).not.toContain('SECRETPW');
+    const badEncoding = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: 'postgres://u:SECRET%zzPW@127.0.0.1:1/db' });
+    expect(badEncoding.exitCode).toBe(2);
+    expect(badEncoding.stderr).toMatch(/DATABASE_URL has broken percent-encoding in its password: postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db\. Write a literal % as %25/);
+    expect(badEncoding.stderr).not.toMatch(/SECRET|URI malformed/);
+    const badDb = await runMmsweep(['sql', 'select 1'], { DATABASE_URL: 'postgres://u@127.0.0.1:1/d%e9b' });
+    expect(badDb.exitCode).toBe(2);
+    expect(badDb.stderr).toMatch(/broken percent-encoding in its database name \("%e9"\)/);
+  }, 60_000);
+});
+
+describe('W1: unknown keys are errors naming the key, with a "did you mean"', () => {
+  it('TrialSpec, dataset, fidelity, nested objects and study objects', async () => {
+    const { parseTrialSpec } = await import('../../src/spec/trial.ts');
+    const { parseStudySpec } = await import('../../src/spec/study.ts');
+    const message = (f: () => unknown) => {
+      try {
+        f();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    const base = { dataset: { name: 'cmnist' }, lr: 0.1, seed: 0 };
+    expect(message(() => parseTrialSpec({ ...base, maxEpoch: 1 }))).toBe('invalid trial spec:\n  maxEpoch: unknown key (did you mean maxEpochs?)');
+    expect(message(() => parseTrialSpec({ ...base, fidelity: { gatescale: 2 } }))).toMatch(/fidelity\.gatescale: unknown key \(did you mean gateScale\?\)/);
+    expect(message(() => parseTrialSpec({ ...base, dataset: { name: 'cmnist', sigma: 0.1 } }))).toMatch(/dataset\.sigma: unknown key \(did you mean sigma2\?\)/);
+    expect(message(() => parseTrialSpec({ ...base, dataset: { name: 'cmnist', views: [0, 6] } }))).toMatch(/dataset\.views: unknown key/);
+    expect(message(() => parseTrialSpec({ ...base, subset: { trian: 10 } }))).toMatch(/subset\.trian: unknown key \(did you mean train\?\)/);
+    expect(message(() => parseTrialSpec({ ...base, zzz: 1 }))).toMatch(/ {2}zzz: unknown key$/);
+    expect(message(() => parseTrialSpec({ kind: 'noop', sleepMS: 5 }))).toMatch(/sleepMS: unknown key \(did you mean sleepMs\?\)/);
+    const study = (over: object, condition: object = {}) => ({ name: 's', ...over, conditions: [{ label: 'c', base, ...condition }] });
+    expect(message(() => parseStudySpec(study({ concurency: 2 })))).toMatch(/concurency: unknown key \(did you mean concurrency\?\)/);
+    expect(message(() => parseStudySpec(study({}, { seed: [1] })))).toMatch(/conditions\.0\.seed: unknown key \(did you mean seeds\?\)/);
+    expect(message(() => parseStudySpec(study({}, { lr: { grid: [0.1], gird: [1] } })))).toMatch(/conditions\.0\.lr\.gird: unknown key \(did you mean grid\?\)/);
+    expect(message(() => parseStudySpec(study({}, { base: { ...base, maxEpoch: 2 } })))).toMatch(/condition 0 \(c\): invalid trial spec:\n {2}maxEpoch: unknown key \(did you mean maxEpochs\?\)/);
+  });
+
+  it('is structural: a nested object added to a schema (as other helpers add fields) is checked without opting in', async () => {
+    const { z } = await import('zod');
+    const { parseStrict } = await import('../../src/spec/strict.ts');
+    const schema = z.object({ dataset: z.object({ name: z.string(), palette: z.object({ seed: z.number().default(0) }).optional() }) });
+    expect(parseStrict(schema, { dataset: { name: 'x', palette: { seed: 3 } } }, 'spec', '(spec)')).toEqual({ dataset: { name: 'x', palette: { seed: 3 } } });
+    expect(() => parseStrict(schema, { dataset: { name: 'x', palette: { sead: 3 } } }, 'spec', '(spec)')).toThrow(/dataset\.palette\.sead: unknown key \(did you mean seed\?\)/);
+    expect(() => parseStrict(schema, { dataset: { name: 'x', palete: {} } }, 'spec', '(spec)')).toThrow(/dataset\.palete: unknown key \(did you mean palette\?\)/);
+  });
+
+  it('the real commands exit 2: --spec with a typo, --fidelity foo=1, a study base with a typo, --spec holding a JSON string', async () => {
+    const dir = path.join(scratch, 'w1');
+    fs.mkdirSync(dir, { recursive: true });
+    const typo = path.join(dir, 'typo.json');
+    fs.writeFileSync(typo, JSON.stringify({ dataset: { name: 'cmnist' }, lr: 0.1, seed: 0, maxEpoch: 1 }));
+    const a = await runMmsweep(['train', '--spec', typo]);
+    expect(a.exitCode).toBe(2);
+    expect(a.stderr).toMatch(/maxEpoch: unknown key \(did you mean maxEpochs\?\)/);
+    const b = await runMmsweep(['train', '--lr', '0.1', '--seed', '0', '--fidelity', 'foo=1']);
+    expect(b.exitCode).toBe(2);
+    expect(b.stderr).toMatch(/fidelity\.foo: unknown key/);
+    const str = path.join(dir, 'string.json');
+    fs.writeFileSync(str, JSON.stringify('{"lr": 0.1}'));
+    const c = await runMmsweep(['train', '--spec', str]);
+    expect(c.exitCode).toBe(2);
+    expect(c.stderr).toMatch(/must hold a JSON object .*got a string/);
+    const studyFile = path.join(dir, 'study.json');
+    fs.writeFileSync(studyFile, JSON.stringify({ name: 'typo', conditions: [{ label: 'c', base: { dataset: { name: 'cmnist' }, lr: 0.1, maxEpoch: 1 } }] }));
+    const d = await runMmsweep(['study', 'plan', studyFile]);
+    expect(d.exitCode).toBe(2);
+    expect(d.stderr).toMatch(/maxEpoch: unknown key \(did you mean maxEpochs\?\)/);
+    const e = await runMmsweep(['study', 'plan', path.join(dir, 'missing.json')]);
+    expect(e.exitCode).toBe(2);
+  }, 120_000);
+});
+
+describe('checkpoints: D1, W3, U1, U2', () => {
+  const dir = path.join(scratch, 'ckpt');
+  fs.mkdirSync(dir, { recursive: true });
+  const noop = (seed: number, epochs = 3) => {
+    const file = path.join(dir, `noop-${seed}-${epochs}.json`);
+    fs.writeFileSync(file, JSON.stringify({ kind: 'noop', sleepMs: 5, epochs, seed }));
+    return file;
+  };
+  const snapshot = (d: string) => Object.fromEntries(fs.readdirSync(d).map((f) => [f, fs.readFileSync(path.join(d, f)).toString('base64')]));
+  const startEvent = (stdout: string) => JSON.parse(stdout.split('\n').find((l) => l.includes('"type":"start"'))!.replace(/^@mmsweep /, ''));
+
+  it('D1: a directory holding another trial\'s checkpoints is refused before training (exit 2), nothing touched', async () => {
+    const ck = path.join(dir, 'd1');
+    const a = await runMmsweep(['train', '--spec', noop(1), '--checkpoint-dir', ck]);
+    expect(a.exitCode, a.stderr).toBe(0);
+    const before = snapshot(ck);
+    expect(Object.keys(before).sort()).toEqual(['epoch-0002.ckpt', 'epoch-0003.ckpt']);
+    for (const args of [[], ['--resume']]) {
+      const b = await runMmsweep(['train', '--spec', noop(2, 1), '--checkpoint-dir', ck, ...args]);
+      expect(b.exitCode).toBe(2);
+      expect(b.stderr).toMatch(/--checkpoint-dir .* holds checkpoints of another trial: epoch-0003\.ckpt \(trial [0-9a-f]{12}\), epoch-0002\.ckpt/);
+      expect(b.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(snapshot(ck)).toEqual(before);
+    }
+  }, 120_000);
+
+  it('pruning deletes only this trial\'s files', async () => {
+    const { checkpointPath, pruneCheckpoints, writeCheckpointFile } = await import('../../src/train/checkpoint.ts');
+    const ck = path.join(dir, 'prune');
+    for (const e of [1, 2, 3]) writeCheckpointFile(checkpointPath(ck, e), { trialKey: 'mine', payload: {}, blobs: {} });
+    for (const e of [7, 8]) writeCheckpointFile(checkpointPath(ck, e), { trialKey: 'theirs', payload: {}, blobs: {} });
+    fs.writeFileSync(checkpointPath(ck, 9), 'not a checkpoint');
+    pruneCheckpoints(ck, 1, 'mine');
+    expect(fs.readdirSync(ck).sort()).toEqual(['epoch-0003.ckpt', 'epoch-0007.ckpt', 'epoch-0008.ckpt', 'epoch-0009.ckpt']);
+  });
+
+  it('U1: a --checkpoint-dir that is a file or cannot be created fails before epoch 1 with exit 2, no stack trace', async () => {
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, '');
+    for (const [target, message] of [
+      [file, /--checkpoint-dir .*a-file: not a directory/],
+      [path.join(file, 'below'), /--checkpoint-dir .*below: not a directory/],
+      ['/proc/mmsweep-hostile-ck', /--checkpoint-dir \/proc\/mmsweep-hostile-ck: cannot create it/],
+    ] as const) {
+      const out = await runMmsweep(['train', '--spec', noop(3), '--checkpoint-dir', target, '--events']);
+      expect(out.exitCode, out.stderr).toBe(2);
+      expect(out.stderr).toMatch(message);
+      expect(out.stderr).not.toMatch(/\n\s+at /);
+      expect(out.stdout).not.toContain('"type":"epoch"');
+    }
+  }, 120_000);
+
+  it('U2/W3: --resume skips an edited or broken newest checkpoint, names it, and continues from the older one', async () => {
+    const ck = path.join(dir, 'u2');
+    const spec = noop(4);
+    expect((await runMmsweep(['train', '--spec', spec, '--checkpoint-dir', ck])).exitCode).toBe(0);
+    const newest = path.join(ck, 'epoch-0003.ckpt');
+    // W3: an edit inside the header (same length, so only the checksum can tell).
+    const original = fs.readFileSync(newest);
+    const edited = Buffer.from(original.toString('latin1').replace('"epoch":3', '"epoch":9'), 'latin1');
+    expect(edited.equals(original)).toBe(false);
+    fs.writeFileSync(newest, edited);
+    const resumed = await runMmsweep(['train', '--spec', spec, '--checkpoint-dir', ck, '--resume', '--events']);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`--resume skipped checkpoint ${newest}: checksum mismatch`);
+    expect(resumed.stderr).toContain(`--resume continues from ${path.join(ck, 'epoch-0002.ckpt')}`);
+    expect(startEvent(resumed.stdout)).toMatchObject({ resumedFromEpoch: 2 });
+
+    // A broken header JSON behind a valid checksum (a hostile edit that recomputes it) names the file too.
+    const { createHash } = await import('node:crypto');
+    const good = fs.readFileSync(newest);
+    const body = Buffer.from(good.subarray(0, good.length - 32));
+    body.write('!', 16, 'latin1');
+    fs.writeFileSync(newest, Buffer.concat([body, createHash('sha256').update(body).digest()]));
+    const again = await runMmsweep(['train', '--spec', spec, '--checkpoint-dir', ck, '--resume', '--events']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`--resume skipped checkpoint ${newest}: broken checkpoint header`);
+    expect(startEvent(again.stdout)).toMatchObject({ resumedFromEpoch: 2 });
+  }, 120_000);
+
+  it('D1 and W3 with real CMNIST training: trial B is refused; an edited testAcc in A\'s header is not reported', async () => {
+    const ck = path.join(dir, 'cmnist');
+    const small = ['--lr', '0.01', '--subset', '200', '--subset-val', '100', '--subset-test', '100', '--width', '0.25', '--json', '--checkpoint-dir', ck];
+    const a = await runMmsweep(['train', ...small, '--seed', '1', '--max-epochs', '2'], {}, 600_000);
+    expect(a.exitCode, a.stderr).toBe(0);
+    const resultA = JSON.parse(a.stdout.trim().split('\n').at(-1)!);
+    const b = await runMmsweep(['train', ...small, '--seed', '2', '--max-epochs', '1'], {}, 600_000);
+    expect(b.exitCode).toBe(2);
+    expect(fs.readdirSync(ck).sort()).toEqual(['epoch-0001.ckpt', 'epoch-0002.ckpt']);
+    // The report's edit: testAcc in the newest checkpoint's history, same length.
+    const newest = path.join(ck, 'epoch-0002.ckpt');
+    const text = fs.readFileSync(newest).toString('latin1');
+    const testAcc = `"testAcc":${resultA.testAcc}`;
+    expect(text).toContain(testAcc);
+    const forged = resultA.testAcc === 7 ? 8 : 7;
+    fs.writeFileSync(newest, Buffer.from(text.split(testAcc).join(`"testAcc":${forged}`), 'latin1'));
+    const resumed = await runMmsweep(['train', ...small, '--seed', '1', '--max-epochs', '2', '--resume'], {}, 600_000);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`--resume skipped checkpoint ${newest}: checksum mismatch`);
+    // Epoch 2 was trained again from epoch 1: the result is the original one, not the forged value.
+    expect(JSON.parse(resumed.stdout.trim().split('\n').at(-1)!).testAcc).toBe(resultA.testAcc);
+  }, 900_000);
+});
+
+describe('W2: a changed StudySpec under an existing name', () => {
+  const base = { dataset: { name: 'cmnist' }, lr: 0.01, maxEpochs: 3, width: 0.25 };
+  const studyOf = (over: { base?: object; seeds?: number[]; extra?: object[] } = {}) => ({
+    name: 'w2',
+    conditions: [{ label: 'vanilla', base: { ...base, ...(over.base ?? {}) }, seeds: over.seeds ?? [0, 1] }, ...(over.extra ?? [])],
+  });
+
+  it('is refused with the difference shown; additions need --extend', async () => {
+    const { parseStudySpec } = await import('../../src/spec/study.ts');
+    const { checkStudyRerun } = await import('../../src/spec/study-change.ts');
+    const stored = parseStudySpec(studyOf());
+    expect(checkStudyRerun(stored, parseStudySpec(studyOf()))).toEqual({ additions: [], changes: [] });
+    expect(checkStudyRerun(null, parseStudySpec(studyOf({ base: { maxEpochs: 9 } })))).toEqual({ additions: [], changes: [] });
+    expect(() => checkStudyRerun(stored, parseStudySpec(studyOf({ base: { maxEpochs: 5 } })), { extend: true })).toThrow(
+      /study "w2" already exists with a different spec:\n {2}condition "vanilla": base\.maxEpochs 3 → 5\n/,
+    );
+    const more = parseStudySpec(studyOf({ seeds: [0, 1, 2, 3], extra: [{ label: 'guided', base: { ...base, algorithm: 'guided' } }] }));
+    expect(() => checkStudyRerun(stored, more)).toThrow(/adds to it:\n {2}condition "vanilla": seeds \+ \[2,3\]\n {2}condition "guided" added\nAdd --extend/);
+    expect(checkStudyRerun(stored, more, { extend: true }).additions).toHaveLength(2);
+    // Fewer seeds than stored (e.g. after `study extend`) is no change: the stored ones are kept.
+    expect(checkStudyRerun(parseStudySpec(studyOf({ seeds: [0, 1, 2] })), stored)).toEqual({ additions: [], changes: [] });
+    expect(() => checkStudyRerun(more, stored)).toThrow(/condition "guided" removed/);
+  });
+
+  it('mmsweep study start of the edited spec exits 2 before contacting Temporal, and condition_summary separates configurations', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    try {
+      const { parseStudySpec } = await import('../../src/spec/study.ts');
+      const { planStudy } = await import('../../src/spec/keys.ts');
+      const stored = parseStudySpec(studyOf());
+      await upsertStudy(handle.db, { id: 'w2', name: 'w2', spec: stored });
+      const edited = path.join(scratch, 'w2-edited.json');
+      fs.writeFileSync(edited, JSON.stringify(studyOf({ base: { maxEpochs: 5 } })));
+      const out = await runMmsweep(['study', 'start', edited, '--address', '127.0.0.1:1'], { DATABASE_URL: database.url });
+      expect(out.exitCode, out.stderr).toBe(2);
+      expect(out.stderr).toMatch(/already exists with a different spec:\n {2}condition "vanilla": base\.maxEpochs 3 → 5/);
+
+      // Two configurations that agree on every condition column but the epoch cap: two rows, not one pooled n = 4.
+      const { claimTrialAttempt, recordResult } = await import('../../db/index.ts');
+      const { result } = await import('../db/store.suite.ts');
+      const trials = [...planStudy(stored), ...planStudy(parseStudySpec(studyOf({ base: { maxEpochs: 5 } })))];
+      await registerTrials(handle.db, 'w2', trials.map((t) => ({ trialKey: t.key, spec: t.spec })));
+      for (const [i, t] of trials.entries()) {
+        await claimTrialAttempt(handle.db, t.key, 1, { worker: 'w' });
+        await recordResult(handle.db, t.key, 1, result({ testAcc: 10 * (i + 1) }));
+      }
+      const rows = (await handle.db.execute(
+        `select n, test_acc_mean from condition_summary where study_id = 'w2' order by test_acc_mean` as never,
+      )) as unknown as { n: number; test_acc_mean: number }[];
+      expect(rows.map((r) => [r.n, r.test_acc_mean])).toEqual([[2, 15], [2, 35]]);
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
+  }, 120_000);
+});
+
+describe('provenance', () => {
+  it('code_version names version, commit (+dirty) and lockfile hash, survives the workflow\'s upsert; trials.backend/device are written', async () => {
+    const { codeVersion } = await import('../../infra/provenance.ts');
+    const { createHash } = await import('node:crypto');
+    const { execFileSync } = await import('node:child_process');
+    const { repoRoot } = await import('./run-cli.ts');
+    const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    const lock = createHash('sha256').update(fs.readFileSync(path.join(repoRoot, 'package-lock.json'))).digest('hex').slice(0, 16);
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim().slice(0, 12);
+    const version = codeVersion();
+    expect(version).toMatch(new RegExp(`^mmsweep ${pkg.version.replace(/\./g, '\\.')} git ${head}(-dirty)? lock sha256:${lock}$`));
+
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    try {
+      const { claimTrialAttempt, recordResult, findStudy, getTrial } = await import('../../db/index.ts');
+      const { result } = await import('../db/store.suite.ts');
+      await upsertStudy(handle.db, { id: 'p', name: 'p', spec: {}, codeVersion: version });
+      await upsertStudy(handle.db, { id: 'p', name: 'p', spec: { again: true } }); // as registerTrials does
+      expect((await findStudy(handle.db, 'p'))?.codeVersion).toBe(version);
+      await registerTrials(handle.db, 'p', [{ trialKey: 'p1', spec: cmnistSpec({ seed: 1 }) }]);
+      await claimTrialAttempt(handle.db, 'p1', 1, { worker: 'w' });
+      await recordResult(handle.db, 'p1', 1, result({ backend: 'tensorflow', device: 'libtensorflow on test CPU' }));
+      expect(await getTrial(handle.db, 'p1')).toMatchObject({ backend: 'tensorflow', device: 'libtensorflow on test CPU' });
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
+  }, 60_000);
+});
+
+describe('U4 and S4 (partly)', () => {
+  it('export --out refuses to overwrite without --force (exit 2)', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    const restore = withEnv({ DATABASE_URL: database.url });
+    try {
+      const { register: registerExport } = await import('../../src/cli/commands/export.ts');
+      await upsertStudy(handle.db, { id: 'ex', name: 'ex', spec: {} });
+      const out = path.join(scratch, 'existing.csv');
+      fs.writeFileSync(out, 'precious');
+      const refused = await runInProcess(registerExport, ['export', 'ex', '--out', out]);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(/existing\.csv exists; add --force/);
+      expect(fs.readFileSync(out, 'utf8')).toBe('precious');
+      const forced = await runInProcess(registerExport, ['export', 'ex', '--out', out, '--force']);
+      expect(forced.exitCode).toBe(0);
+      expect(fs.readFileSync(out, 'utf8')).toMatch(/^study_id,trial_key/);
+    } finally {
+      restore();
+      await handle.close();
+      await database.drop();
+    }
+  }, 60_000);
+
+  it('the embedded database directory is mode 0700', async () => {
+    const dataDir = path.join(scratch, 'home-s4', 'db');
+    await copyPgliteTemplate(dataDir);
+    fs.chmodSync(dataDir, 0o755);
+    const handle = await openDatabase({ url: '', dataDir, serve: false });
+    try {
+      expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
+    } finally {
+      await handle.close();
+    }
+  }, 120_000);
+});
