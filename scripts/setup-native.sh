@@ -84,8 +84,11 @@ flock 9
 
 node_abi="$(node -p 'process.versions.modules + "-napi" + process.versions.napi')"
 if [ "$gpu" = 1 ]; then
-  # The pins' digest is part of the stamp: changing a pinned wheel rebuilds.
-  wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$node_abi\",\"pins\":\"$(sha256sum "$pins" | cut -c1-16)\"}"
+  # The pins' digest is part of the stamp: changing a pinned wheel rebuilds. The CUDA runtime and cuDNN versions
+  # are read back by src/backend/gpu.ts and recorded with every result trained on this build.
+  cuda_version="$(sed -n 's/^nvidia-cuda-runtime-cu12==\([^ ]*\) .*/\1/p' "$pins")"
+  cudnn_version="$(sed -n 's/^nvidia-cudnn-cu12==\([^ ]*\) .*/\1/p' "$pins")"
+  wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$node_abi\",\"pins\":\"$(sha256sum "$pins" | cut -c1-16)\",\"cuda\":\"$cuda_version\",\"cudnn\":\"$cudnn_version\"}"
 else
   wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$node_abi\"}"
 fi

@@ -51,6 +51,13 @@ export function register(program: Command): void {
         lines.push(`  ${probe.ok ? '✓' : '✗'} ${probe.name.padEnd(15)} ${status}`);
         if (probe.reason) lines.push(`      ${probe.reason}`);
       }
+      if (report.gpuFallback) {
+        lines.push(
+          '',
+          `GPU: a tfjs-node-gpu build is present but no GPU is used, so '${report.request}' fell back to '${report.gpuFallback.usedInstead}' (reason above).`,
+          `     TensorFlow's library loader log shows with ${report.gpuFallback.loaderLog}; mmsweep setup native --gpu --check loads the build alone.`,
+        );
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 }
