@@ -11,6 +11,7 @@ import { EXIT_CODES, type CheckpointRef, type EpochMetrics, type RunnerEvent, ty
 import { SupersededAttemptError, type ResultsStore, type StudyCounts } from './store.ts';
 import { isAlive, signalGroup, startRunner } from './runner-process.ts';
 import { checkpointPath, latestCheckpoint } from '../src/train/checkpoint.ts';
+import { slotEnvironment } from './gpu-slots.ts';
 
 export type { ResultsStore, StudyCounts, TrialState, RegisteredTrial, StoredCheckpoint } from './store.ts';
 export { SupersededAttemptError } from './store.ts';
@@ -257,8 +258,7 @@ export function createActivities(store: ResultsStore, configInput: Partial<Activ
     context.heartbeat(beat);
 
     const slot = freeSlots.shift() ?? 0;
-    const env: NodeJS.ProcessEnv = { ...process.env, ...config.env };
-    if (config.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = config.gpus[slot];
+    const env = slotEnvironment(config.gpus, slot, { ...process.env, ...config.env });
 
     let result: TrialResult | null = null;
     let resumedFromEpoch: number | null = null;

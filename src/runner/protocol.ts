@@ -4,6 +4,8 @@
  * this, so both sides import it from here.
  */
 
+import type { GpuInfo } from '../spec/gpu.ts';
+
 /** Per-epoch learning-curve row (accuracies in percent, 0–100). */
 export interface EpochMetrics {
   epoch: number;
@@ -65,6 +67,8 @@ export interface TrialResult {
   diverged: boolean;
   backend: string;
   device: string;
+  /** The GPU that trained it (model, driver, CUDA, cuDNN, TF32): null on CPU backends; absent in older results. */
+  gpu?: GpuInfo | null;
   /** Epochs actually trained. */
   epochs: number;
   profile: 'code' | 'paper';

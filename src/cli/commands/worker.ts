@@ -7,7 +7,11 @@ export function register(program: Command): void {
     .description('run trials on this machine: polls mmsweep-train-<queue> (and the control queue) of the Temporal at TEMPORAL_ADDRESS, writes to DATABASE_URL')
     .requiredOption('--queue <class>', 'worker class, e.g. gpu, a100, cpu (task queue mmsweep-train-<class>)')
     .option('--slots <n>', 'trials at once (one per GPU on GPU hosts)', (v) => parsePositiveInt('--slots', v))
-    .option('--gpus <ids>', 'comma-separated GPU ids, one per slot (sets CUDA_VISIBLE_DEVICES of each runner)')
+    .option(
+      '--gpus <ids>',
+      'GPU ids, one per slot, as nvidia-smi numbers them (sets CUDA_VISIBLE_DEVICES of each runner; repeat an id to share a GPU: 0,0,1,1)',
+    )
+    .option('--no-tf32', 'full float32 matmuls/convolutions on Ampere and newer GPUs (NVIDIA_TF32_OVERRIDE=0; TensorFlow uses TF32 by default)')
     .option('--no-control', 'do not poll the control queue (study workflows and bookkeeping activities)')
     .option('--checkpoint-dir <dir>', 'local checkpoint root', '.mmsweep/checkpoints')
     .option('--no-upload-checkpoints', 'keep checkpoints on this machine only (single-machine setups)')
@@ -18,6 +22,7 @@ export function register(program: Command): void {
       queue: string;
       slots?: number;
       gpus?: string;
+      tf32: boolean;
       control: boolean;
       checkpointDir: string;
       uploadCheckpoints: boolean;
@@ -30,11 +35,11 @@ export function register(program: Command): void {
       const { dbResultsStore } = await import('../../../activities/db-store.ts');
       const { startWorkers } = await import('../../../infra/worker.ts');
       const { resolveTarget } = await import('../../../infra/client.ts');
-      const gpus = options.gpus ? options.gpus.split(',').map((g) => g.trim()).filter(Boolean) : [];
-      const slots = options.slots ?? (gpus.length > 0 ? gpus.length : 1);
-      if (gpus.length > 0 && gpus.length !== slots) {
-        throw new Error(`--gpus lists ${gpus.length} GPUs but --slots is ${slots}: give one GPU id per slot`);
-      }
+      const { parseGpuIds, resolveSlots } = await import('../../../activities/gpu-slots.ts');
+      const gpus = options.gpus === undefined ? [] : parseGpuIds(options.gpus);
+      const slots = resolveSlots(gpus, options.slots);
+      // Runners inherit the worker's environment: this reaches TensorFlow in every trial process.
+      if (!options.tf32) process.env.NVIDIA_TF32_OVERRIDE = '0';
       const target = resolveTarget(options);
       const database = await openDatabase();
       const workerId = `${os.hostname()}:${process.pid}`;
@@ -73,6 +78,7 @@ export function register(program: Command): void {
 
 function parsePositiveInt(name: string, value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got "${value}"`);
+  // exitCode 2: invalid input (src/cli/main.ts exits with it).
+  if (!Number.isInteger(n) || n < 1) throw Object.assign(new Error(`${name} must be a positive integer, got "${value}"`), { exitCode: 2 });
   return n;
 }
