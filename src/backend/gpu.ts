@@ -227,5 +227,9 @@ export function interpretGpuProbe(probe: GpuProbeOutput, context: GpuContext): G
   }
   const ignored = /Ignoring visible gpu device \(([^)]*)\) with [^\n]*/.exec(log);
   if (ignored) return { used: false, reason: `${prefix}${ignored[0].trim()}` };
+  if (!/cuda/i.test(log)) {
+    // A CUDA build logs its driver probing at level 0; silence means this libtensorflow never tried.
+    return { used: false, reason: `${prefix}its libtensorflow shows no sign of CUDA support (a CPU build?); rebuild: ${GPU_SETUP_COMMAND} --force` };
+  }
   return { used: false, reason: `${prefix}no GPU device was created ${logHint}` };
 }
