@@ -4,7 +4,7 @@
  */
 
 /** An id CUDA_VISIBLE_DEVICES accepts: an index (as nvidia-smi numbers GPUs) or a GPU-/MIG- UUID. */
-const GPU_ID = /^(?:\d{1,3}|(?:GPU|MIG)-[0-9A-Fa-f][0-9A-Fa-f/-]*)$/;
+const GPU_ID = /^(?:\d{1,3}|(?:GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]*)$/;
 
 export class GpuListError extends Error {
   override name = 'GpuListError';
