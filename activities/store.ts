@@ -1,5 +1,5 @@
 import type { TrialSpec } from '../src/spec/trial.ts';
-import type { EpochMetrics, TrialResult } from '../src/runner/protocol.ts';
+import type { EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
 
 /**
  * What the orchestration activities need from the results store. The db module (db/) satisfies it through the

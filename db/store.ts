@@ -289,7 +289,7 @@ function int(x: number | null | undefined): number | null {
 
 // ----------------------------------------------------------------------------------------------- epochs
 
-/** The runner's EpochMetrics (src/runner/protocol.ts), stored as given (accuracies in percent). */
+/** The runner's EpochMetrics (src/spec/contracts.ts), stored as given (accuracies in percent). */
 export interface EpochInput {
   epoch: number;
   trainAcc?: number | null;
@@ -390,7 +390,7 @@ export async function trialEpochs(db: Db, trialKey: string): Promise<EpochRow[]>
 // ---------------------------------------------------------------------------------------------- results
 
 /**
- * The trial runner's TrialResult (src/runner/protocol.ts; extra fields, e.g. `perModality` of an M-modality net,
+ * The trial runner's TrialResult (src/spec/contracts.ts; extra fields, e.g. `perModality` of an M-modality net,
  * are kept in `results.raw`). Values are stored
  * as given: the runner reports accuracies in percent (0–100).
  */

@@ -1,5 +1,5 @@
 import type { BatchOptions, Dataset, HostBatch, ModalityInfo, SplitName } from './types.ts';
-import { Rng, seededPermutation } from './rng.ts';
+import { Rng, seededPermutation } from '../util/rng.ts';
 
 /**
  * Batching shared by every in-memory dataset: seeded per-epoch order, exact resume, and fast normalisation of

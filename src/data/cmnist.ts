@@ -4,7 +4,7 @@ import type { SplitName } from './types.ts';
 import { ByteArrayDataset, seededSubset, type ByteModality, type ByteSplit } from './batching.ts';
 import { readCacheFile, resolveCacheDir, writeCacheFile, type CacheMeta } from './cache.ts';
 import { loadMnist, mnistPackageVersion, MNIST_PIXELS, MNIST_SIDE, type MnistSplitData } from './mnist.ts';
-import { Rng, seededPermutation } from './rng.ts';
+import { Rng, seededPermutation } from '../util/rng.ts';
 
 /**
  * Colored-and-gray MNIST (paper-spec §3.1), synthesised from the real MNIST digits because Kim et al.'s palette
@@ -41,7 +41,7 @@ import { Rng, seededPermutation } from './rng.ts';
  * Normalisation (Kim et al.'s loader, §3.1): colored (x/255 − (0.4914, 0.4822, 0.4465)) / (0.2023, 0.1994, 0.2010);
  * gray (x/255 − 0.1307) / 0.3081.
  *
- * Random streams (src/data/rng.ts), all named so that no two uses share one: train colors
+ * Random streams (src/util/rng.ts), all named so that no two uses share one: train colors
  * ('cmnist-colors', 'train', dataSeed): three normals per image in index order; val colors ('cmnist-colors', 'val',
  * dataSeed): one class index then three normals per image; separate test colors ('cmnist-colors', 'test',
  * testColorSeed); palette ('cmnist-palette', paletteSeed); subsets ('cmnist-subset', 'mnist-train' | 'mnist-test',

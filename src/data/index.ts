@@ -82,7 +82,6 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
 
 export type { Dataset, HostBatch, BatchOptions, ModalityInfo, SplitName } from './types.ts';
 export { ByteArrayDataset, epochOrder, seededSubset, type ByteModality, type ByteSplit } from './batching.ts';
-export { Rng, hashSeedParts, seededPermutation } from './rng.ts';
 export { DataFileError, parseIdx, readIdxFile } from './idx.ts';
 export { loadMnist, mnistPackageDataDir, MNIST_COUNTS, MNIST_PIXELS, MNIST_SIDE } from './mnist.ts';
 export { resolveCacheDir } from './cache.ts';

@@ -7,7 +7,7 @@ import { resolveCacheDir } from './cache.ts';
 import { DataFileError } from './idx.ts';
 import { flipHorizontal, readPngRgb, resizeBilinear } from './image.ts';
 import { PythonRandom } from './python-random.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/rng.ts';
 import type { BatchOptions, Dataset, HostBatch, ModalityInfo, SplitName } from './types.ts';
 
 /**

@@ -18,7 +18,7 @@ import {
   type DecodedClip,
   type DecodeRequest,
 } from './nvgesture-video.ts';
-import { Rng, seededPermutation } from './rng.ts';
+import { Rng, seededPermutation } from '../util/rng.ts';
 import type { BatchOptions, Dataset, HostBatch, ModalityInfo, SplitName } from './types.ts';
 
 /**

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, SplitName } from '../data/types.ts';
 import type { ForwardMode, MultimodalNet } from '../nn/types.ts';
-import type { ModalityResult } from '../runner/protocol.ts';
+import type { ModalityResult } from '../spec/contracts.ts';
 import { modalityUtilization } from './utilization.ts';
 
 /** Exact accuracies (percent) of ŷ and of every branch's ŷk over a split, plus the counts they come from. */

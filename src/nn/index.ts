@@ -1,7 +1,7 @@
 import type { Dataset } from '../data/types.ts';
 import { resolveFidelity } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
-import { UnimodalAsMultimodal } from '../train/unimodal.ts';
+import { UnimodalAsMultimodal } from './unimodal.ts';
 import { createCmnistNet, createCmnistUnimodalSeNet } from './cmnist.ts';
 import { createI3dNet, createI3dUnimodalSeNet } from './i3d.ts';
 import { createResnet18MmtmNet, createResnet18UnimodalSeNet } from './resnet18.ts';

@@ -1,12 +1,12 @@
 /**
- * Seeded values for weight initialisation, drawn from the project's one generator (`src/data/rng.ts`).
+ * Seeded values for weight initialisation, drawn from the project's one generator (`src/util/rng.ts`).
  *
  * Weights are drawn in JavaScript (not with tfjs random ops) and uploaded, so the same seed gives bit-identical
  * initial weights on every backend. Every parameter has its own stream, named by (seed, parameter name): adding
  * or moving an MMTM does not change the initial weights of the branches, and a uni-modal SE net built with the same
  * seed starts from the same backbone weights as the matching branch of the two-branch net.
  */
-import { Rng } from '../data/rng.ts';
+import { Rng } from '../util/rng.ts';
 
 /** The stream of a (seed, label) pair, e.g. a parameter name or a dropout call. */
 export function labelledStream(seed: number, label: string): Rng {

@@ -4,9 +4,10 @@
  */
 import { columnLabel } from './model.ts';
 import { PUBLISHED_TABLE1, PUBLISHED_UNIMODAL_BEST } from './paper-values.ts';
-import type { Report, RenderedFigure } from './report.ts';
+import type { Report } from './build.ts';
 import { formatDiff, formatMeanStd, formatNumber } from './table1.ts';
 import type { FigureSection } from './figures.ts';
+import type { RenderedFigure } from './render.ts';
 
 export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

@@ -8,10 +8,19 @@ import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import { Resvg } from '@resvg/resvg-js';
+import type { Figure } from './figures.ts';
 import { loadFontMetrics, textWidth, type FontMetrics } from './font-metrics.ts';
 
 export interface CompiledFigure {
   vega: vega.Spec;
+  svg: string;
+  width: number;
+  height: number;
+}
+
+/** A report figure with its SVG (ids scoped to the figure, so that many can share one HTML page). */
+export interface RenderedFigure {
+  figure: Figure;
   svg: string;
   width: number;
   height: number;

@@ -3,8 +3,8 @@ import { trialKey } from '../spec/keys.ts';
 import type { NoopTrialSpec } from '../spec/trial.ts';
 import { checkpointPath, latestCheckpoint, pruneCheckpoints, readCheckpointFile, writeCheckpointFile } from '../train/checkpoint.ts';
 import { ResumeMismatchError } from '../train/trainer.ts';
-import type { CheckpointRef, EpochMetrics, TrialResult } from './protocol.ts';
-import type { RunTrialOptions } from './run.ts';
+import type { CheckpointRef, EpochMetrics, TrialResult } from '../spec/contracts.ts';
+import type { RunTrialOptions } from './options.ts';
 
 interface NoopPayload {
   kind: 'noop';

@@ -1,21 +1,8 @@
 import type { Dataset } from '../data/types.ts';
 import type { MultimodalNet } from '../nn/types.ts';
 import type { NoopTrialSpec, TrainTrialSpec, TrialSpec } from '../spec/trial.ts';
-import type { RunnerEvent, TrialResult } from './protocol.ts';
-
-/**
- * The trial runner: a TrialSpec in, progress events and a TrialResult out. It knows nothing of Temporal or
- * Postgres; `mmsweep train` wraps it for the command line and the orchestration activity spawns that command.
- */
-export interface RunTrialOptions {
-  checkpointDir?: string;
-  resume?: boolean;
-  /** Mid-epoch checkpoints this often (seconds) besides the epoch ones; default 600 with a checkpoint directory. */
-  midEpochCheckpointSeconds?: number;
-  onEvent?: (event: RunnerEvent) => void;
-  /** Dataset cache directory (default: the data module's). */
-  cacheDir?: string;
-}
+import type { TrialResult } from '../spec/contracts.ts';
+import type { RunTrialOptions } from './options.ts';
 
 /**
  * Ten minutes: a full ResNet18-MMTM checkpoint is ≈ 270 MB and takes a second or two to write, negligible at that
@@ -23,6 +10,10 @@ export interface RunTrialOptions {
  */
 export const DEFAULT_MID_EPOCH_CHECKPOINT_SECONDS = 600;
 
+/**
+ * The trial runner: a TrialSpec in, progress events and a TrialResult out. It knows nothing of Temporal or
+ * Postgres; `mmsweep train` wraps it for the command line and the orchestration activity spawns that command.
+ */
 export async function runTrial(spec: TrialSpec, options: RunTrialOptions = {}): Promise<TrialResult> {
   if (options.resume && !options.checkpointDir) {
     throw new RunnerInputError('--resume needs --checkpoint-dir (the directory holding the epoch checkpoints)');

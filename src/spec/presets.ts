@@ -6,7 +6,7 @@ import { expandStudy } from './study.ts';
  * 2-core CPU finishes (tiny data subsets, narrow networks, few epochs, few trials).
  *
  * Choices where the paper is ambiguous (recorded here and in the specs themselves):
- * - Log-uniform LR samples: lr = 10^u, u uniform on [log10 min, log10 max], drawn with the shared xoshiro128** generator (src/data/rng.ts) from the seed
+ * - Log-uniform LR samples: lr = 10^u, u uniform on [log10 min, log10 max], drawn with the shared xoshiro128** generator (src/util/rng.ts) from the seed
  *   in the spec (LR_SAMPLE_SEED; the authors' seed is unknown), rounded to 6 significant digits.
  * - ModelNet40's "nine learning rates from 1e-3 to 1": log-spaced 10^(-3 + 3k/8), k = 0..8.
  * - Duplicated-modality controls: CMNIST gray+gray (duplicate-m1, as in the paper); ModelNet40 front+front

@@ -1,4 +1,4 @@
-import { Rng } from '../data/rng.ts';
+import { Rng } from '../util/rng.ts';
 
 /** Round to `digits` significant digits: sampled values are stored and shown exactly as they are trained. */
 export function roundSignificant(value: number, digits = 6): number {

@@ -1,6 +1,6 @@
 import { rebalanceMode, type ForwardMode } from '../nn/types.ts';
 import type { Algorithm } from '../spec/trial.ts';
-import { Rng, type RngState } from '../data/rng.ts';
+import { Rng, type RngState } from '../util/rng.ts';
 
 /** What the trainer tells a balancer after each training step's backward pass. */
 export interface StepReport {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/types.ts';
 import { acceleratedModality, type ForwardMode, type ForwardOutput, type MultimodalNet } from '../nn/types.ts';
-import type { CheckpointRef, EpochMetrics, RunnerEvent, TrialResult } from '../runner/protocol.ts';
+import type { CheckpointRef, EpochMetrics, TrialEvent, TrialResult } from '../spec/contracts.ts';
 import { resolveFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { trialKey } from '../spec/keys.ts';
@@ -33,7 +33,7 @@ export interface TrainerOptions {
   checkpointDir?: string;
   /** Continue from the newest checkpoint in `checkpointDir` (a fresh start if there is none). */
   resume?: boolean;
-  onEvent?: (event: RunnerEvent) => void;
+  onEvent?: (event: TrialEvent) => void;
   /** As initBackend chose it; `gpu` (null or absent: no GPU) is recorded with the result. */
   backend: { name: string; device: string; gpu?: GpuInfo | null };
   /** Stop (as if killed) after this epoch's checkpoint: lets tests interrupt a run at a chosen epoch. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatResult, specFromFlags } from '../../src/cli/commands/train.ts';
-import type { TrialResult } from '../../src/runner/protocol.ts';
+import type { TrialResult } from '../../src/spec/contracts.ts';
 import { parseTrialSpec } from '../../src/spec/trial.ts';
 
 /** `mmsweep train`'s human summary and its --views flag (three-view ModelNet40, paper-spec §8.6). */

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { createDataset } from '../../src/data/index.ts';
 import { createNet } from '../../src/nn/index.ts';
-import type { EpochMetrics, RunnerEvent } from '../../src/runner/protocol.ts';
+import type { EpochMetrics, TrialEvent } from '../../src/spec/contracts.ts';
 import { trainTrialSpecSchema } from '../../src/spec/trial.ts';
 import { trainTrial } from '../../src/train/trainer.ts';
 import { writeNvgestureFixture } from '../fixtures/nvgesture.ts';
@@ -52,7 +52,7 @@ describe('I3D-MMTM on the NVGesture fixture', () => {
       [8, 16, 16, 1],
     ]);
     const net = createNet(s, dataset);
-    const events: RunnerEvent[] = [];
+    const events: TrialEvent[] = [];
     const started = performance.now();
     const result = await trainTrial({ spec: s, dataset, net, backend: { name: backend.name, device: backend.device }, onEvent: (e) => events.push(e) });
     net.dispose();
@@ -80,7 +80,7 @@ describe('I3D-MMTM on the NVGesture fixture', () => {
     const dataset = await createDataset(s.dataset, { modalities: s.modalities, cacheDir: join(dir, 'cache'), log: () => {} });
     const net = createNet(s, dataset);
     const { unimodalLoss } = await import('../../src/train/unimodal.ts');
-    const events: RunnerEvent[] = [];
+    const events: TrialEvent[] = [];
     await trainTrial({ spec: s, dataset, net, backend: { name: backend.name, device: backend.device }, onEvent: (e) => events.push(e), lossFn: unimodalLoss, skipUtilization: true });
     net.dispose();
     const history = events.flatMap((e) => (e.type === 'epoch' ? [e.metrics as EpochMetrics] : []));

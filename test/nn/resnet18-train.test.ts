@@ -8,7 +8,7 @@ import { Modelnet40Dataset } from '../../src/data/modelnet40.ts';
 import { createNet } from '../../src/nn/index.ts';
 import { uniformValues } from '../../src/nn/random.ts';
 import { createResnet18MmtmNet } from '../../src/nn/resnet18.ts';
-import type { EpochMetrics, RunnerEvent } from '../../src/runner/protocol.ts';
+import type { EpochMetrics, TrialEvent } from '../../src/spec/contracts.ts';
 import { FIDELITY_PROFILES } from '../../src/spec/fidelity.ts';
 import { trainTrialSpecSchema } from '../../src/spec/trial.ts';
 import { trainTrial } from '../../src/train/trainer.ts';
@@ -83,7 +83,7 @@ describe('ResNet18-MMTM on the wasm backend', () => {
       log: () => {},
     });
     const net = createNet(spec, dataset);
-    const events: RunnerEvent[] = [];
+    const events: TrialEvent[] = [];
     const result = await trainTrial({ spec, dataset, net, backend: { name: 'wasm', device: 'test' }, onEvent: (e) => events.push(e) });
     net.dispose();
     const history = events.flatMap((e) => (e.type === 'epoch' ? [e.metrics as EpochMetrics] : []));
@@ -116,7 +116,7 @@ describe('ResNet18-MMTM on the wasm backend', () => {
     });
     const dataset = new Modelnet40Dataset({ root, imageSize: 32, cacheDir: join(workDir, 'cache'), log: () => {} });
     const net = createNet(spec, dataset);
-    const events: RunnerEvent[] = [];
+    const events: TrialEvent[] = [];
     await trainTrial({ spec, dataset, net, backend: { name: 'wasm', device: 'test' }, onEvent: (e) => events.push(e), lossFn: unimodalLoss, skipUtilization: true });
     net.dispose();
     const history = events.flatMap((e) => (e.type === 'epoch' ? [e.metrics as EpochMetrics] : []));

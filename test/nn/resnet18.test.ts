@@ -6,7 +6,7 @@ import { createResnet18MmtmNet, createResnet18UnimodalSeNet, Resnet18Branch, res
 import type { MultiBranchMmtmNet } from '../../src/nn/multi-branch.ts';
 import { FIDELITY_PROFILES } from '../../src/spec/fidelity.ts';
 import { trainTrialSpecSchema } from '../../src/spec/trial.ts';
-import { UnimodalAsMultimodal } from '../../src/train/unimodal.ts';
+import { UnimodalAsMultimodal } from '../../src/nn/unimodal.ts';
 import type { Dataset } from '../../src/data/types.ts';
 
 beforeAll(async () => {

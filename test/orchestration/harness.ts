@@ -9,7 +9,8 @@ import { openDatabase, type DbHandle } from '../../db/index.ts';
 import { startDevServer, type DevServer } from '../../infra/temporal.ts';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TrainTrialOutput } from '../../activities/index.ts';
-import { EVENT_LINE_PREFIX, type TrialResult } from '../../src/runner/protocol.ts';
+import type { TrialResult } from '../../src/spec/contracts.ts';
+import { EVENT_LINE_PREFIX } from '../../src/runner/protocol.ts';
 
 /**
  * Real services for the orchestration tests: a Temporal dev server on a free port with its own state file (and a

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EVENT_LINE_PREFIX, EXIT_CODES, type RunnerEvent, type TrialResult } from '../../src/runner/protocol.ts';
+import type { TrialResult } from '../../src/spec/contracts.ts';
+import { EVENT_LINE_PREFIX, EXIT_CODES, type RunnerEvent } from '../../src/runner/protocol.ts';
 import { readCheckpointFile } from '../../src/train/checkpoint.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');

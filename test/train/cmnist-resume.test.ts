@@ -7,7 +7,7 @@ import { initBackend } from '../../src/backend/index.ts';
 import { createDataset } from '../../src/data/index.ts';
 import type { Dataset } from '../../src/data/types.ts';
 import { createCmnistNet } from '../../src/nn/cmnist.ts';
-import type { RunnerEvent } from '../../src/runner/protocol.ts';
+import type { TrialEvent } from '../../src/spec/contracts.ts';
 import { resolveFidelity } from '../../src/spec/fidelity.ts';
 import { trainTrialSpecSchema } from '../../src/spec/trial.ts';
 import { HaltedForTest, trainTrial } from '../../src/train/trainer.ts';
@@ -45,7 +45,7 @@ describe('trainTrial on CMNIST (real net, wasm)', () => {
     const fidelity = resolveFidelity(spec.profile, spec.fidelity);
     const go = async (dir: string, extra: { resume?: boolean; haltAfterEpoch?: number }) => {
       const net = createCmnistNet({ channels: [3, 1], numClasses: 10, seed: spec.seed, fidelity, width: spec.width });
-      const events: RunnerEvent[] = [];
+      const events: TrialEvent[] = [];
       try {
         const result = await trainTrial({ spec, dataset, net, backend: { name: backendName, device: '' }, checkpointDir: dir, onEvent: (e) => events.push(e), ...extra });
         return { result, events, weights: net.trainableVariables.map((v) => Array.from(v.dataSync())), state: net.getState() };
@@ -65,7 +65,7 @@ describe('trainTrial on CMNIST (real net, wasm)', () => {
     expect(resumed.weights).toEqual(whole.weights);
     expect(resumed.state).toEqual(whole.state);
     expect({ ...resumed.result, wallSeconds: 0 }).toEqual({ ...whole.result, wallSeconds: 0 });
-    const hist = (ev: RunnerEvent[]) => ev.flatMap((e) => (e.type === 'epoch' ? [{ ...e.metrics, wallSeconds: 0 }] : []));
+    const hist = (ev: TrialEvent[]) => ev.flatMap((e) => (e.type === 'epoch' ? [{ ...e.metrics, wallSeconds: 0 }] : []));
     expect(hist(resumed.events)).toEqual(hist(whole.events).slice(1));
     // The guided run did re-balance, so the resume covered balancer state and running gate averages.
     expect(hist(whole.events).reduce((s, m) => s + m.rebalanceSteps, 0)).toBeGreaterThan(0);

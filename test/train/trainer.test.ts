@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunnerEvent, TrialResult } from '../../src/runner/protocol.ts';
+import type { TrialEvent, TrialResult } from '../../src/spec/contracts.ts';
 import { trainTrialSpecSchema, type TrainTrialSpec } from '../../src/spec/trial.ts';
 import { HaltedForTest, ResumeMismatchError, trainTrial } from '../../src/train/trainer.ts';
 import { branchLoss } from '../../src/train/loss.ts';
@@ -42,14 +42,14 @@ async function run(
   s: TrainTrialSpec,
   extra: { checkpointDir?: string; resume?: boolean; haltAfterEpoch?: number; midEpochCheckpointSeconds?: number; haltAfterStep?: number } = {},
 ) {
-  const events: RunnerEvent[] = [];
+  const events: TrialEvent[] = [];
   const n = net(s.seed);
   const result = await trainTrial({ spec: s, dataset, net: n, backend, onEvent: (e) => events.push(e), ...extra });
   const weights = n.trainableVariables.map((v) => Array.from(v.dataSync()));
   return { result, events, weights };
 }
 
-const epochs = (events: RunnerEvent[]) => events.flatMap((e) => (e.type === 'epoch' ? [e.metrics] : []));
+const epochs = (events: TrialEvent[]) => events.flatMap((e) => (e.type === 'epoch' ? [e.metrics] : []));
 
 describe('trainTrial on a tiny two-branch net', () => {
   it('vanilla learns; history, best-val selection and utilization are consistent', async () => {
@@ -176,7 +176,7 @@ describe('trainTrial on a tiny two-branch net', () => {
   it('branchAndFusion re-balancing leaves the other branch untouched', async () => {
     const s = spec({ algorithm: 'guided', alpha: 0, q: 100, maxEpochs: 2, balancingStartEpoch: 1, fidelity: { rebalanceUpdates: 'branchAndFusion' } });
     const n = net(s.seed);
-    const events: RunnerEvent[] = [];
+    const events: TrialEvent[] = [];
     // The first step is regular and triggers; every later step re-balances one fixed direction k.
     let k: 0 | 1 | null = null;
     const origForward = n.forward.bind(n);

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import type { RunnerEvent, TrialResult } from '../../runner/protocol.ts';
+import type { RunnerEvent } from '../../runner/protocol.ts';
+import type { TrialResult } from '../../spec/contracts.ts';
 
 /**
  * `mmsweep train`: run one trial (paper-spec §5–§10) from a TrialSpec JSON file and/or flags (flags override the

@@ -1,8 +1,8 @@
 /**
- * Seeded pseudo-random numbers for the data layer: xoshiro128** (32-bit state words, so it runs on plain JS
- * integer arithmetic) seeded through a murmur3-style hash of a list of seed parts. Everything here is
- * integer arithmetic except `uniform()` (exact) and `normal()` (Box–Muller with Math.log/cos/sqrt, which V8
- * evaluates identically on every platform), so equal seeds give equal streams.
+ * Seeded pseudo-random numbers, the one generator of every layer (data, nn, train, spec): xoshiro128** (32-bit
+ * state words, so it runs on plain JS integer arithmetic) seeded through a murmur3-style hash of a list of seed
+ * parts. Everything here is integer arithmetic except `uniform()` (exact) and `normal()` (Box–Muller with
+ * Math.log/cos/sqrt, which V8 evaluates identically on every platform), so equal seeds give equal streams.
  *
  * Streams are named by their parts, e.g. `Rng.from('cmnist-train-colors', dataSeed)`, so different uses of one
  * user seed never share a stream.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashSeedParts, Rng, seededPermutation } from '../../src/data/rng.ts';
+import { hashSeedParts, Rng, seededPermutation } from '../../src/util/rng.ts';
 
 describe('Rng', () => {
   it('is xoshiro128**: matches the reference C implementation from state (1, 2, 3, 4)', () => {
