@@ -22,7 +22,8 @@ import { installedWasmKernels, registerWasmTrainingKernels } from './wasm-kernel
  *
  * Environment: `MMSWEEP_BACKEND=<tensorflow-gpu|tensorflow|wasm|cpu|auto>` replaces a request of `auto`
  * (an explicit request wins), e.g. to pin a whole sweep's workers to one backend. `MMSWEEP_TFJS_NODE_GPU=<dir>`
- * uses the tfjs-node-gpu build in <dir> instead of node_modules' (e.g. one shared build on a cluster disk).
+ * uses the tfjs-node-gpu build in <dir> instead of node_modules' (the tests' stand-in builds); its files must
+ * resolve this checkout's `@tensorflow/tfjs` (a tree of symlinks into node_modules does).
  */
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
