@@ -115,7 +115,7 @@ cat >"$work/study.json" <<'EOF'
 EOF
 if mmsweep run "$work/study.json" --no-progress >"$work/trial.out" 2>"$work/trial.err"; then
   mmsweep sql --format json \
-    "select t.backend, t.device, t.status, r.raw->'gpu' as gpu, (r.raw->>'testAcc')::float8 as test_acc from trials t join results r on r.trial_key = t.trial_key" \
+    "select r.raw->>'backend' as backend, r.raw->>'device' as device, t.status, r.raw->'gpu' as gpu, (r.raw->>'testAcc')::float8 as test_acc from trials t join results r on r.trial_key = t.trial_key" \
     >"$work/trial.json" 2>>"$work/trial.err" || true
   step trial "$(node -e "
     const fs = require('fs');
