@@ -11,6 +11,7 @@ import { EXIT_CODES, type RunnerEvent } from '../src/runner/protocol.ts';
 import type { CheckpointRef, EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
 import { SupersededAttemptError, type ResultsStore, type StudyCounts } from './store.ts';
 import { isAlive, signalGroup, startRunner } from './runner-process.ts';
+import { bundledRunnerCommand } from './runner-bundle.ts';
 import { checkpointPath, latestCheckpoint } from '../src/train/checkpoint.ts';
 import { slotEnvironment } from './gpu-slots.ts';
 
@@ -20,8 +21,11 @@ export { SupersededAttemptError } from './store.ts';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export interface ActivityConfig {
-  /** argv prefix of the trial runner; the activity appends `--spec … --checkpoint-dir … [--resume] --events --json`. */
-  runnerCommand: string[];
+  /**
+   * argv prefix of the trial runner; the activity appends `--spec … --checkpoint-dir … [--resume] --events --json`.
+   * Default: `mmsweep train` from the prebuilt runner bundle (activities/runner-bundle.ts).
+   */
+  runnerCommand?: string[];
   /** Local checkpoint directories live under `<checkpointRoot>/<trialKey>/`. */
   checkpointRoot: string;
   workerId: string;
@@ -41,7 +45,6 @@ export interface ActivityConfig {
 
 export function defaultActivityConfig(overrides: Partial<ActivityConfig> = {}): ActivityConfig {
   return {
-    runnerCommand: [process.execPath, path.join(repoRoot, 'bin', 'mmsweep.js'), 'train'],
     checkpointRoot: path.resolve('.mmsweep', 'checkpoints'),
     workerId: `${os.hostname()}:${process.pid}`,
     gpus: [],
@@ -258,6 +261,7 @@ export function createActivities(store: ResultsStore, configInput: Partial<Activ
     let beat: TrainHeartbeat = { trialKey, attempt, epoch: resume.epoch, totalEpochs: null, checkpoint: null };
     context.heartbeat(beat);
 
+    const command = config.runnerCommand ?? (await bundledRunnerCommand());
     const slot = freeSlots.shift() ?? 0;
     const env = slotEnvironment(config.gpus, slot, { ...process.env, ...config.env });
 
@@ -315,7 +319,7 @@ export function createActivities(store: ResultsStore, configInput: Partial<Activ
 
     // --resume with an empty directory starts fresh, so it is always passed: whatever checkpoint is there counts.
     const args = ['--spec', specFile, '--checkpoint-dir', dir, '--resume', '--events', '--json'];
-    const runner = startRunner({ command: config.runnerCommand, args, env, cwd: repoRoot, onEvent });
+    const runner = startRunner({ command, args, env, cwd: repoRoot, onEvent });
     stopRunner = () => void runner.kill(config.killGraceMs);
     await writeAtomic(pidFile, String(runner.pid));
     const timer = setInterval(() => context.heartbeat(beat), config.heartbeatIntervalMs);

@@ -32,8 +32,11 @@ export function startRunner(options: {
 }): RunnerHandle {
   // detached: the lifeline leads its own process group, so a kill reaches the runner and all it spawned; its
   // stdin is a pipe from us that closes when this process dies, whatever the cause.
+  // NODE_EXTRA_CA_CERTS makes every Node process parse a CA bundle at start (~60 ms here, twice per trial: lifeline
+  // and runner); neither opens a TLS connection.
+  const { NODE_EXTRA_CA_CERTS: _unusedCaCerts, ...env } = options.env;
   const child: ChildProcess = spawn(process.execPath, [LIFELINE, ...options.command, ...options.args], {
-    env: options.env,
+    env,
     cwd: options.cwd,
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -7,6 +7,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'samples/s of a CMNIST MMTM training step and forward pass, per available backend',
     load: () => import('./train.ts'),
   },
+  'step-profile': {
+    describe: 'TensorFlow ops of one native CMNIST MMTM training step by op type: calls, time, share of the step',
+    load: () => import('./step-profile.ts'),
+  },
   orchestration: {
     describe: 'noop study of 200 trials on 1 and on 4 worker processes: per-trial orchestration overhead, speed-up',
     load: () => import('./orchestration.ts'),
@@ -18,6 +22,14 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
   i3d: {
     describe: 'NVGesture I3D-MMTM: training step and eval forward at a reduced clip per backend, scaled to batch 4 × 64×224²',
     load: () => import('./i3d.ts'),
+  },
+  threads: {
+    describe: 'small CMNIST trials per hour for each split of the cores (slots × TensorFlow threads per trial)',
+    load: () => import('./threads.ts'),
+  },
+  sweep: {
+    describe: 'a small CMNIST study (6 trials) through `mmsweep run` and as a plain PyTorch loop: trials per hour, ratio',
+    load: () => import('./sweep.ts'),
   },
   db: {
     describe: 'results store: insert 100,000 results + 1,000,000 epoch rows, time the condition-summary query',

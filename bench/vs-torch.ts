@@ -379,7 +379,7 @@ function forwardFlopsPerSample(net: import('../src/nn/cmnist.ts').CmnistMultimod
   return flops;
 }
 
-async function tfjsTrainingBench(backend: string, batch: number) {
+export async function tfjsTrainingBench(backend: string, batch: number) {
   const tf = await import('@tensorflow/tfjs');
   const { initBackend } = await import('../src/backend/index.ts');
   const { createCmnistNet } = await import('../src/nn/cmnist.ts');

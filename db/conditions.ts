@@ -83,8 +83,10 @@ export function conditionOf(spec: TrialSpec): TrialConditionColumns {
 function datasetVariant(spec: Extract<TrialSpec, { kind: 'train' }>): string {
   const d = spec.dataset;
   switch (d.name) {
-    case 'cmnist':
-      return d.sigma2 === 0.02 ? '' : `sigma2=${d.sigma2}`;
+    case 'cmnist': {
+      const parts = [...(d.sigma2 === 0.02 ? [] : [`sigma2=${d.sigma2}`]), ...(d.heldOutValidation === undefined ? [] : [`heldOutVal=${d.heldOutValidation}`])];
+      return parts.join(',');
+    }
     case 'modelnet40':
       return d.views.join(',') === '0,6' ? '' : `views=${d.views.join(',')}`;
     case 'nvgesture':

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync, readdirSy
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createActivities, type ActivityConfig, type ResultsStore } from '../activities/index.ts';
+import { runnerBundle } from '../activities/runner-bundle.ts';
 import { CONTROL_TASK_QUEUE, trainTaskQueue } from '../src/spec/study-model.ts';
 import { connectionOptions, type TemporalTarget } from './connection.ts';
 
@@ -105,6 +106,8 @@ export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet
   installQuietRuntime();
   const connection =
     options.connection ?? (await NativeConnection.connect(connectionOptions(options.target) as Parameters<typeof NativeConnection.connect>[0]));
+  // Build (or check) the trial runner bundle before polling, so the first trials do not wait for it.
+  if (options.train !== false && !options.activity?.runnerCommand) await runnerBundle();
   const activities = createActivities(options.store, { ...options.activity, gpus: options.activity?.gpus ?? [] });
   const workers: Worker[] = [];
   if (options.train !== false) {

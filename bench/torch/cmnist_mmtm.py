@@ -12,6 +12,8 @@ fidelity profile). Like the authors' module, every forward also folds the batch-
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -23,11 +25,18 @@ SPEC_BRANCH_PARAMETERS = {3: 67_760, 1: 66_156}
 SPEC_MMTM_PARAMETERS = 4_192 + 16_576 + 16_576
 
 
+def scaled_channels(channels: int, width: float) -> int:
+    """mmsweep's width multiplier (src/nn/cmnist.ts): max(1, round(c·width)), rounding halves up as JS does."""
+    return max(1, math.floor(channels * width + 0.5))
+
+
 class Mmtm(nn.Module):
     """Squeeze both feature maps by spatial mean, excite each from the joint bottleneck, gate channel-wise."""
 
-    def __init__(self, channels0: int, channels1: int, ratio: int = 4):
+    def __init__(self, channels0: int, channels1: int, ratio: int = 4, gate_scale: float = 1.0):
         super().__init__()
+        # 1: the code's σ(w); 2: the paper's 2·σ(w) (mmsweep's `paper` fidelity profile, used by the CMNIST presets).
+        self.gate_scale = gate_scale
         bottleneck = (2 * (channels0 + channels1)) // ratio
         self.fc_squeeze = nn.Linear(channels0 + channels1, bottleneck)
         self.fc_visual = nn.Linear(bottleneck, channels0)
@@ -40,8 +49,8 @@ class Mmtm(nn.Module):
     def forward(self, a0: torch.Tensor, a1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         squeezed = torch.cat([a0.mean(dim=(2, 3)), a1.mean(dim=(2, 3))], dim=1)
         z = F.relu(self.fc_squeeze(squeezed))
-        gate0 = torch.sigmoid(self.fc_visual(z))
-        gate1 = torch.sigmoid(self.fc_skeleton(z))
+        gate0 = self.gate_scale * torch.sigmoid(self.fc_visual(z))
+        gate1 = self.gate_scale * torch.sigmoid(self.fc_skeleton(z))
         with torch.no_grad():
             self.gate_sum0 += gate0.mean(dim=0)
             self.gate_sum1 += gate1.mean(dim=0)
@@ -52,27 +61,30 @@ class Mmtm(nn.Module):
 class Branch(nn.Module):
     """The 4-conv net of Kim et al. for one modality, exposed stage by stage for fusion in between."""
 
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, width: float = 1.0):
         super().__init__()
+        c1, c2, c3, c4 = (scaled_channels(c, width) for c in (32, 32, 64, 64))
+        self.channels = (c1, c2, c3, c4)
         self.input_norm = nn.BatchNorm2d(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, 32, 5, stride=1, padding=2)
-        self.conv2 = nn.Conv2d(32, 32, 3, stride=1, padding=1)
-        self.conv3 = nn.Conv2d(32, 64, 3, stride=2, padding=1)
-        self.conv4 = nn.Conv2d(64, 64, 3, stride=1, padding=1)
-        self.head = nn.Linear(64, NUM_CLASSES)
+        self.conv1 = nn.Conv2d(in_channels, c1, 5, stride=1, padding=2)
+        self.conv2 = nn.Conv2d(c1, c2, 3, stride=1, padding=1)
+        self.conv3 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)
+        self.conv4 = nn.Conv2d(c3, c4, 3, stride=1, padding=1)
+        self.head = nn.Linear(c4, NUM_CLASSES)
 
     def stage1(self, x: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(F.relu(self.conv1(self.input_norm(x))), 3, stride=2, padding=1)
 
 
 class CmnistMmtmNet(nn.Module):
-    def __init__(self, channels: tuple[int, int] = (3, 1)):
+    def __init__(self, channels: tuple[int, int] = (3, 1), width: float = 1.0, gate_scale: float = 1.0):
         super().__init__()
-        self.branch0 = Branch(channels[0])
-        self.branch1 = Branch(channels[1])
-        self.mmtm2 = Mmtm(32, 32)
-        self.mmtm3 = Mmtm(64, 64)
-        self.mmtm4 = Mmtm(64, 64)
+        self.branch0 = Branch(channels[0], width)
+        self.branch1 = Branch(channels[1], width)
+        _, c2, c3, c4 = self.branch0.channels
+        self.mmtm2 = Mmtm(c2, c2, gate_scale=gate_scale)
+        self.mmtm3 = Mmtm(c3, c3, gate_scale=gate_scale)
+        self.mmtm4 = Mmtm(c4, c4, gate_scale=gate_scale)
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b0, b1 = self.branch0, self.branch1

@@ -1,15 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { GpuInfo } from '../spec/gpu.ts';
 
 /**
  * Whether a tfjs-node-gpu build really computes on a GPU, and if not, why (DESIGN.md §6: a GPU backend counts
  * only when a GPU device is used). TensorFlow itself decides at start-up: it dlopens the driver (libcuda.so.1)
  * and seven CUDA libraries, and without any of them quietly runs on the CPU. So the build is probed in a child
- * process (src/backend/gpu-probe.mjs) with TensorFlow's loader log switched on, and that log is read for the
- * reason. Pure parts (`interpretGpuProbe`, `gpuInfoFromLog`, `missingCudaLibraries`) are tested on their own.
+ * process (PROBE_SOURCE) with TensorFlow's loader log switched on, and that log is read for the reason. Pure parts (`interpretGpuProbe`, `gpuInfoFromLog`, `missingCudaLibraries`) are tested on their own.
  */
 
 /** The variables that make TensorFlow print its library loader log (which CUDA library failed to dlopen). */
@@ -73,18 +71,34 @@ export interface GpuProbeOutput {
 
 export type GpuVerdict = { used: true; gpu: GpuInfo } | { used: false; reason: string };
 
-const PROBE_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'gpu-probe.mjs');
+/**
+ * The child's program, given to `node -e` (a source string, not a file: the trial runner runs as a bundle, where
+ * files beside this module are not). It loads the build in argv[1], runs one convolution and prints one JSON line:
+ * whether TensorFlow ran it on a GPU. A child keeps a build that cannot use a GPU out of the parent (two native
+ * TensorFlow packages in one process would register every kernel twice); its stderr is TensorFlow's log.
+ */
+const PROBE_SOURCE = `(async () => {
+  const tf = require(process.argv[1]);
+  await tf.setBackend('tensorflow');
+  const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3, 1]);
+  const w = tf.tensor4d([1, 0, 0, -1], [2, 2, 1, 1]);
+  const conv = Array.from(tf.conv2d(x, w, 1, 'valid').dataSync());
+  const backend = tf.backend();
+  process.stdout.write(JSON.stringify({ usingGpu: backend.isUsingGpuDevice === true, conv, tfVersion: backend.binding.TF_Version }) + '\\n');
+})().catch((error) => { console.error(error); process.exit(1); });`;
 /** First use of a GPU can JIT-compile PTX for a GPU newer than the build's kernels: minutes, once per machine. */
 const PROBE_TIMEOUT_MS = 10 * 60_000;
 
 /** Runs the probe child on the build in `dir`, with the caller's environment plus TF's loader log. */
 export function runGpuProbe(dir: string, env: NodeJS.ProcessEnv = process.env): GpuProbeOutput {
-  const result = spawnSync(process.execPath, [PROBE_SCRIPT, dir], {
+  const result = spawnSync(process.execPath, ['-e', PROBE_SOURCE, dir], {
     env: { ...withGpuDefaults(env), ...TF_LOADER_LOG_ENV },
     encoding: 'utf8',
     timeout: PROBE_TIMEOUT_MS,
     maxBuffer: 64 * 1024 * 1024,
   });
+  // Asked for TensorFlow's loader log (the hint doctor gives): show the probe's.
+  if (env.TF_CPP_VMODULE || env.MMSWEEP_DEBUG) process.stderr.write(result.stderr ?? '');
   return {
     status: result.status,
     stdout: result.stdout ?? '',
@@ -159,7 +173,7 @@ function parseProbeLine(stdout: string): { usingGpu?: unknown; conv?: unknown } 
 export function interpretGpuProbe(probe: GpuProbeOutput, context: GpuContext): GpuVerdict {
   const { env, driver, state } = context;
   const log = probe.stderr;
-  const logHint = `(TensorFlow's loader log: ${TF_LOADER_LOG_HINT} node ${path.relative(process.cwd(), PROBE_SCRIPT) || PROBE_SCRIPT} ${state.dir})`;
+  const logHint = `(TensorFlow's loader log: ${TF_LOADER_LOG_HINT} mmsweep doctor)`;
   const parsed = parseProbeLine(probe.stdout);
   if (probe.error || probe.status !== 0 || !parsed) {
     const lastLines = log.trim().split('\n').filter(Boolean).slice(-3).join(' | ');

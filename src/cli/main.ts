@@ -1,10 +1,11 @@
-import { Command } from 'commander';
+import { runCli, type CommandLoader } from './program.ts';
 
 /**
- * Each command lives in its own module under ./commands and exports `register(program)`.
- * Commands are loaded lazily by name so that `mmsweep doctor` never pays for loading Temporal or tfjs.
+ * Each command lives in its own module under ./commands and exports `register(program)`; a module loads what its
+ * command needs (Temporal, tfjs, the database) only when that command runs, so `mmsweep doctor` never pays for
+ * loading Temporal.
  */
-const commandModules: Record<string, () => Promise<{ register: (program: Command) => void }>> = {
+const commandModules: Record<string, CommandLoader> = {
   doctor: () => import('./commands/doctor.ts'),
   presets: () => import('./commands/presets.ts'),
   study: () => import('./commands/study.ts'),
@@ -19,25 +20,4 @@ const commandModules: Record<string, () => Promise<{ register: (program: Command
   setup: () => import('./commands/setup.ts'),
 };
 
-export async function main(argv: string[]): Promise<void> {
-  const program = new Command();
-  program
-    .name('mmsweep')
-    .description('Multi-modal learning sweeps of Wu et al. (ICML 2022): train, orchestrate, store and report.')
-    .showHelpAfterError();
-  for (const load of Object.values(commandModules)) (await load()).register(program);
-  await program.parseAsync(argv);
-}
-
-/**
- * A user error (unknown preset, bad spec, unreachable database…) is reported as one line naming the problem;
- * the stack trace is for developers and appears only with MMSWEEP_DEBUG=1.
- */
-try {
-  await main(process.argv);
-} catch (error) {
-  const err = error as Error & { exitCode?: number };
-  if (process.env.MMSWEEP_DEBUG) console.error(err.stack ?? err);
-  else console.error(`mmsweep: ${err.message ?? String(err)}`);
-  process.exit(typeof err.exitCode === 'number' ? err.exitCode : 1);
-}
+await runCli(commandModules, process.argv);

@@ -36,7 +36,11 @@ import { Rng, seededPermutation } from '../util/rng.ts';
  *
  * Splits (paper-spec §3.1, A1): train = the 60,000 MNIST training digits with class colors; val = the 10,000
  * MNIST test digits with random colors; test = val by default (D_val = D_test, the spec's best reading). With
- * `testColorSeed` set, test = the same 10,000 digits recolored from an independent stream.
+ * `testColorSeed` set, test = the same 10,000 digits recolored from an independent stream. With `heldOutValidation`
+ * = n, validation is instead n MNIST *training* digits held out of training (chosen by the stream ('cmnist-heldout',
+ * dataSeed)) and painted with random colors from ('cmnist-colors', 'heldout', dataSeed), so that checkpoint
+ * selection and the reported test accuracy use different digits; train keeps the other 60,000 − n, test stays
+ * the 10,000 MNIST test digits with the default's random colors.
  *
  * Normalisation (Kim et al.'s loader, §3.1): colored (x/255 − (0.4914, 0.4822, 0.4465)) / (0.2023, 0.1994, 0.2010);
  * gray (x/255 − 0.1307) / 0.3081.
@@ -82,6 +86,8 @@ export interface CmnistParams {
   dataSeed: number;
   /** Unset: test = val (default). Set: test digits recolored from the stream ('cmnist-colors', 'test', seed). */
   testColorSeed?: number;
+  /** Unset: val = the MNIST test digits (= test). n: val = n held-out MNIST training digits with random colors. */
+  heldOutValidation?: number;
 }
 
 /** Mean color of each class (index = class) under the palette permutation of `paletteSeed`. */
@@ -101,7 +107,7 @@ export interface ColoredSplit {
   meanColorClass: Uint8Array;
 }
 
-export type ColoringKind = 'train' | 'val' | 'test';
+export type ColoringKind = 'train' | 'val' | 'test' | 'heldout';
 
 /**
  * Paint a split of gray digits. `kind` 'train' uses each image's class color; 'val' and 'test' draw the class
@@ -272,16 +278,38 @@ export class CmnistDataset extends ByteArrayDataset {
   }
 }
 
+/**
+ * The held-out validation digits: n of the MNIST training digits (sorted indices, seeded), their gray data, and
+ * the indices left for training.
+ */
+export function heldOutValidationSplit(mnistTrain: MnistSplitData, n: number, dataSeed: number): { valIndices: Int32Array; trainIndices: Int32Array; gray: MnistSplitData } {
+  if (!Number.isInteger(n) || n <= 0 || n >= mnistTrain.count) {
+    throw new Error(`heldOutValidation must be an integer in 1…${mnistTrain.count - 1} (MNIST training digits held out), got ${n}`);
+  }
+  const valIndices = seededSubset(mnistTrain.count, n, Rng.from('cmnist-heldout', dataSeed));
+  const held = new Uint8Array(mnistTrain.count);
+  for (const i of valIndices) held[i] = 1;
+  const trainIndices = new Int32Array(mnistTrain.count - n);
+  for (let i = 0, k = 0; i < mnistTrain.count; i++) if (!held[i]) trainIndices[k++] = i;
+  const images = new Uint8Array(n * MNIST_PIXELS);
+  valIndices.forEach((src, i) => images.set(mnistTrain.images.subarray(src * MNIST_PIXELS, (src + 1) * MNIST_PIXELS), i * MNIST_PIXELS));
+  const labels = Uint8Array.from(valIndices, (src) => mnistTrain.labels[src]!);
+  return { valIndices, trainIndices, gray: { ...mnistTrain, images, labels, count: n } };
+}
+
 export function createCmnistDataset(params: CmnistParams, options: CmnistDatasetOptions): CmnistDataset {
   const needsColored = options.modalities !== 'duplicate-m1';
   const mnistTrain = loadMnist('train', options.mnistDir);
   const mnistTest = loadMnist('test', options.mnistDir);
+  const heldOut = params.heldOutValidation === undefined ? null : heldOutValidationSplit(mnistTrain, params.heldOutValidation, params.dataSeed);
   const colored: Partial<Record<SplitName, ColoredSplit>> = {};
   if (needsColored) {
     colored.train = sharedColoredSplit('train', params.sigma2, params.paletteSeed, params.dataSeed, options);
-    colored.val = sharedColoredSplit('val', params.sigma2, params.paletteSeed, params.dataSeed, options);
+    const testDigits = sharedColoredSplit('val', params.sigma2, params.paletteSeed, params.dataSeed, options);
+    // Held-out digits are few and painted in well under a second: not worth a cache file.
+    colored.val = heldOut ? generateColoredSplit(heldOut.gray, 'heldout', params.sigma2, params.paletteSeed, params.dataSeed) : testDigits;
     colored.test =
-      params.testColorSeed === undefined ? colored.val : sharedColoredSplit('test', params.sigma2, params.paletteSeed, params.testColorSeed, options);
+      params.testColorSeed === undefined ? testDigits : sharedColoredSplit('test', params.sigma2, params.paletteSeed, params.testColorSeed, options);
   }
   const modalities: [ByteModality, ByteModality] =
     options.modalities === 'distinct'
@@ -289,14 +317,17 @@ export function createCmnistDataset(params: CmnistParams, options: CmnistDataset
       : options.modalities === 'duplicate-m0'
         ? [COLORED_MODALITY, COLORED_MODALITY]
         : [GRAY_MODALITY, GRAY_MODALITY];
-  const subsetIndex = (split: SplitName, source: MnistSplitData, sourceName: string): Int32Array | undefined => {
+  /** The split's source indices: all of `pool` (default every source sample), or the first n of a seeded shuffle of it. */
+  const subsetIndex = (split: SplitName, source: MnistSplitData, sourceName: string, pool?: Int32Array): Int32Array | undefined => {
     const n = options.subset?.[split];
-    if (n === undefined) return undefined;
+    const available = pool?.length ?? source.count;
+    if (n === undefined) return pool;
     if (!Number.isInteger(n) || n <= 0) throw new Error(`subset.${split} must be a positive integer, got ${n}`);
-    if (n > source.count) throw new Error(`subset.${split} = ${n} exceeds the ${source.count} examples of the cmnist ${split} split; lower it or drop it`);
-    return seededSubset(source.count, n, Rng.from('cmnist-subset', sourceName, params.dataSeed));
+    if (n > available) throw new Error(`subset.${split} = ${n} exceeds the ${available} examples of the cmnist ${split} split; lower it or drop it`);
+    const chosen = seededSubset(available, n, Rng.from('cmnist-subset', sourceName, params.dataSeed));
+    return pool ? chosen.map((i) => pool[i]!) : chosen;
   };
-  const makeSplit = (split: SplitName, source: MnistSplitData, sourceName: string): ByteSplit => {
+  const makeSplit = (split: SplitName, source: MnistSplitData, sourceName: string, pool?: Int32Array): ByteSplit => {
     const paint = colored[split];
     // Gray inputs are the MNIST bytes themselves; colored ones exist only when a branch needs them. Duplicated
     // modalities pass the same array to both branches, so batches normalise it once.
@@ -305,12 +336,12 @@ export function createCmnistDataset(params: CmnistParams, options: CmnistDataset
       inputs: modalities.map(inputOf),
       labels: source.labels,
       sourceCount: source.count,
-      sourceIndex: subsetIndex(split, source, sourceName),
+      sourceIndex: subsetIndex(split, source, sourceName, pool),
     };
   };
   return new CmnistDataset({ ...params }, options.modalities, modalities, {
-    train: makeSplit('train', mnistTrain, 'mnist-train'),
-    val: makeSplit('val', mnistTest, 'mnist-test'),
+    train: makeSplit('train', mnistTrain, 'mnist-train', heldOut?.trainIndices),
+    val: heldOut ? makeSplit('val', heldOut.gray, 'mnist-heldout') : makeSplit('val', mnistTest, 'mnist-test'),
     test: makeSplit('test', mnistTest, 'mnist-test'),
   }, colored);
 }

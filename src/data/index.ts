@@ -34,7 +34,7 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
     case 'cmnist': {
       const { createCmnistDataset } = await import('./cmnist.ts');
       return createCmnistDataset(
-        { sigma2: spec.sigma2, paletteSeed: spec.paletteSeed, dataSeed: spec.dataSeed, testColorSeed: options.testColorSeed },
+        { sigma2: spec.sigma2, paletteSeed: spec.paletteSeed, dataSeed: spec.dataSeed, testColorSeed: options.testColorSeed, heldOutValidation: spec.heldOutValidation },
         options,
       );
     }

@@ -1,5 +1,5 @@
 import type { Dataset } from '../data/types.ts';
-import { resolveFidelity } from '../spec/fidelity.ts';
+import { trialFidelity } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { UnimodalAsMultimodal } from './unimodal.ts';
 import { createCmnistNet, createCmnistUnimodalSeNet } from './cmnist.ts';
@@ -15,7 +15,7 @@ import type { MultimodalNet } from './types.ts';
  * Input channels and the number of classes come from the dataset, the width multiplier and seed from the spec.
  */
 export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet {
-  const fidelity = resolveFidelity(spec.profile, spec.fidelity);
+  const fidelity = trialFidelity(spec);
   const channels = dataset.modalities.map((m) => m.shape[m.shape.length - 1]!);
   const common = { numClasses: dataset.numClasses, seed: spec.seed, fidelity, width: spec.width };
   const unimodal = spec.architecture === 'unimodal-se';

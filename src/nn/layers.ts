@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
 import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
+import { nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -148,6 +149,7 @@ export class Linear {
   }
 
   apply(x: tf.Tensor2D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor2D {
+    if (activation === 'relu') return matMulBiasRelu(x, this.weight.variable as tf.Tensor2D, this.bias.variable);
     return tf.fused.matMul({
       a: x,
       b: this.weight.variable as tf.Tensor2D,
@@ -159,6 +161,23 @@ export class Linear {
   get parameters(): NamedVariable[] {
     return [this.weight, this.bias];
   }
+}
+
+/** relu(x·W + b) with tfjs's fused-matMul gradient, the step through the ReLU being `reluGradient` (see convBiasRelu). */
+function matMulBiasRelu(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+  const op = tf.customGrad(((xIn: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf.fused.matMul({ a: xIn, b: w, bias: b, activation: 'relu' });
+    save([xIn, w, y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const dyRelu = reluGradient(dy, ySaved) as tf.Tensor2D;
+        return [tf.matMul(dyRelu, wSaved, false, true), tf.matMul(xSaved, dyRelu, true, false), tf.sum(dyRelu, 0)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, weight, bias) as tf.Tensor2D;
 }
 
 /**
@@ -217,7 +236,33 @@ export function conv2dSymmetric(
           [0, 0],
         ])
       : x;
-  return tf.fused.conv2d({ x: input, filter, bias, strides: stride, pad: same ? 'same' : 'valid', activation });
+  const pad = same ? 'same' : 'valid';
+  if (activation === 'relu' && bias) return convBiasRelu(input, filter, bias, stride, pad);
+  return tf.fused.conv2d({ x: input, filter, bias, strides: stride, pad, activation });
+}
+
+/**
+ * relu(conv(x, w) + b) with the gradient tfjs's fused conv computes (dy through the ReLU, then the input and
+ * filter gradients and the bias sum), except that the step through the ReLU is `reluGradient`: one native op
+ * instead of tfjs-node's seven (its `Step` is IsNan, Greater, Fill, Select, …) and a Mul.
+ */
+function convBiasRelu(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, stride: number, pad: 'same' | 'valid'): tf.Tensor4D {
+  const op = tf.customGrad(((xIn: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf.fused.conv2d({ x: xIn, filter: w, bias: b, strides: stride, pad, activation: 'relu' });
+    save([xIn, w, y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        const dyRelu = reluGradient(dy, ySaved);
+        const attrs = { strides: stride, pad, dataFormat: 'NHWC' };
+        const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy: dyRelu, filter: wSaved }, { ...attrs, inputShape: xSaved.shape });
+        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x: xSaved, dy: dyRelu }, { ...attrs, filterShape: wSaved.shape });
+        return [dx as tf.Tensor, dw as tf.Tensor, tf.reshape(tf.sum(dyRelu, [0, 1, 2]), b.shape)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, filter, bias) as tf.Tensor4D;
 }
 
 /**
@@ -343,8 +388,9 @@ export function maxPool2d(x: tf.Tensor4D, kernelSize: number, stride: number, pa
 /**
  * 'valid' max pooling whose gradient goes to the first maximum of each window (row-major), as in PyTorch. Ties are
  * common here (ReLU outputs over MNIST's constant background are equal), and the backends disagree on them:
- * libtensorflow gives the gradient to every tied position (multiplying it), tfjs-cpu to one of them. Computing the
- * gradient with one loop on every backend keeps training identical across backends up to float noise.
+ * libtensorflow's MaxPoolGrad gives the gradient to every tied position (multiplying it), tfjs-cpu to one of them.
+ * The gradient is TensorFlow's argmax max-pool gradient natively (first maximum too, see native-ops.ts) and one
+ * JS loop on the other backends: training stays identical across backends up to float noise.
  */
 function firstMaxPool(x: tf.Tensor4D, kernelSize: number, stride: number): tf.Tensor4D {
   const pool = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -354,6 +400,9 @@ function firstMaxPool(x: tf.Tensor4D, kernelSize: number, stride: number): tf.Te
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [inputSaved, valueSaved] = saved as [tf.Tensor4D, tf.Tensor4D];
+        // Natively, TensorFlow's argmax max pool keeps the first maximum too: no host round trip.
+        const native = nativeFirstMaxPoolGrad(inputSaved, dy as tf.Tensor4D, kernelSize, stride);
+        if (native) return native;
         const info = tf.backend_util.computePool2DInfo(inputSaved.shape, kernelSize, stride, 1, 'valid');
         const dx = new Float32Array(inputSaved.size);
         maxPool2DGradInto(

@@ -5,7 +5,7 @@
 import { columnLabel } from './model.ts';
 import { PUBLISHED_TABLE1, PUBLISHED_UNIMODAL_BEST } from './paper-values.ts';
 import type { Report } from './build.ts';
-import { formatDiff, formatMeanStd, formatNumber } from './table1.ts';
+import { CURRENT_MODE_LABEL, formatDiff, formatMeanStd, formatNumber } from './table1.ts';
 import type { FigureSection } from './figures.ts';
 import type { RenderedFigure } from './render.ts';
 
@@ -85,6 +85,9 @@ function table1Html(report: Report): string {
             if (cell.modality !== null) ours += ` <small>(m${cell.modality})</small>`;
             if (cell.nDiverged > 0) ours += ` <small>+${cell.nDiverged} diverged</small>`;
             if (cell.lrs.length > 1) ours += ` <small title="pools several learning rates">lr×${cell.lrs.length}</small>`;
+            if (cell.currentMode) {
+              ours += `<br><small class="current-mode" title="${escapeHtml(CURRENT_MODE_LABEL)}">balancing mode: ${escapeHtml(formatMeanStd(cell.currentMode))}</small>`;
+            }
           } else if (cell && cell.nDiverged > 0) ours = `<small>${cell.nDiverged} diverged</small>`;
           const diff = cell?.diff ?? null;
           const cls = diff === null ? '' : diff >= 0 ? 'pos' : 'neg';
@@ -97,8 +100,13 @@ function table1Html(report: Report): string {
     })
     .join('\n');
   const notes: string[] = [
-    'Test accuracy (%) of ŷ at the best-validation epoch, mean ± sample std (n) over finished, non-diverged trials with distinct modalities; Δ = ours − paper. The uni-modal row is the better of the two SE networks (modality in brackets).',
+    'Test accuracy A(f) (%) of ŷ of the best-validation model in regular mode, mean ± sample std (n) over finished, non-diverged trials with distinct modalities; Δ = ours − paper. The uni-modal row is the better of the two SE networks (modality in brackets).',
   ];
+  if (t.rows.some((r) => t.columns.some((c) => r.cells[c]?.currentMode))) {
+    notes.push(
+      `"balancing mode": ${escapeHtml(CURRENT_MODE_LABEL)}, i.e. measured with one MMTM gate replaced by its running average when the epoch ended inside a re-balancing window; shown where it differs from A(f).`,
+    );
+  }
   if (t.grayBranch) {
     const g = t.grayBranch;
     notes.push(

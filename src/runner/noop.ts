@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trialKey } from '../spec/keys.ts';
 import type { NoopTrialSpec } from '../spec/trial.ts';
-import { checkpointPath, latestCheckpoint, pruneCheckpoints, readCheckpointFile, writeCheckpointFile } from '../train/checkpoint.ts';
-import { ResumeMismatchError } from '../train/trainer.ts';
+import { checkpointPath, latestCheckpoint, pruneCheckpoints, readCheckpointFile, ResumeMismatchError, writeCheckpointFile } from '../train/checkpoint.ts';
 import type { CheckpointRef, EpochMetrics, TrialResult } from '../spec/contracts.ts';
 import type { RunTrialOptions } from './options.ts';
 

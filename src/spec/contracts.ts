@@ -6,6 +6,7 @@ import type { GpuInfo } from './gpu.ts';
  * src/spec, below the trainer (which produces it), the metrics (which fill part of it), the runner (which prints
  * it on its stdout protocol) and the activities and db (which store it), so none of them depends on another for it.
  */
+import type { FidelitySwitches } from './fidelity.ts';
 
 /** Per-epoch learning-curve row (accuracies in percent, 0–100). */
 export interface EpochMetrics {
@@ -72,7 +73,10 @@ export interface TrialResult {
   gpu?: GpuInfo | null;
   /** Epochs actually trained. */
   epochs: number;
+  /** The resolved profile (a spec without one resolves per dataset: src/spec/fidelity.ts defaultProfileFor). */
   profile: 'code' | 'paper';
+  /** Every fidelity switch as the trial ran it: profile, overrides and dataset scoping applied (absent for noop trials). */
+  fidelity?: FidelitySwitches;
   wallSeconds: number;
   /**
    * Every modality's A(f_k), A(f_k′), u(rest|m_k), in branch order: the general form of accF0…uM0GivenM1 (which

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
+import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
 
 /**
  * A TrialSpec is one fully resolved training run. It is pure data (no tfjs, no db) so that workflows,
@@ -17,6 +17,12 @@ export const cmnistDatasetSchema = z.object({
   paletteSeed: z.number().int().nonnegative().default(0),
   /** Seed of the color draws (jitter and random test colors). */
   dataSeed: z.number().int().nonnegative().default(0),
+  /**
+   * Unset (the paper's reading, paper-spec A1): validation = test = the 10,000 MNIST test digits with random colors.
+   * n: validation = n MNIST training digits held out of training, with random colors, so that checkpoint selection
+   * and the reported test accuracy use different digits (src/data/cmnist.ts).
+   */
+  heldOutValidation: z.number().int().positive().max(59_999).optional(),
 });
 
 export const modelnet40DatasetSchema = z.object({
@@ -89,7 +95,11 @@ export const trainTrialSpecSchema = z.object({
   architecture: z.enum(['mmtm', 'unimodal-se']).default('mmtm'),
   unimodalModality: z.union([z.literal(0), z.literal(1)]).default(0),
   algorithm: algorithmSchema.default('vanilla'),
-  profile: fidelityProfileSchema.default('code'),
+  /**
+   * Fidelity profile (paper-spec §14). Unset: `paper` for CMNIST and NVGesture (no released code), `code` for
+   * ModelNet40 (defaultProfileFor). The parsed spec holds the resolved profile, so the trial key hashes it.
+   */
+  profile: fidelityProfileSchema.optional(),
   fidelity: fidelitySwitchesSchema.partial().default({}),
   lr: z.number().positive(),
   momentum: z.number().min(0).max(1).default(0.9),
@@ -104,8 +114,8 @@ export const trainTrialSpecSchema = z.object({
   q: z.number().int().positive().default(5),
   /** RUBi: the bias modality whose features drive the mask (paper-spec §9.2). */
   rubiBiasModality: z.union([z.literal(0), z.literal(1)]).default(0),
-  /** Seed of the model initialisation and of the data order. */
-  seed: z.number().int().nonnegative(),
+  /** Seed of the model initialisation and of the data order (0 when unset, so a bare `mmsweep train` runs). */
+  seed: z.number().int().nonnegative().default(0),
   /** Epoch cap (the code's loop runs epochs 1…299). */
   maxEpochs: z.number().int().positive().default(299),
   /** Stop after this many (not necessarily consecutive) epochs at exactly 100 % running train accuracy. */
@@ -133,6 +143,18 @@ export const trainTrialSpecSchema = z.object({
   width: z.number().positive().default(1),
   backend: backendRequestSchema.default('auto'),
 }).superRefine((spec, ctx) => {
+  // A loader quirk of one dataset cannot be switched on for another (src/spec/fidelity.ts, D10/D11).
+  for (const [name, only] of Object.entries(DATASET_SCOPED_SWITCHES)) {
+    if (spec.fidelity[name as keyof typeof DATASET_SCOPED_SWITCHES] === true && spec.dataset.name !== only) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fidelity', name],
+        message:
+          `${name} replicates a quirk of the released ${only} loader (paper-spec §13); ${spec.dataset.name} ` +
+          `inference is unaugmented (centre crop, no flip) in every profile: drop the override or set it to false`,
+      });
+    }
+  }
   // Three-view ModelNet40 (paper-spec §8.6) trains one three-branch net with vanilla / guided / random; the
   // duplicated-input controls, RUBi and the uni-modal baselines are two-modality constructions.
   if (spec.dataset.name !== 'modelnet40' || spec.dataset.views.length <= 2) return;
@@ -158,7 +180,7 @@ export const trainTrialSpecSchema = z.object({
       message: `'unimodal-se' is a uni-modal baseline that uses one view, but ${views} has three: give two views and pick the baseline's view with unimodalModality, or use architecture 'mmtm'`,
     });
   }
-});
+}).transform((spec) => ({ ...spec, profile: spec.profile ?? defaultProfileFor(spec.dataset.name) }));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
 export type TrainTrialSpecInput = z.input<typeof trainTrialSpecSchema>;
 

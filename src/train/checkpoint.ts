@@ -14,6 +14,14 @@ import * as path from 'node:path';
  * `blobs` (name, offset and length in float32 elements, relative to the blob section) and `blobSha256`
  * (sha256 of the blob section, verified on read). Files are written atomically: temp file, fsync, rename.
  */
+/**
+ * A checkpoint that does not belong to the trial being resumed. Lives here, not in the trainer, so that runners
+ * that train nothing (the noop trial, the CLI's error mapping) can name it without loading tfjs.
+ */
+export class ResumeMismatchError extends Error {
+  override name = 'ResumeMismatchError';
+}
+
 export const CHECKPOINT_MAGIC = 'MMSWCKPT';
 export const CHECKPOINT_VERSION = 1;
 

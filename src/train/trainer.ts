@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/types.ts';
 import { acceleratedModality, type ForwardMode, type ForwardOutput, type MultimodalNet } from '../nn/types.ts';
 import type { CheckpointRef, EpochMetrics, TrialEvent, TrialResult } from '../spec/contracts.ts';
-import { resolveFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
+import { trialFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { trialKey } from '../spec/keys.ts';
 import { correctCounts, evaluateSplit, toTensors, utilizationReport } from '../metrics/evaluate.ts';
@@ -15,9 +15,11 @@ import {
   midEpochCheckpointPath,
   pruneCheckpoints,
   readCheckpointFile,
+  ResumeMismatchError,
   writeCheckpointFile,
   type CheckpointContent,
 } from './checkpoint.ts';
+import { sumsOfSquares } from '../backend/native-ops.ts';
 import { branchLoss } from './loss.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
@@ -76,6 +78,8 @@ interface MidEpochState {
   baseSha256: string | null;
   stepInEpoch: number;
   lossSum: number;
+  /** Σ over the epoch's steps of λ‖θ‖₁·batch size (0 without an L1 penalty or when the plateau watches the loss alone). */
+  penaltySum?: number;
   seen: number;
   correct: number[];
   regularSteps: number;
@@ -106,9 +110,8 @@ interface CheckpointPayload {
   midEpoch?: MidEpochState;
 }
 
-export class ResumeMismatchError extends Error {
-  override name = 'ResumeMismatchError';
-}
+/** Re-exported: callers that load the trainer anyway name it from here. */
+export { ResumeMismatchError };
 
 export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balancer {
   switch (spec.algorithm) {
@@ -130,7 +133,7 @@ export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balance
  */
 export async function trainTrial(options: TrainerOptions): Promise<TrialResult> {
   const { spec, dataset, net } = options;
-  const fidelity: FidelitySwitches = resolveFidelity(spec.profile, spec.fidelity);
+  const fidelity: FidelitySwitches = trialFidelity(spec);
   const emit = options.onEvent ?? (() => {});
   const started = Date.now();
   const modalityCount = net.modalityCount;
@@ -145,8 +148,15 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
   const netVariables = [...net.trainableVariables];
   const variables = [...netVariables, ...(rubi?.variables ?? [])];
   const groups = groupIndices(net, variables);
-  // θk ∪ θk′ per modality: what a re-balancing step accelerating m_k may update under `branchAndFusion`.
-  const branchAndFusion = groups.theta.map((theta, k) => new Set([...theta, ...groups.thetaPrime[k]!]));
+  // What a re-balancing step accelerating m_k may update (D4): θk ∪ θk′ (`branchAndFusion`) or θk (`branchOnly`).
+  const rebalanceUpdatable: Set<number>[] | null =
+    fidelity.rebalanceUpdates === 'branchAndFusion'
+      ? groups.theta.map((theta, k) => new Set([...theta, ...groups.thetaPrime[k]!]))
+      : fidelity.rebalanceUpdates === 'branchOnly'
+        ? groups.theta.map((theta) => new Set(theta))
+        : null;
+  // The plateau watches loss + λ‖θ‖₁ (the objective minimised) unless the profile says the loss alone.
+  const watchPenalty = spec.l1 > 0 && fidelity.plateauLoss === 'lossPlusL1';
   const sgd = new Sgd(variables, { lr: spec.lr, momentum: spec.momentum, weightDecay: spec.weightDecay });
   const plateau = new ReduceLROnPlateau(spec.lrSchedule);
   const stopping = new CompletedStopping(spec.completedEpochsToStop, spec.maxEpochs);
@@ -267,6 +277,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     balancer.onEpochBegin(epoch);
     const lrUsed = sgd.lr;
     let lossSum = resumed?.lossSum ?? 0;
+    let penaltySum = resumed?.penaltySum ?? 0;
     let seen = resumed?.seen ?? 0;
     const correct: number[] = resumed ? [...resumed.correct] : new Array(1 + modalityCount).fill(0);
     let regularSteps = resumed?.regularSteps ?? 0;
@@ -296,33 +307,40 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
 
       // A variable the loss does not reach (e.g. branch k's excitation in a re-balancing step) has a zero
       // gradient and is still updated through momentum/weight decay, as PyTorch with zeroed grads does.
-      const masked = fidelity.rebalanceUpdates === 'branchAndFusion' && !regular ? branchAndFusion[acceleratedModality(mode)!]! : null;
+      const masked = rebalanceUpdatable && !regular ? rebalanceUpdatable[acceleratedModality(mode)!]! : null;
+      const penalised = (i: number) => spec.l1 > 0 && i < netVariables.length;
       const grads: (tf.Tensor | null)[] = variables.map((v, i) => {
         if (masked && !masked.has(i)) return null;
         const g = namedGrads[v.name] ?? null;
-        if (spec.l1 > 0 && i < netVariables.length) {
+        if (penalised(i)) {
           return tf.tidy(() => (g ?? tf.zerosLike(v)).add(tf.sign(v).mul(spec.l1)));
         }
         return g ? g : tf.zerosLike(v);
       });
+      // λ‖θ‖₁ at the parameters this step's loss was computed with (before the update).
+      const penalty = watchPenalty ? tf.tidy(() => tf.addN(netVariables.map((v) => tf.sum(tf.abs(v)))).mul(spec.l1)) : null;
 
-      // µ needs Σ‖G‖² and Σ‖θ‖² per tensor; only regular steps feed the cumulative sums (paper-spec §7.3).
+      // µ needs Σ‖G‖² and Σ‖θ‖² per tensor; only regular steps feed the cumulative sums (paper-spec §7.3). G is
+      // the gradient of the loss, with or without the L1 subgradient (fidelity.muGradientIncludesL1).
       let gradSq: tf.Tensor | null = null;
       let thetaSq: tf.Tensor | null = null;
-      const sumsOfSquares = (ts: tf.Tensor[]) => tf.tidy(() => tf.stack(ts.map((t) => tf.sum(tf.square(t)))));
+      // Inside tidy: a variable the loss does not reach contributes a zero tensor that must not leak.
+      const muGrad = (i: number) =>
+        (fidelity.muGradientIncludesL1 || !penalised(i) ? grads[i] : namedGrads[variables[i]!.name]) ?? tf.zerosLike(variables[i]!);
       if (regular) {
-        gradSq = sumsOfSquares(grads.map((g, i) => g ?? tf.zerosLike(variables[i])));
+        gradSq = tf.tidy(() => sumsOfSquares(variables.map((_, i) => muGrad(i))));
         if (fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares(variables);
       }
       sgd.step(grads);
       if (regular && !fidelity.muThetaBeforeUpdate) thetaSq = sumsOfSquares(variables);
 
       const lossValue = (await loss.data())[0];
+      const penaltyValue = penalty ? (await penalty.data())[0]! : 0;
       const counts = kept.counts!;
       const countValues = await counts.data();
       const gradSqValues = gradSq ? ((await gradSq.data()) as Float32Array) : null;
       const thetaSqValues = thetaSq ? ((await thetaSq.data()) as Float32Array) : null;
-      tf.dispose([...inputs, y, oneHot, loss, counts, ...(gradSq ? [gradSq] : []), ...(thetaSq ? [thetaSq] : []), ...Object.values(namedGrads)]);
+      tf.dispose([...inputs, y, oneHot, loss, counts, ...(gradSq ? [gradSq] : []), ...(thetaSq ? [thetaSq] : []), ...(penalty ? [penalty] : []), ...Object.values(namedGrads)]);
       grads.forEach((g, i) => {
         if (g && g !== namedGrads[variables[i].name]) g.dispose();
       });
@@ -334,6 +352,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
         break;
       }
       lossSum += lossValue * batch.size;
+      penaltySum += penaltyValue * batch.size;
       seen += batch.size;
       for (let i = 0; i < correct.length; i++) correct[i]! += countValues[i]!;
       if (regular) {
@@ -358,6 +377,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
           baseSha256,
           stepInEpoch,
           lossSum,
+          penaltySum,
           seen,
           correct: [...correct],
           regularSteps,
@@ -386,7 +406,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     // Epoch-end order of the code (§5.1): stopping → LR schedule → balancer → history → best checkpoint.
     finished = stopping.shouldStop(epoch, correct[0]!, seen);
     const meanLoss = seen > 0 ? lossSum / seen : 0;
-    sgd.lr = plateau.step(meanLoss, sgd.lr);
+    sgd.lr = plateau.step(seen > 0 ? (lossSum + penaltySum) / seen : 0, sgd.lr);
     const trainBranchAcc = correct.slice(1).map(pct);
     const metrics: EpochMetrics = {
       epoch,
@@ -479,6 +499,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     gpu: options.backend.gpu ?? null,
     epochs: epoch,
     profile: spec.profile,
+    fidelity,
     wallSeconds,
   };
   if (!best) {

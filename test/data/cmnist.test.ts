@@ -23,7 +23,7 @@ import type { DatasetSpec, Modalities } from '../../src/spec/trial.ts';
 const cacheDir = mkdtempSync(join(tmpdir(), 'mmsweep-cmnist-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
 const logs: string[] = [];
-const spec = (o: Partial<{ sigma2: number; paletteSeed: number; dataSeed: number }> = {}): DatasetSpec => ({ name: 'cmnist', sigma2: 0.02, paletteSeed: 0, dataSeed: 0, ...o });
+const spec = (o: Partial<{ sigma2: number; paletteSeed: number; dataSeed: number; heldOutValidation: number }> = {}): DatasetSpec => ({ name: 'cmnist', sigma2: 0.02, paletteSeed: 0, dataSeed: 0, ...o });
 const make = async (modalities: Modalities, o: Partial<CreateDatasetOptions> = {}, s = spec()) =>
   (await createDataset(s, { modalities, cacheDir, log: (l) => logs.push(l), ...o })) as CmnistDataset;
 
@@ -47,7 +47,7 @@ function nearestPaletteEntry(r: number, g: number, b: number): number {
  * Fraction of a split's images whose digit color — recovered from the stored bytes alone, by least squares
  * colored ≈ gray × c over the 784 pixels — is nearest to the palette color of the image's own label.
  */
-function labelColorAgreement(ds: CmnistDataset, split: 'train' | 'test'): number {
+function labelColorAgreement(ds: CmnistDataset, split: 'train' | 'val' | 'test'): number {
   const labels = ds.labels(split);
   let agree = 0;
   for (let i = 0; i < labels.length; i++) {
@@ -255,5 +255,40 @@ describe('duplicated controls, subsets and other datasets', () => {
     for (const b of sub.batches('train', { batchSize: 128, shuffle: true, augment: false, seed: 0, epoch: 2 })) for (const i of b.indices) seen[i]++;
     expect(seen.every((v) => v === 1)).toBe(true);
     await expect(make('distinct', { subset: { train: 60_001 } })).rejects.toThrow(/subset.train = 60001 exceeds the 60000 examples/);
+  });
+});
+
+describe('held-out validation (option; the default stays val = test, paper-spec A1)', () => {
+  it('validates on MNIST training digits held out of training, painted with random colors; test is unchanged', async () => {
+    const held = await make('distinct', {}, spec({ heldOutValidation: 5000 }));
+    const full = await make('distinct');
+    expect([held.size('train'), held.size('val'), held.size('test')]).toEqual([55_000, 5000, 10_000]);
+    // Checked against the raw MNIST arrays: every val digit is a training digit that train no longer holds.
+    const mnistTrain = loadMnist('train');
+    const trainSources = new Set(Array.from({ length: 55_000 }, (_, i) => held.sourceIndexOf('train', i)));
+    const valGray = Array.from({ length: 5000 }, (_, i) => held.sampleBytes('val', i, 1));
+    const bytesOf = (src: number) => mnistTrain.images.subarray(src * 784, (src + 1) * 784);
+    const valSources: number[] = [];
+    for (let src = 0; src < 60_000; src++) if (!trainSources.has(src)) valSources.push(src);
+    expect(valSources.length).toBe(5000);
+    valSources.forEach((src, i) => {
+      if (i % 97 === 0) expect(sameBytes(valGray[i]!, bytesOf(src))).toBe(true);
+    });
+    expect(Array.from(held.labels('val'))).toEqual(valSources.map((src) => mnistTrain.labels[src]));
+    // The colored val digit is its own gray digit painted (same strokes), with a color unrelated to the label.
+    expect(sameBytes(held.sampleBytes('val', 0, 1), bytesOf(valSources[0]!))).toBe(true);
+    expect(labelColorAgreement(held, 'val')).toBeLessThan(0.13);
+    expect(labelColorAgreement(held, 'train')).toBeGreaterThan(0.9);
+    // Test: the default's test digits and colors, byte for byte.
+    expect(sameBytes(held.labels('test'), full.labels('test'))).toBe(true);
+    expect(sameBytes(held.sampleBytes('test', 123, 0), full.sampleBytes('test', 123, 0))).toBe(true);
+    // Selection and test now differ; by default they coincide.
+    expect(sameBytes(full.labels('val'), full.labels('test'))).toBe(true);
+    expect(sameBytes(held.labels('val').subarray(0, 5000), full.labels('test').subarray(0, 5000))).toBe(false);
+    // A train subset is drawn from the digits left for training only.
+    const sub = await make('distinct', { subset: { train: 3000, val: 400 } }, spec({ heldOutValidation: 5000 }));
+    for (let i = 0; i < 3000; i++) expect(trainSources.has(sub.sourceIndexOf('train', i))).toBe(true);
+    expect(sub.size('val')).toBe(400);
+    await expect(make('distinct', { subset: { train: 55_001 } }, spec({ heldOutValidation: 5000 }))).rejects.toThrow(/subset.train = 55001 exceeds the 55000 examples/);
   });
 });

@@ -10,6 +10,7 @@ import { buildCurves, curveRows, poolByLearningRate } from '../../src/report/fig
 import { datasetColumn, type ReportEpoch, type ReportTrial } from '../../src/report/model.ts';
 import { scopeSvgIds } from '../../src/report/render.ts';
 import { buildReport, writeReport } from '../../src/report/report.ts';
+import { buildTable1, table1CsvRows, table1Text } from '../../src/report/table1.ts';
 
 function trial(key: string, over: Partial<ReportTrial> = {}): ReportTrial {
   return {
@@ -92,6 +93,31 @@ describe('report building blocks', () => {
     const threeView = { ...trial('m3', { algorithm: 'guided' }), column: 'modelnet40-3views' as const };
     const { figures } = buildCurves([threeView], new Map([['m3', [{ ...epoch('m3', 1), branchAcc: { train: [1, 2, 3], val: [4, 5, 6] } }]]]));
     expect(JSON.stringify(figures[0]!.spec)).toContain('accuracy of ŷ, ŷ0, ŷ1, ŷ2');
+  });
+
+  it('Table 1 reads the regular-mode A(f) for every algorithm; a differing balancing-mode number is shown beside, labelled', () => {
+    const result = (testAcc: number, accF: number | null) => ({
+      testAcc, accF, accF0: null, accF1: null, accF0Prime: null, accF1Prime: null, uM1GivenM0: null, uM0GivenM1: null,
+      dUtil: null, dSpeed: null, rF: 0, bestEpoch: 3, diverged: false,
+    });
+    const table = buildTable1([
+      // Code-profile guided: the trainer's own test pass ran re-balancing (70, 74), the clean re-evaluation 90, 92.
+      trial('g0', { algorithm: 'guided', seed: 0, result: result(70, 90) }),
+      trial('g1', { algorithm: 'guided', seed: 1, result: result(74, 92) }),
+      // Vanilla: both numbers agree, and a result stored without accF counts with its testAcc.
+      trial('v0', { seed: 0, result: result(45, 45) }),
+      trial('v1', { seed: 1, result: result(47, null) }),
+    ]);
+    const guided = table.rows.find((r) => r.key === 'guided')!.cells.cmnist!;
+    // By hand: mean(90, 92) = 91, sample std √2; balancing mode mean(70, 74) = 72, std 2√2.
+    expect([guided.n, guided.mean, guided.std]).toEqual([2, 91, Math.SQRT2]);
+    expect(guided.currentMode).toEqual({ n: 2, mean: 72, std: 2 * Math.SQRT2 });
+    const vanilla = table.rows.find((r) => r.key === 'vanilla')!.cells.cmnist!;
+    expect([vanilla.mean, vanilla.currentMode]).toEqual([46, null]);
+    const csv = table1CsvRows(table).find((r) => r.row === 'guided')!;
+    expect([csv.mean, csv.current_mode_mean, csv.current_mode_std]).toEqual([91, 72, 2 * Math.SQRT2]);
+    expect(table1CsvRows(table).find((r) => r.row === 'vanilla')!.current_mode_mean).toBeNull();
+    expect(table1Text(table)).toMatch(/\+ guided \(proposed\) \/ Colored.*: test acc\. in the trainer's balancing mode \(code profile, paper-spec D9\) 72\.00 ± 2\.83 \(2\)/);
   });
 
   it('pools learning rates: per rate for a grid over seeds, log-spaced bins for a log-uniform sample', () => {

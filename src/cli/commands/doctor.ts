@@ -55,7 +55,7 @@ export function register(program: Command): void {
         lines.push(
           '',
           `GPU: a tfjs-node-gpu build is present but no GPU is used, so '${report.request}' fell back to '${report.gpuFallback.usedInstead}' (reason above).`,
-          `     TensorFlow's library loader log shows with ${report.gpuFallback.loaderLog}; mmsweep setup native --gpu --check loads the build alone.`,
+          `     To see TensorFlow's library loader log: ${report.gpuFallback.loaderLog} mmsweep doctor`,
         );
       }
       process.stdout.write(`${lines.join('\n')}\n`);

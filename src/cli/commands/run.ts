@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import os from 'node:os';
+import { describeSplit, parsePositiveIntFlag, resolveCpuSplit, threadEnv } from '../../backend/threads.ts';
 
 /**
  * `mmsweep run <preset>`: the whole stack on one machine — a local Temporal dev server (state in
@@ -11,15 +11,23 @@ export function register(program: Command): void {
   program
     .command('run <presetOrFile>')
     .description('run a study on this machine with the embedded stack (local Temporal dev server + embedded database)')
-    .option('--slots <n>', 'trials at once (default: number of cores)', (v) => Number(v))
+    .option('--slots <n>', 'trials at once (default: one per CPU core)', (v) => parsePositiveIntFlag('--slots', v))
+    .option('--threads-per-slot <n>', 'compute threads of each trial (default: the cores shared evenly between slots)', (v) => parsePositiveIntFlag('--threads-per-slot', v))
     .option('--keep-server', 'leave the Temporal dev server running afterwards (so `mmsweep study …` can talk to it)')
     .option('--no-progress', 'no progress bars (log lines instead)')
-    .action(async (presetOrFile: string, options: { slots?: number; keepServer?: boolean; progress: boolean }) => {
+    .action(async (presetOrFile: string, options: RunOptions) => {
       await runEmbedded(presetOrFile, options);
     });
 }
 
-async function runEmbedded(presetOrFile: string, options: { slots?: number; keepServer?: boolean; progress: boolean }) {
+interface RunOptions {
+  slots?: number;
+  threadsPerSlot?: number;
+  keepServer?: boolean;
+  progress: boolean;
+}
+
+async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const path = await import('node:path');
   const { NativeConnection } = await import('@temporalio/worker');
   const { defaultPayloadConverter } = await import('@temporalio/common');
@@ -43,10 +51,11 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
   };
   process.on('SIGINT', onSigint);
 
-  const slots = options.slots ?? Math.max(1, os.availableParallelism());
-  if (!Number.isInteger(slots) || slots < 1) throw new Error(`--slots must be a positive integer, got ${options.slots}`);
+  const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot });
+  const slots = split.slots;
   const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });
   const log = (m: string) => console.error(`[mmsweep run] ${m}`);
+  await announceBackends(spec, log);
 
   const server = await startDevServer({ stateDir: temporalStateDir(), log, detached: options.keepServer });
   log(`Temporal ${server.address} — UI ${server.uiAddress ?? '(none)'}  (workflow mmsweep-study-${spec.name})`);
@@ -64,12 +73,13 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
     activity: {
       checkpointRoot: path.join(localStateDir(), 'checkpoints'),
       uploadCheckpoints: false,
+      env: threadEnv(split),
       ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
     },
   });
   const client = await connectClient(target);
   const { handle, attached } = await startStudy(client, spec);
-  log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${slots} slot(s)`);
+  log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${describeSplit(split)}`);
 
   const bars = await progressView(options.progress, log);
   const poll = async () => {
@@ -111,6 +121,25 @@ async function runEmbedded(presetOrFile: string, options: { slots?: number; keep
   else await server.stop();
   process.off('SIGINT', onSigint);
   if (interrupted) process.exitCode = 130;
+}
+
+/**
+ * Resolve the backend(s) the study's trials request, here once, the way each runner will (same machine, same
+ * MMSWEEP_BACKEND), and say which trains; a forced backend that cannot start stops the run before any trial fails.
+ */
+async function announceBackends(spec: import('../../spec/study-model.ts').StudySpec, log: (m: string) => void): Promise<void> {
+  const { planStudy } = await import('../../spec/keys.ts');
+  const requests = new Set<import('../../spec/trial.ts').BackendRequest>();
+  for (const trial of planStudy(spec)) if (trial.spec.kind !== 'noop') requests.add(trial.spec.backend);
+  if (requests.size === 0) return;
+  const { initBackend } = await import('../../backend/index.ts');
+  const { backendNotice } = await import('../../backend/notice.ts');
+  for (const request of requests) {
+    const info = await initBackend(request);
+    const lines = backendNotice(info);
+    log(`trials${requests.size > 1 ? ` requesting '${request}'` : ''} train on ${lines[0]}`);
+    for (const line of lines.slice(1)) log(line);
+  }
 }
 
 interface ProgressView {

@@ -14,6 +14,7 @@ interface TrainFlags {
   dataset?: string;
   data?: string;
   views?: string;
+  heldOutVal?: string;
   modalities?: string;
   architecture?: string;
   unimodalModality?: string;
@@ -52,6 +53,7 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
     .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
     .option('--views <i,j[,k]>', 'modelnet40: two or three distinct view indices 0–11 (default 0,6; three views e.g. 0,4,8)')
+    .option('--held-out-val <n>', 'cmnist: validate on n MNIST training digits held out of training (default: val = test, paper-spec A1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
     .option('--architecture <a>', 'mmtm | unimodal-se')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
@@ -121,6 +123,11 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
     // A non-number reaches the schema as NaN and is refused there, naming dataset.views.
     raw.dataset = { ...dataset, views: flags.views.split(',').map((v) => num(v)) };
   }
+  if (flags.heldOutVal !== undefined) {
+    const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
+    if (dataset.name !== 'cmnist') throw new FlagError(`--held-out-val: only cmnist has it (the dataset is ${String(dataset.name)}); the others have their own validation splits`);
+    raw.dataset = { ...dataset, heldOutValidation: num(flags.heldOutVal) };
+  }
   set('modalities', flags.modalities);
   set('architecture', flags.architecture);
   set('unimodalModality', num(flags.unimodalModality));
@@ -186,12 +193,18 @@ export async function trainCommand(flags: TrainFlags): Promise<number> {
   }
 
   const bar = !flags.events && process.stderr.isTTY ? await progressBar() : null;
+  // Say which backend trains (and what the native one would gain) unless a worker reads the events.
+  const backend = !flags.events && spec.kind !== 'noop' ? await import('../../backend/index.ts') : null;
+  const { backendNotice } = await import('../../backend/notice.ts');
   const onEvent = (event: RunnerEvent) => {
     if (flags.events) process.stdout.write(`${EVENT_LINE_PREFIX}${JSON.stringify(event)}\n`);
+    if (event.type === 'start' && backend) {
+      for (const line of backendNotice(backend.currentBackend())) process.stderr.write(`mmsweep train: ${line}\n`);
+    }
     bar?.(event);
   };
   const { runTrial, RunnerInputError } = await import('../../runner/run.ts');
-  const { ResumeMismatchError } = await import('../../train/trainer.ts');
+  const { ResumeMismatchError } = await import('../../train/checkpoint.ts');
   let result: TrialResult;
   try {
     result = await runTrial(spec, {

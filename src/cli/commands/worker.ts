@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import os from 'node:os';
+import { describeSplit, parsePositiveIntFlag, resolveCpuSplit, threadEnv } from '../../backend/threads.ts';
 
 export function register(program: Command): void {
   program
     .command('worker')
     .description('run trials on this machine: polls mmsweep-train-<queue> (and the control queue) of the Temporal at TEMPORAL_ADDRESS, writes to DATABASE_URL')
     .requiredOption('--queue <class>', 'worker class, e.g. gpu, a100, cpu (task queue mmsweep-train-<class>)')
-    .option('--slots <n>', 'trials at once (one per GPU on GPU hosts)', (v) => parsePositiveInt('--slots', v))
+    .option('--slots <n>', 'trials at once (default: one per GPU with --gpus, else one per CPU core)', (v) => parsePositiveIntFlag('--slots', v))
+    .option('--threads-per-slot <n>', 'compute threads of each trial (default: the cores shared evenly between slots)', (v) => parsePositiveIntFlag('--threads-per-slot', v))
     .option(
       '--gpus <ids>',
       'GPU ids, one per slot, as nvidia-smi numbers them (sets CUDA_VISIBLE_DEVICES of each runner; repeat an id to share a GPU: 0,0,1,1)',
@@ -15,12 +17,13 @@ export function register(program: Command): void {
     .option('--no-control', 'do not poll the control queue (study workflows and bookkeeping activities)')
     .option('--checkpoint-dir <dir>', 'local checkpoint root', '.mmsweep/checkpoints')
     .option('--no-upload-checkpoints', 'keep checkpoints on this machine only (single-machine setups)')
-    .option('--heartbeat-interval <ms>', 'heartbeat period while a runner is busy', (v) => parsePositiveInt('--heartbeat-interval', v), 5000)
+    .option('--heartbeat-interval <ms>', 'heartbeat period while a runner is busy', (v) => parsePositiveIntFlag('--heartbeat-interval', v), 5000)
     .option('--address <host:port>', 'Temporal frontend (default TEMPORAL_ADDRESS)')
     .option('--namespace <ns>', 'Temporal namespace (default TEMPORAL_NAMESPACE or default)')
     .action(async (options: {
       queue: string;
       slots?: number;
+      threadsPerSlot?: number;
       gpus?: string;
       tf32: boolean;
       control: boolean;
@@ -37,7 +40,9 @@ export function register(program: Command): void {
       const { resolveTarget } = await import('../../../infra/client.ts');
       const { parseGpuIds, resolveSlots } = await import('../../../activities/gpu-slots.ts');
       const gpus = options.gpus === undefined ? [] : parseGpuIds(options.gpus);
-      const slots = resolveSlots(gpus, options.slots);
+      resolveSlots(gpus, options.slots); // one id per slot: a mismatch exits 2
+      const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot, gpus: gpus.length });
+      const slots = split.slots;
       // Runners inherit the worker's environment: this reaches TensorFlow in every trial process.
       if (!options.tf32) process.env.NVIDIA_TF32_OVERRIDE = '0';
       const target = resolveTarget(options);
@@ -55,6 +60,7 @@ export function register(program: Command): void {
           checkpointRoot: path.resolve(options.checkpointDir),
           uploadCheckpoints: options.uploadCheckpoints,
           heartbeatIntervalMs: options.heartbeatInterval,
+          env: threadEnv(split),
           ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
         },
       });
@@ -62,6 +68,7 @@ export function register(program: Command): void {
         `mmsweep worker ${workerId}: queue mmsweep-train-${options.queue} with ${slots} slot(s)${gpus.length ? ` on GPUs ${gpus.join(',')}` : ''}` +
           `${options.control ? ' + mmsweep-control' : ''}; Temporal ${target.address}/${target.namespace}; database ${database.displayName}`,
       );
+      console.error(`mmsweep worker: ${describeSplit(split)}`);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -74,11 +81,4 @@ export function register(program: Command): void {
       await workers.done;
       await database.close();
     });
-}
-
-function parsePositiveInt(name: string, value: string): number {
-  const n = Number(value);
-  // exitCode 2: invalid input (src/cli/main.ts exits with it).
-  if (!Number.isInteger(n) || n < 1) throw Object.assign(new Error(`${name} must be a positive integer, got "${value}"`), { exitCode: 2 });
-  return n;
 }

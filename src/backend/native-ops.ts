@@ -1,0 +1,153 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * TensorFlow ops that tfjs-node does not expose, called through its binding on the `tensorflow` backend (issue 14:
+ * the native training step). Each function has a portable fallback with the same result on the other backends, so
+ * callers in src/nn stay backend-independent.
+ *
+ * tfjs-node runs ops eagerly: `binding.executeOp(name, attrs, inputIds, outputCount)` is one TFE_Execute.
+ */
+
+interface NativeAttr {
+  name: string;
+  type: number;
+  value: unknown;
+}
+
+interface OutputMetadata {
+  id: number;
+  shape: number[];
+  dtype: number;
+}
+
+interface NativeBinding {
+  TF_ATTR_TYPE: number;
+  TF_ATTR_INT: number;
+  TF_ATTR_STRING: number;
+  TF_ATTR_BOOL: number;
+  TF_FLOAT: number;
+  TF_INT32: number;
+  TF_INT64: number;
+  executeOp(name: string, attrs: NativeAttr[], inputIds: number[], outputCount: number): OutputMetadata[];
+}
+
+/** The parts of tfjs-node's NodeJSKernelBackend used here. */
+interface NodeBackend {
+  binding: NativeBinding;
+  getInputTensorIds(tensors: tf.Tensor[]): number[];
+  createOutputTensor(metadata: OutputMetadata): tf.Tensor;
+  tensorMap: { set(dataId: object, value: { shape: number[]; dtype: number; id: number; values: null; refCount: number }): void };
+}
+
+/** tfjs-node's backend when it is the active one (tfjs registers tfjs-node and tfjs-node-gpu as `tensorflow`). */
+function activeNative(): NodeBackend | null {
+  return tf.getBackend() === 'tensorflow' ? (tf.backend() as unknown as NodeBackend) : null;
+}
+
+function execute(backend: NodeBackend, op: string, attrs: NativeAttr[], inputs: tf.Tensor[], outputCount: number): OutputMetadata[] {
+  return backend.binding.executeOp(op, attrs, backend.getInputTensorIds(inputs), outputCount);
+}
+
+/**
+ * An int64 op output as a tfjs tensor that is only ever handed back to TensorFlow: tfjs has no int64, and
+ * tfjs-node's createOutputTensor labels such outputs int32 after printing a warning on every call. Same bookkeeping
+ * without the warning; disposing it frees the TensorFlow handle as for any tfjs-node tensor. Never read its values.
+ */
+function opaqueInt64(backend: NodeBackend, metadata: OutputMetadata): tf.Tensor {
+  const dataId = {};
+  backend.tensorMap.set(dataId, { shape: metadata.shape, dtype: metadata.dtype, id: metadata.id, values: null, refCount: 1 });
+  return tf.engine().makeTensorFromTensorInfo({ dataId, shape: metadata.shape, dtype: 'int32' });
+}
+
+const floatType = (b: NativeBinding, name = 'T'): NativeAttr => ({ name, type: b.TF_ATTR_TYPE, value: b.TF_FLOAT });
+
+/**
+ * dy where the ReLU output y is positive, else 0: the gradient through y = relu(x). Natively one `ReluGrad` op;
+ * elsewhere dy·step(y), what tfjs's fused-op gradients compute. Equal values (only the sign of zeros can differ);
+ * with NaN in y, ReluGrad gives 0 where dy·step(y) gives NaN — a NaN forward already makes the loss NaN.
+ */
+export function reluGradient(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const backend = activeNative();
+  if (!backend) return tf.mul(dy, tf.step(y));
+  return backend.createOutputTensor(execute(backend, 'ReluGrad', [floatType(backend.binding)], [dy, y], 1)[0]!);
+}
+
+/**
+ * [Σ t², for each t]: the per-tensor squared norms the trainer's speed tracker needs every regular step. Natively one
+ * `L2Loss` op (Σ t²/2) per tensor and one doubling for all, instead of a Square and a Sum per tensor (≈ 85 fewer ops
+ * per step for the CMNIST net); elsewhere Sum(Square(t)). The doubling is exact; the test compares the two.
+ */
+export function sumsOfSquares(tensors: readonly tf.Tensor[]): tf.Tensor1D {
+  const backend = activeNative();
+  return tf.tidy(() => {
+    if (!backend) return tf.stack(tensors.map((t) => tf.sum(tf.square(t)))) as tf.Tensor1D;
+    const halves = tensors.map((t) => backend.createOutputTensor(execute(backend, 'L2Loss', [floatType(backend.binding)], [t], 1)[0]!));
+    return tf.mul(tf.stack(halves), 2) as tf.Tensor1D;
+  });
+}
+
+function poolAttrs(b: NativeBinding, kernelSize: number, stride: number, argmaxType: number): NativeAttr[] {
+  return [
+    { name: 'ksize', type: b.TF_ATTR_INT, value: [1, kernelSize, kernelSize, 1] },
+    { name: 'strides', type: b.TF_ATTR_INT, value: [1, stride, stride, 1] },
+    { name: 'padding', type: b.TF_ATTR_STRING, value: 'VALID' },
+    { name: 'include_batch_in_index', type: b.TF_ATTR_BOOL, value: true },
+    floatType(b),
+    { name: 'Targmax', type: b.TF_ATTR_TYPE, value: argmaxType },
+  ];
+}
+
+/**
+ * The gradient of a 'valid' max pool that sends each dy to the FIRST maximum of its window (the PyTorch rule the
+ * project keeps on every backend), natively; null when the active backend is not native.
+ *
+ * TensorFlow's CPU `MaxPoolWithArgmax` scans a window in row-major order and replaces the running maximum only on
+ * a strictly greater value, so its argmax is the first maximum (the GPU kernel does the same);
+ * `MaxPoolGradWithArgmax` then adds each dy at its window's argmax, in output order as the JS loop of pooling.ts.
+ * The argmax is computed here, in the backward pass, so that forward passes without gradients pay nothing; as
+ * int32 and then cast, because the int32 kernel is ≈ 3× faster than the int64 one the gradient op requires.
+ */
+export function nativeFirstMaxPoolGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kernelSize: number, stride: number): tf.Tensor4D | null {
+  const backend = activeNative();
+  if (!backend) return null;
+  const b = backend.binding;
+  const [value, argmax32] = execute(backend, 'MaxPoolWithArgmax', poolAttrs(b, kernelSize, stride, b.TF_INT32), [x], 2);
+  const pooled = backend.createOutputTensor(value!);
+  const argmaxInt32 = backend.createOutputTensor(argmax32!);
+  const castAttrs: NativeAttr[] = [
+    { name: 'SrcT', type: b.TF_ATTR_TYPE, value: b.TF_INT32 },
+    { name: 'DstT', type: b.TF_ATTR_TYPE, value: b.TF_INT64 },
+    { name: 'Truncate', type: b.TF_ATTR_BOOL, value: false },
+  ];
+  const argmax = opaqueInt64(backend, execute(backend, 'Cast', castAttrs, [argmaxInt32], 1)[0]!);
+  const [dx] = execute(backend, 'MaxPoolGradWithArgmax', poolAttrs(b, kernelSize, stride, b.TF_INT64), [x, dy, argmax], 1);
+  tf.dispose([pooled, argmaxInt32, argmax]);
+  return backend.createOutputTensor(dx!) as tf.Tensor4D;
+}
+
+/**
+ * tfjs-node's `Cast` runs a TensorFlow op even to the tensor's own dtype, and tfjs casts float32 tensors to float32
+ * all the time (every Mean, every Multiply gradient): ≈ 50 ops per CMNIST training step that each cost the
+ * per-op overhead (≈ 45 µs CPU here). The same tensor, shared as tfjs's own Identity kernel shares it, is the
+ * identical result.
+ */
+function castSkippingIdentity(stock: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype) return stock.kernelFunc(args);
+    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+let stockCast: tf.KernelConfig | undefined;
+
+/** Install the native kernel replacements above on the `tensorflow` backend (idempotent; after tfjs-node loaded). */
+export function registerNativeKernels(): void {
+  if (stockCast) return;
+  const stock = tf.getKernel('Cast', 'tensorflow');
+  if (!stock) throw new Error('registerNativeKernels: tfjs-node has not registered its kernels yet');
+  stockCast = stock;
+  tf.unregisterKernel('Cast', 'tensorflow');
+  tf.registerKernel({ kernelName: 'Cast', backendName: 'tensorflow', kernelFunc: castSkippingIdentity(stock) });
+}

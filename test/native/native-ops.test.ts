@@ -1,0 +1,195 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { initBackend } from '../../src/backend/index.ts';
+import { reluGradient, sumsOfSquares } from '../../src/backend/native-ops.ts';
+import { conv2dSymmetric, Linear, maxPool2d } from '../../src/nn/layers.ts';
+
+/**
+ * The native training step's own ops (src/backend/native-ops.ts) against independent computations: the first-max
+ * max-pool gradient by hand and against the JS loop the other backends run, the conv + bias + ReLU gradient against
+ * tfjs's fused-conv gradient, ReluGrad against dy·step(y). Skipped, with the reason printed, where native is absent.
+ */
+
+let nativeMissing: string | null = null;
+try {
+  await initBackend('tensorflow');
+} catch (error) {
+  nativeMissing = (error as Error).message;
+  console.log(`[test/native] skipped: the native backend is not available here: ${nativeMissing}`);
+}
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  if (!nativeMissing) await tf.setBackend('tensorflow');
+});
+
+/** Deterministic values in plain JS (backend RNG kernels differ). */
+function values(n: number, seed: number, map: (u: number) => number): Float32Array {
+  let a = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+    return map(a / 4294967296);
+  });
+}
+
+function gradOf(f: (x: tf.Tensor) => tf.Tensor, x: Float32Array, shape: number[], dy: Float32Array): { y: Float32Array; dx: Float32Array } {
+  return tf.tidy(() => {
+    const input = tf.tensor(x, shape);
+    const y = f(input);
+    const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), tf.tensor(dy, y.shape))))(input);
+    return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+  });
+}
+
+describe.skipIf(nativeMissing !== null)('native ops of the training step', () => {
+  it('max-pool 3/2/1 sends each window’s gradient to its first maximum (hand-computed on a map full of ties)', () => {
+    // 5×5 map, three values only: every window holds several maxima. dy = distinct powers of two, so each dx value
+    // names exactly the windows whose gradient it received.
+    const x = Float32Array.from([
+      0, 2, 2, 0, 1,
+      2, 0, 2, 1, 1,
+      1, 2, 0, 2, 0,
+      0, 0, 1, 1, 2,
+      2, 1, 2, 0, 2,
+    ]);
+    const dy = Float32Array.from({ length: 9 }, (_, i) => 2 ** i);
+    // Independent reference: windows start at −1, 1, 3 (pad 1, never a maximum), scanned row by row, first maximum wins.
+    const expected = new Float32Array(25);
+    for (let oh = 0; oh < 3; oh++) {
+      for (let ow = 0; ow < 3; ow++) {
+        let best = -Infinity;
+        let at = -1;
+        for (let r = 2 * oh - 1; r <= 2 * oh + 1; r++) {
+          for (let c = 2 * ow - 1; c <= 2 * ow + 1; c++) {
+            if (r < 0 || c < 0 || r > 4 || c > 4) continue;
+            if (x[r * 5 + c]! > best) {
+              best = x[r * 5 + c]!;
+              at = r * 5 + c;
+            }
+          }
+        }
+        expected[at]! += dy[oh * 3 + ow]!;
+      }
+    }
+    // Windows (0,0) and (0,1) both hold several 2s and the first is (0,1) in both; window (1,0)'s first 2 is (1,0).
+    expect(expected[1]).toBe(1 + 2);
+    expect(expected[5]).toBe(8);
+    const native = gradOf((t) => maxPool2d(t as tf.Tensor4D, 3, 2, 1), x, [1, 5, 5, 1], dy);
+    expect(Array.from(native.dx)).toEqual(Array.from(expected));
+  });
+
+  it('max-pool gradient is bit-identical to the JS loop of the other backends on a ReLU map with many ties, without warnings', async () => {
+    const shape = [3, 12, 12, 5];
+    const n = 3 * 12 * 12 * 5;
+    // ReLU of values on a 1/8 grid: a third zeros, many equal positives, as after conv1 on MNIST's flat background.
+    const x = values(n, 7, (u) => Math.max(0, Math.round((u - 0.35) * 16) / 8));
+    const dy = values(3 * 6 * 6 * 5, 8, (u) => u - 0.5);
+    const warn = vi.spyOn(console, 'warn');
+    const native = gradOf((t) => maxPool2d(t as tf.Tensor4D, 3, 2, 1), x, shape, dy);
+    // tfjs-node warns on every int64 output it wraps; the argmax never reaches it.
+    expect(warn).not.toHaveBeenCalled();
+    await tf.setBackend('cpu');
+    const cpu = gradOf((t) => maxPool2d(t as tf.Tensor4D, 3, 2, 1), x, shape, dy);
+    expect(native.y).toEqual(cpu.y);
+    expect(native.dx).toEqual(cpu.dx);
+    expect(native.dx.some((v) => v !== 0)).toBe(true);
+  });
+
+  it('ReluGrad equals dy·step(y) exactly, zeros of y included', async () => {
+    const y = values(4000, 3, (u) => Math.max(0, u - 0.3));
+    const dy = values(4000, 4, (u) => u - 0.5);
+    // dy·0 is −0 for negative dy, ReluGrad gives +0: equal values, which is what the test compares.
+    const plain = (a: Float32Array) => Array.from(a, (v) => v + 0);
+    const native = tf.tidy(() => reluGradient(tf.tensor(dy), tf.tensor(y)).dataSync() as Float32Array);
+    expect(y.some((v) => v === 0)).toBe(true);
+    const expected = dy.map((d, i) => (y[i]! > 0 ? d : 0));
+    expect(plain(native)).toEqual(plain(expected));
+    await tf.setBackend('cpu');
+    const portable = tf.tidy(() => reluGradient(tf.tensor(dy), tf.tensor(y)).dataSync() as Float32Array);
+    expect(plain(portable)).toEqual(plain(expected));
+  });
+
+  it('a cast to the own dtype shares the tensor (no TF op) and stays valid after the source is freed; real casts still convert', () => {
+    const x = tf.tensor1d([1.5, -2.25, 3]);
+    const same = tf.cast(x, 'float32');
+    const converted = tf.cast(x, 'int32');
+    x.dispose();
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2.25, 3]);
+    expect(converted.dtype).toBe('int32');
+    expect(Array.from(converted.dataSync())).toEqual([1, -2, 3]);
+    tf.dispose([same, converted]);
+    const before = tf.memory();
+    tf.tidy(() => {
+      tf.mean(tf.cast(tf.ones([4, 4]), 'float32'));
+    });
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+  });
+
+  it('sums of squares (L2Loss, doubled) equal Sum(Square(t)) natively bit for bit, and a float64 sum within float32 rounding on every backend', async () => {
+    const shapes = [[7], [64], [3, 3, 32, 64], [5, 5, 3, 32], [1000, 1001]];
+    const data = shapes.map((shape, i) => values(shape.reduce((a, b) => a * b, 1), 30 + i, (u) => (u - 0.5) / 10));
+    const compute = () => tf.tidy(() => Array.from(sumsOfSquares(data.map((d, i) => tf.tensor(d, shapes[i]))).dataSync()));
+    const native = compute();
+    const stock = tf.tidy(() => data.map((d, i) => tf.sum(tf.square(tf.tensor(d, shapes[i]))).dataSync()[0]!));
+    expect(native).toEqual(stock);
+    await tf.setBackend('cpu');
+    const portable = compute();
+    data.forEach((d, i) => {
+      const exact = d.reduce((a, v) => a + v * v, 0);
+      expect(Math.abs(native[i]! - exact) / exact).toBeLessThan(1e-5);
+      expect(Math.abs(portable[i]! - exact) / exact).toBeLessThan(1e-5);
+    });
+  });
+
+  it('Linear + ReLU: gradients bit-identical to tfjs\'s fused matMul on the same backend', () => {
+    const linear = new Linear({ seed: 3, prefix: 'fc' }, 12, 7);
+    const x = tf.tensor2d(values(5 * 12, 21, (u) => u - 0.5), [5, 12]);
+    const r = tf.tensor2d(values(5 * 7, 22, (u) => u - 0.5), [5, 7]);
+    const [w, b] = [linear.weight.variable, linear.bias.variable];
+    const run = (f: (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor) => tf.Tensor) =>
+      tf.tidy(() => {
+        const y = f(x, w as tf.Tensor2D, b);
+        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor2D, c as tf.Tensor2D, d), r)))([x, w, b]);
+        return { y: y.dataSync(), grads: grads.map((g) => g.dataSync()) };
+      });
+    const ours = run((xs) => linear.apply(xs, 'relu'));
+    const stock = run((xs, ws, bs) => tf.fused.matMul({ a: xs, b: ws, bias: bs, activation: 'relu' }));
+    expect(ours.y).toEqual(stock.y);
+    expect(Array.from(ours.y).some((v) => v === 0)).toBe(true);
+    ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
+    tf.dispose([x, r, w, b]);
+  });
+
+  for (const [kernel, stride, padding] of [
+    [5, 1, 2],
+    [3, 2, 1],
+  ] as const) {
+    it(`conv ${kernel}×${kernel} stride ${stride} pad ${padding} + bias + ReLU: gradients bit-identical to tfjs's fused conv on the same backend`, () => {
+      const xShape = [4, 9, 9, 3];
+      const wShape = [kernel, kernel, 3, 6];
+      const x = values(4 * 9 * 9 * 3, 11, (u) => u - 0.5);
+      const w = values(kernel * kernel * 18, 12, (u) => (u - 0.5) / 2);
+      const b = values(6, 13, (u) => (u - 0.5) / 4);
+      const run = (f: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor) =>
+        tf.tidy(() => {
+          const inputs = [tf.tensor4d(x, xShape as [number, number, number, number]), tf.tensor4d(w, wShape as [number, number, number, number]), tf.tensor1d(b)];
+          const y = f(inputs[0] as tf.Tensor4D, inputs[1] as tf.Tensor4D, inputs[2] as tf.Tensor1D);
+          const r = tf.tensor(values(y.size, 14, (u) => u - 0.5), y.shape);
+          const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor1D), r)))(inputs);
+          return { y: y.dataSync(), grads: grads.map((g) => g.dataSync()) };
+        });
+      const ours = run((xs, ws, bs) => conv2dSymmetric(xs, ws, bs, stride, padding, 'relu'));
+      // The same padding form as conv2dSymmetric ('same' where it is symmetric, else explicit zeros and 'valid').
+      const same = stride === 1;
+      const pad = [[0, 0], [padding, padding], [padding, padding], [0, 0]] as [number, number][];
+      const stock = run((xs, ws, bs) =>
+        tf.fused.conv2d({ x: same ? xs : tf.pad(xs, pad), filter: ws, bias: bs, strides: stride, pad: same ? 'same' : 'valid', activation: 'relu' }),
+      );
+      expect(ours.y).toEqual(stock.y);
+      expect(Array.from(ours.y).some((v) => v === 0)).toBe(true);
+      ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
+    });
+  }
+});
