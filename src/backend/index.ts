@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { GpuInfo } from '../spec/gpu.ts';
 import { backendRequestSchema, type BackendRequest } from '../spec/trial.ts';
@@ -103,7 +105,15 @@ function gpuPackageDir(): string | null {
   const fromEnv = process.env[GPU_PACKAGE_ENV_VAR]?.trim();
   if (fromEnv) return path.resolve(fromEnv);
   try {
-    return path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-node-gpu/package.json'));
+    // Through the ES module resolver, as `import()` of the package would (and as test/fixtures/hide-native.mjs hides
+    // it), then up from its main file to the package's own directory.
+    let dir = path.dirname(fileURLToPath(import.meta.resolve('@tensorflow/tfjs-node-gpu')));
+    while (!existsSync(path.join(dir, 'package.json')) || path.basename(dir) !== 'tfjs-node-gpu') {
+      const parent = path.dirname(dir);
+      if (parent === dir) return null;
+      dir = parent;
+    }
+    return dir;
   } catch {
     return null;
   }
