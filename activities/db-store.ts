@@ -19,6 +19,18 @@ export function dbResultsStore(handle: db.Db): ResultsStore {
     async registerTrials(studyId, list) {
       await db.registerTrials(handle, studyId, list.map((t) => ({ trialKey: t.key, spec: t.spec, label: t.label })));
     },
+    saveSpecDocument: (canonical) => db.saveSpecDocument(handle, canonical),
+    loadSpecDocument: (sha256) => db.loadSpecDocument(handle, sha256),
+    studySpecState: (studyId) => db.studySpecState(handle, studyId),
+    setStudySpecState: (studyId, sha256, registered) => db.setStudySpecState(handle, studyId, sha256, registered),
+    async registerTrialBatch(studyId, list) {
+      await db.registerTrialBatch(
+        handle,
+        studyId,
+        list.map((t) => ({ trialKey: t.key, specJson: t.canonical, label: t.label, columns: db.conditionOf(t.spec) })),
+      );
+    },
+    nextPendingTrials: (studyId, afterPosition, limit) => db.nextPendingTrials(handle, studyId, afterPosition, limit),
     async trialStates(studyId) {
       const rows = await handle
         .select({ key: trials.trialKey, state: trials.status })

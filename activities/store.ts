@@ -15,6 +15,21 @@ export interface RegisteredTrial {
   spec: TrialSpec;
 }
 
+/** One trial of a streamed registration batch: its key, canonical spec JSON and condition columns. */
+export interface RegistrationTrial {
+  key: string;
+  label: string;
+  spec: TrialSpec;
+  /** The spec's canonical JSON (what the key hashes). */
+  canonical: string;
+}
+
+export interface PendingTrial {
+  key: string;
+  /** The trial's position in the study's plan: the paging cursor. */
+  position: number;
+}
+
 export interface StoredCheckpoint {
   epoch: number;
   data: Uint8Array;
@@ -45,6 +60,17 @@ export interface ResultsStore {
   upsertStudy(study: { id: string; name: string; preset?: string; spec: unknown }): Promise<void>;
   /** Insert trials that are new (by key) and link them to the study; existing trials keep their state. */
   registerTrials(studyId: string, trials: RegisteredTrial[]): Promise<void>;
+  /** Store a canonical JSON document under its sha256 (idempotent); returns the sha256. */
+  saveSpecDocument(canonical: string): Promise<string>;
+  /** The document stored under that sha256 (checked), or null. */
+  loadSpecDocument(sha256: string): Promise<string | null>;
+  /** The study's current spec document and the one whose trials are all registered. */
+  studySpecState(studyId: string): Promise<{ specSha256: string | null; registeredSha256: string | null } | null>;
+  setStudySpecState(studyId: string, specSha256: string, registered: boolean): Promise<void>;
+  /** One batch of a streamed registration, in its own transaction; same semantics as registerTrials. */
+  registerTrialBatch(studyId: string, trials: RegistrationTrial[]): Promise<void>;
+  /** Up to `limit` trials after `afterPosition` in plan order that are pending or running (not done, not failed). */
+  nextPendingTrials(studyId: string, afterPosition: number, limit: number): Promise<PendingTrial[]>;
   /** State of every trial of the study. */
   trialStates(studyId: string): Promise<Array<{ key: string; state: TrialState }>>;
   getTrial(key: string): Promise<{ spec: TrialSpec; state: TrialState; attempt: number } | null>;

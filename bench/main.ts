@@ -23,6 +23,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'NVGesture I3D-MMTM: training step and eval forward at a reduced clip per backend, scaled to batch 4 × 64×224²',
     load: () => import('./i3d.ts'),
   },
+  scale: {
+    describe: 'plan + register 10⁶ no-op trials (time, peak RSS of CLI and worker); 20,000 no-op trials through mmsweep run',
+    load: () => import('./scale.ts'),
+  },
   threads: {
     describe: 'small CMNIST trials per hour for each split of the cores (slots × TensorFlow threads per trial)',
     load: () => import('./threads.ts'),

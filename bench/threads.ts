@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundledRunnerCommand } from '../activities/runner-bundle.ts';
@@ -13,6 +13,12 @@ import { threadEnv } from '../src/backend/threads.ts';
  *
  *   npm run bench -- threads [--splits 1x2,2x1] [--trials 2] [--rounds 2] [--epochs 1] [--backend tensorflow]
  */
+/** CPU seconds (user + system) of this process's children that have been waited for (Linux /proc). */
+function childCpuSeconds(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100; // cutime, cstime in clock ticks (100 Hz)
+}
+
 function option(args: string[], name: string, fallback: string): string {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
@@ -40,12 +46,13 @@ export async function run(args: string[]): Promise<void> {
     `threads benchmark: ${trials} CMNIST trials per split and round (4,000 images, ${epochs} epoch(s), batch 32, width 0.5, backend ${backend}), ` +
       `${rounds} round(s); ${os.cpus()[0]?.model.trim()}, ${cores} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
   );
-  const totals = new Map<string, { trials: number; seconds: number }>();
+  const totals = new Map<string, { trials: number; seconds: number; cpu: number }>();
   try {
     for (let round = 1; round <= rounds; round++) {
       for (const split of splits) {
         const label = `${split.slots}×${split.threads}`;
         const t0 = performance.now();
+        const cpu0 = childCpuSeconds();
         let next = 0;
         const slot = async () => {
           while (next < trials) {
@@ -68,14 +75,22 @@ export async function run(args: string[]): Promise<void> {
         };
         await Promise.all(Array.from({ length: split.slots }, slot));
         const seconds = (performance.now() - t0) / 1000;
-        const total = totals.get(label) ?? { trials: 0, seconds: 0 };
-        totals.set(label, { trials: total.trials + trials, seconds: total.seconds + seconds });
-        console.log(`round ${round}, ${label}: ${trials} trials in ${seconds.toFixed(1)} s = ${((trials / seconds) * 3600).toFixed(0)} trials/h (load ${os.loadavg()[0]!.toFixed(2)})`);
+        const cpu = childCpuSeconds() - cpu0;
+        const total = totals.get(label) ?? { trials: 0, seconds: 0, cpu: 0 };
+        totals.set(label, { trials: total.trials + trials, seconds: total.seconds + seconds, cpu: total.cpu + cpu });
+        console.log(
+          `round ${round}, ${label}: ${trials} trials in ${seconds.toFixed(1)} s = ${((trials / seconds) * 3600).toFixed(0)} trials/h, ` +
+            `${(cpu / trials).toFixed(1)} CPU s per trial (load ${os.loadavg()[0]!.toFixed(2)})`,
+        );
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`\n${'slots×threads'.padEnd(14)} ${'trials/h'.padStart(9)}`);
-  for (const [label, t] of totals) console.log(`${label.padEnd(14)} ${((t.trials / t.seconds) * 3600).toFixed(0).padStart(9)}`);
+  // CPU seconds per trial is the figure a busy machine distorts least: with every core free, a split finishes
+  // about cores × 3600 / (CPU s per trial) trials per hour if its threads keep the cores busy.
+  console.log(`\n${'slots×threads'.padEnd(14)} ${'trials/h'.padStart(9)} ${'CPU s/trial'.padStart(12)}`);
+  for (const [label, t] of totals) {
+    console.log(`${label.padEnd(14)} ${((t.trials / t.seconds) * 3600).toFixed(0).padStart(9)} ${(t.cpu / t.trials).toFixed(1).padStart(12)}`);
+  }
 }

@@ -2,6 +2,7 @@
 export * from './client.ts';
 export * from './conditions.ts';
 export * from './store.ts';
+export * from './registration.ts';
 export * from './views.ts';
 export * from './readonly.ts';
 export * from './format.ts';

@@ -49,9 +49,24 @@ export const studies = pgTable(
     codeVersion: text('code_version'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
     finishedAt: timestamptz('finished_at'),
+    /** The study_specs document the study currently runs (its extensions applied). */
+    specSha256: text('spec_sha256'),
+    /** The study_specs document whose trials are all registered (equal to spec_sha256 once registration ends). */
+    registeredSha256: text('registered_sha256'),
   },
   (t) => [check('studies_status_check', sql`${t.status} in (${inList(studyStatuses)})`)],
 );
+
+/**
+ * StudySpecs as stored documents, named by the sha256 of their canonical JSON: a study with large axes (10⁶
+ * seeds) travels to the workflow as this name, never inline (Temporal caps a payload at 2 MB). Immutable.
+ */
+export const studySpecs = pgTable('study_specs', {
+  sha256: text('sha256').primaryKey(),
+  /** The canonical JSON whose sha256 is the key (text, not jsonb: the exact bytes that were hashed). */
+  document: text('document').notNull(),
+  createdAt: timestamptz('created_at').notNull().defaultNow(),
+});
 
 /**
  * One row per distinct trial. The key is a hash of the TrialSpec alone, so a trial shared by two studies is

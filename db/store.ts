@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import { and, asc, desc, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { TrialSpec } from '../src/spec/trial.ts';
 import { rowsOf, type Db } from './client.ts';
+import { insertTrialBatch, lockStudy } from './registration.ts';
+import { UnknownStudyError, UnknownTrialError } from './errors.ts';
+
+export { UnknownStudyError, UnknownTrialError } from './errors.ts';
 import { conditionColumns, conditionOf, isConditionColumn, type ConditionColumn } from './conditions.ts';
 import {
   checkpointChunks,
@@ -101,20 +105,6 @@ export async function listStudies(db: Db): Promise<StudyRow[]> {
   return db.select().from(studies).orderBy(desc(studies.createdAt));
 }
 
-export class UnknownStudyError extends Error {
-  constructor(readonly studyId: string) {
-    super(`no study "${studyId}" in the results store (list them with: mmsweep sql "select id, name, status from studies")`);
-    this.name = 'UnknownStudyError';
-  }
-}
-
-export class UnknownTrialError extends Error {
-  constructor(readonly trialKey: string) {
-    super(`no trial with key ${trialKey} in the results store: register it with registerTrials first`);
-    this.name = 'UnknownTrialError';
-  }
-}
-
 // ----------------------------------------------------------------------------------------------- trials
 
 export interface TrialInput {
@@ -139,37 +129,17 @@ export async function registerTrials(
   let newTrials = 0;
   let newMemberships = 0;
   await db.transaction(async (tx) => {
-    const found = await tx.select({ id: studies.id }).from(studies).where(eq(studies.id, studyId)).for('update');
-    if (found.length === 0) throw new UnknownStudyError(studyId);
-    const [{ next }] = rowsOf<{ next: number }>(
-      await tx.execute(sql`select (coalesce(max(position), -1) + 1)::int as next from study_trials where study_id = ${studyId}`),
-    );
-    let position = next;
+    await lockStudy(tx as unknown as Db, studyId);
     for (let start = 0; start < list.length; start += 500) {
-      const batch = list.slice(start, start + 500);
-      const inserted = await tx
-        .insert(trials)
-        .values(batch.map((t) => ({ trialKey: t.trialKey, spec: t.spec as object, ...conditionOf(t.spec) })))
-        .onConflictDoNothing()
-        .returning({ key: trials.trialKey });
-      newTrials += inserted.length;
-      const known = await tx
-        .select({ key: studyTrials.trialKey })
-        .from(studyTrials)
-        .where(and(eq(studyTrials.studyId, studyId), inArray(studyTrials.trialKey, batch.map((t) => t.trialKey))));
-      const already = new Set(known.map((k) => k.key));
-      const fresh = batch.filter((t) => !already.has(t.trialKey));
-      const seen = new Set<string>();
-      const rows = [];
-      for (const t of fresh) {
-        if (seen.has(t.trialKey)) continue;
-        seen.add(t.trialKey);
-        rows.push({ studyId, trialKey: t.trialKey, position: position++, label: t.label ?? null });
-      }
-      if (rows.length > 0) {
-        await tx.insert(studyTrials).values(rows).onConflictDoNothing();
-        newMemberships += rows.length;
-      }
+      const batch = list.slice(start, start + 500).map((t) => ({
+        trialKey: t.trialKey,
+        specJson: JSON.stringify(t.spec),
+        label: t.label ?? null,
+        columns: conditionOf(t.spec),
+      }));
+      const counts = await insertTrialBatch(tx as unknown as Db, studyId, batch);
+      newTrials += counts.newTrials;
+      newMemberships += counts.newMemberships;
     }
   });
   return { newTrials, newMemberships };
@@ -624,9 +594,9 @@ export async function studySummary(
 }
 
 /** Per-trial outcomes of a study in plan order (histograms, scatter plots, sweeps). */
-export async function trialOutcomes(db: Db, studyId: string): Promise<TrialOutcomeRow[]> {
+export async function trialOutcomes(db: Db, studyId: string, limit?: number): Promise<TrialOutcomeRow[]> {
   const rows = rowsOf<TrialOutcomeRow>(
-    await db.execute(sql`select * from trial_outcomes where study_id = ${studyId} order by position`),
+    await db.execute(sql`select * from trial_outcomes where study_id = ${studyId} order by position ${limit === undefined ? sql`` : sql`limit ${limit}`}`),
   );
   // drizzle's drivers hand timestamps of raw queries back as text.
   for (const row of rows) {

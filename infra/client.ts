@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { getPreset, presetNames } from '../src/spec/presets.ts';
 import { parseStudySpec, type StudySpec } from '../src/spec/study.ts';
-import { CONTROL_TASK_QUEUE, studyWorkflowId } from '../src/spec/study-model.ts';
+import { CONTROL_TASK_QUEUE, INLINE_SPEC_BYTES, studyWorkflowId } from '../src/spec/study-model.ts';
+import { canonicalJson } from '../src/spec/canonical.ts';
 import type { StudyOutcome, StudyWorkflowInput, studyWorkflow } from '../workflows/study.ts';
 import { connectionOptions, temporalTargetFromEnv, type TemporalTarget } from './connection.ts';
 import { stateFiles } from './temporal.ts';
@@ -84,6 +85,54 @@ export async function lastOutcome(client: Client, study: string): Promise<StudyO
 export interface StartOptions {
   /** Tests: a lowered history threshold and short timeouts. */
   workflowInput?: Partial<Omit<StudyWorkflowInput, 'spec'>>;
+  /** Where specs too large to travel inline are stored (the workers' results store). */
+  specStore?: SpecStore;
+}
+
+/** The results store's spec documents, as the client needs them (db/registration.ts through an open database). */
+export interface SpecStore {
+  save(canonical: string): Promise<string>;
+  load(sha256: string): Promise<string | null>;
+}
+
+export class SpecTooLargeError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'SpecTooLargeError';
+  }
+}
+
+/**
+ * The workflow input that carries `spec`: the spec inline when small, else its header and the sha256 of its
+ * document, stored first through `specStore` (a 10⁶-seed spec is megabytes; Temporal caps a payload at 2 MB).
+ */
+export async function specInput(spec: StudySpec, specStore?: SpecStore): Promise<Pick<StudyWorkflowInput, 'spec' | 'study' | 'specSha256'>> {
+  const canonical = canonicalJson(spec);
+  const bytes = Buffer.byteLength(canonical);
+  if (bytes <= INLINE_SPEC_BYTES) return { spec };
+  if (!specStore) {
+    throw new SpecTooLargeError(
+      `study ${spec.name}: its spec is ${(bytes / 1024).toFixed(0)} KiB, more than the ${INLINE_SPEC_BYTES / 1024} KiB that travel ` +
+        'inline to Temporal; mmsweep stores larger specs in the results store: set DATABASE_URL to the database the workers use',
+    );
+  }
+  const specSha256 = await specStore.save(canonical);
+  return { study: { name: spec.name, queue: spec.queue, concurrency: spec.concurrency, maxAttempts: spec.maxAttempts }, specSha256 };
+}
+
+/** The spec a finished run ended with: inline in its outcome, or its stored document. */
+export async function outcomeSpec(outcome: StudyOutcome, specStore?: SpecStore): Promise<StudySpec> {
+  if (outcome.spec) return outcome.spec;
+  if (!outcome.specSha256) throw new Error(`study ${outcome.study}: its last run names no spec`);
+  if (!specStore) {
+    throw new SpecTooLargeError(
+      `study ${outcome.study}: its last spec is stored in the results store (document ${outcome.specSha256}): set DATABASE_URL to read it`,
+    );
+  }
+  const document = await specStore.load(outcome.specSha256);
+  if (document === null) throw new Error(`study ${outcome.study}: spec document ${outcome.specSha256} is not in this results store`);
+  return parseStudySpec(JSON.parse(document));
 }
 
 /**
@@ -99,11 +148,11 @@ export async function startStudy(
   const state = await studyState(client, spec.name);
   if (state === 'running') return { handle: studyHandle(client, spec.name), attached: true, spec };
   const previous = state === 'completed' ? await lastOutcome(client, spec.name) : null;
-  const effective = previous ? mergeSpecs(spec, previous.spec) : spec;
+  const effective = previous ? mergeSpecs(spec, await outcomeSpec(previous, options.specStore)) : spec;
   const handle = await client.workflow.start<typeof studyWorkflow>('studyWorkflow', {
     workflowId: studyWorkflowId(spec.name),
     taskQueue: CONTROL_TASK_QUEUE,
-    args: [{ ...options.workflowInput, spec: effective }],
+    args: [{ ...options.workflowInput, ...(await specInput(effective, options.specStore)) }],
     workflowIdConflictPolicy: 'USE_EXISTING',
   });
   return { handle, attached: false, spec: effective };
@@ -134,15 +183,59 @@ export async function signalStudy(
   options: { spec?: StudySpec } & StartOptions = {},
 ): Promise<void> {
   const state = await studyState(client, study);
-  const spec = options.spec ?? (await lastOutcome(client, study))?.spec;
+  const last = options.spec ? null : await lastOutcome(client, study);
+  const spec = options.spec ?? (last ? await outcomeSpec(last, options.specStore) : undefined);
   if (state !== 'running' && !spec) {
     throw new Error(`study "${study}" is not running and its last spec is unknown: pass --spec <preset|file>`);
   }
   await client.workflow.signalWithStart('studyWorkflow', {
     workflowId: studyWorkflowId(study),
     taskQueue: CONTROL_TASK_QUEUE,
-    args: [{ ...options.workflowInput, spec: spec! }],
+    args: [{ ...options.workflowInput, ...(await specInput(spec!, options.specStore)) }],
     signal,
     signalArgs: args as [],
   });
+}
+
+/**
+ * What a failed study run says, innermost cause first: `registerStudy failed: study x is too large: … (StudyTooLarge)`
+ * rather than the SDK's bare "Workflow execution failed".
+ */
+export function failureMessage(error: unknown): string {
+  let innermost = error as (Error & { type?: string | null; activityType?: string; cause?: unknown }) | undefined;
+  let activity: string | undefined;
+  while (innermost && innermost.cause instanceof Error) {
+    if (innermost.activityType) activity = innermost.activityType;
+    innermost = innermost.cause as typeof innermost;
+  }
+  if (!innermost) return String(error);
+  if (innermost.activityType) activity = innermost.activityType;
+  const type = innermost.type ? ` (${innermost.type})` : '';
+  return `${activity ? `${activity} failed: ` : ''}${innermost.message}${type}`;
+}
+
+/** Trouble a running study's control steps are in: a control activity failing and being retried, with its cause. */
+export interface StudyDiagnosis {
+  problems: string[];
+  /** Trials registered so far while `registerStudy` streams them (its heartbeat), else null. */
+  registering: { registering: number; of: number } | null;
+}
+
+type Description = Awaited<ReturnType<WorkflowHandle['describe']>>;
+
+export function diagnoseStudy(description: Description, decode: (payload: unknown) => unknown): StudyDiagnosis {
+  const problems: string[] = [];
+  let registering: StudyDiagnosis['registering'] = null;
+  for (const activity of description.raw.pendingActivities ?? []) {
+    const type = activity.activityType?.name ?? 'activity';
+    if (type === 'trainTrial') continue; // a trial's own retries are the trial's business, shown per trial
+    const failure = activity.lastFailure;
+    if ((activity.attempt ?? 1) > 1 && failure?.message) {
+      const cause = failure.cause?.message ? `: ${failure.cause.message}` : '';
+      problems.push(`${type} failed ${activity.attempt! - 1} time(s) and is retried: ${failure.message}${cause}`);
+    }
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (type === 'registerStudy' && payload) registering = decode(payload) as StudyDiagnosis['registering'];
+  }
+  return { problems, registering };
 }

@@ -2,7 +2,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, t
 import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createActivities, type ActivityConfig, type ResultsStore } from '../activities/index.ts';
+import { controlActivities, createActivities, type ActivityConfig, type ResultsStore } from '../activities/index.ts';
 import { runnerBundle } from '../activities/runner-bundle.ts';
 import { CONTROL_TASK_QUEUE, trainTaskQueue } from '../src/spec/study-model.ts';
 import { connectionOptions, type TemporalTarget } from './connection.ts';
@@ -134,12 +134,7 @@ export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet
         namespace: options.target.namespace,
         taskQueue: CONTROL_TASK_QUEUE,
         workflowBundle: await workflowBundle(),
-        activities: {
-          registerTrials: activities.registerTrials,
-          markTrialFailed: activities.markTrialFailed,
-          resetFailedTrials: activities.resetFailedTrials,
-          summarizeStudy: activities.summarizeStudy,
-        },
+        activities: controlActivities(activities),
         maxConcurrentActivityTaskExecutions: 4,
         shutdownGraceTime: '2 seconds',
       }),

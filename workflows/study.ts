@@ -4,101 +4,82 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { StudyActivities, StudyCounts } from '../activities/index.ts';
+import type { PendingTrial, StudyActivities, StudyCounts } from '../activities/index.ts';
+import { CONTROL_TASK_QUEUE, trainTaskQueue, type StudyExtension, type StudySpec } from '../src/spec/study-model.ts';
 import {
-  CONTROL_TASK_QUEUE,
-  extendStudySpec,
-  isEmptyExtension,
-  trainTaskQueue,
-  type StudyExtension,
-  type StudySpec,
-} from '../src/spec/study-model.ts';
+  DEFAULT_TIMEOUTS,
+  cancelSignal,
+  extendSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  retryFailedSignal,
+  type StudyHeader,
+  type StudyOutcome,
+  type StudyStatus,
+  type StudyWorkflowInput,
+} from './definitions.ts';
+import { legacyStudyWorkflow } from './study-legacy.ts';
+
+export * from './definitions.ts';
 
 /**
- * One study = one workflow (id `mmsweep-study-<name>`). It registers the trials, runs the pending ones through a
- * sliding window of `spec.concurrency` trainTrial activities, skips trials already done (by key), and
- * continues-as-new when the server suggests it. Deterministic code only: no node APIs, no clocks, no hashing.
+ * One study = one workflow (id `mmsweep-study-<name>`). It registers the trials (an activity streams them into
+ * Postgres), takes pending ones from the store a page at a time after a position cursor, runs them through a
+ * sliding window of `concurrency` trainTrial activities, and continues-as-new when the server suggests it,
+ * carrying counters and the cursor, never keys: payloads and history per run are bounded whatever the study's
+ * size. Deterministic code only: no node APIs, no clocks, no hashing.
  */
 
-export interface StudyTimeouts {
-  /** A trial attempt fails when its worker is silent this long (worker crash, kill -9, lost machine). */
-  heartbeatTimeoutMs: number;
-  /** Upper bound of one attempt. */
-  startToCloseTimeoutMs: number;
-  retryInitialIntervalMs: number;
-  retryMaximumIntervalMs: number;
-}
-
-export const DEFAULT_TIMEOUTS: StudyTimeouts = {
-  heartbeatTimeoutMs: 2 * 60_000,
-  startToCloseTimeoutMs: 7 * 24 * 3_600_000,
-  retryInitialIntervalMs: 5_000,
-  retryMaximumIntervalMs: 5 * 60_000,
-};
-
-export interface StudyWorkflowInput {
-  spec: StudySpec;
-  timeouts?: Partial<StudyTimeouts>;
-  /** Continue-as-new also after this many history events (besides the server's suggestion); for tests. */
-  continueAsNewAfterEvents?: number;
-  /** Carried across continue-as-new. */
-  carried?: { paused: boolean; runs: number; trialsStartedBefore: number };
-}
-
-export type StudyStatus = 'running' | 'paused' | 'draining' | 'cancelling' | 'cancelled' | 'finished';
-
-export interface StudyProgress {
-  study: string;
-  status: StudyStatus;
-  total: number;
-  done: number;
-  failed: number;
-  running: string[];
-  pending: number;
-  /** Trials whose last activity ended in failure, by key (in this run). */
-  failedKeys: string[];
-  /** Workflow runs so far (continue-as-new count + 1). */
-  runs: number;
-  trialsStarted: number;
-}
-
-export interface StudyOutcome {
-  study: string;
-  status: 'finished' | 'cancelled';
-  counts: StudyCounts;
-  runs: number;
-  /** The study as it ended (with every extension applied): a later start or extend continues from it. */
-  spec: StudySpec;
-}
-
-export const pauseSignal = defineSignal('pause');
-export const resumeSignal = defineSignal('resume');
-export const cancelSignal = defineSignal('cancel');
-export const retryFailedSignal = defineSignal('retryFailed');
-export const extendSignal = defineSignal<[StudyExtension]>('extend');
-export const progressQuery = defineQuery<StudyProgress>('progress');
+/** Marks runs that page trials from the store; histories without it replay the legacy code path. */
+export const PAGED_TRIALS_PATCH = 'paged-trials-v1';
+export const DEFAULT_PAGE_SIZE = 256;
+/** Failed keys kept for the progress query (the count is exact; the list is for a glance). */
+const RECENT_FAILURES = 20;
 
 export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyOutcome> {
+  if (!patched(PAGED_TRIALS_PATCH)) return legacyStudyWorkflow(input as StudyWorkflowInput & { spec: StudySpec });
+  return pagedStudyWorkflow(input);
+}
+
+function headerOf(input: StudyWorkflowInput): StudyHeader {
+  if (input.study) return input.study;
+  if (input.spec) return { name: input.spec.name, queue: input.spec.queue, concurrency: input.spec.concurrency, maxAttempts: input.spec.maxAttempts };
+  throw new Error('study workflow input needs a spec or a study header with specSha256');
+}
+
+async function pagedStudyWorkflow(input: StudyWorkflowInput): Promise<StudyOutcome> {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...input.timeouts };
-  let spec = input.spec;
-  const studyId = spec.name;
-  const runs = (input.carried?.runs ?? 0) + 1;
+  const header = headerOf(input);
+  const studyId = header.name;
+  const pageSize = input.pageSize ?? DEFAULT_PAGE_SIZE;
+  const carried = input.carried;
+  const runs = (carried?.runs ?? 0) + 1;
+  // The inline spec (small studies only) is kept so the outcome can hand it back; large ones travel by sha256.
+  let spec: StudySpec | undefined = input.spec;
+  let specSha256 = input.specSha256;
 
   const control = proxyActivities<StudyActivities>({
     taskQueue: CONTROL_TASK_QUEUE,
     startToCloseTimeout: '10 minutes',
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
   });
+  // Registering 10⁶ trials takes longer than a control step: its own timeout, heartbeats while it streams.
+  const registration = proxyActivities<StudyActivities>({
+    taskQueue: CONTROL_TASK_QUEUE,
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '5 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
+  });
   const train = proxyActivities<StudyActivities>({
-    taskQueue: trainTaskQueue(spec.queue),
+    taskQueue: trainTaskQueue(header.queue),
     heartbeatTimeout: timeouts.heartbeatTimeoutMs,
     startToCloseTimeout: timeouts.startToCloseTimeoutMs,
     cancellationType: 'WAIT_CANCELLATION_COMPLETED',
@@ -106,22 +87,27 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyOut
       initialInterval: timeouts.retryInitialIntervalMs,
       maximumInterval: timeouts.retryMaximumIntervalMs,
       backoffCoefficient: 2,
-      maximumAttempts: spec.maxAttempts,
+      maximumAttempts: header.maxAttempts,
     },
   });
 
-  let paused = input.carried?.paused ?? false;
+  let paused = carried?.paused ?? false;
   let cancelRequested = false;
   let retryRequested = false;
   const extensions: StudyExtension[] = [];
   let draining = false;
+  let registered = carried?.registered ?? false;
 
-  let total = 0;
-  let done = 0;
-  const queue: string[] = [];
-  const running = new Map<string, Promise<void>>();
-  const failedKeys: string[] = [];
-  let trialsStarted = input.carried?.trialsStartedBefore ?? 0;
+  let total = carried?.total ?? 0;
+  let done = carried?.done ?? 0;
+  let failed = carried?.failed ?? 0;
+  let cursor = carried?.cursor ?? -1;
+  /** The store has no pending trial after the cursor (until an extension or a retry adds some). */
+  let exhausted = false;
+  const queue: PendingTrial[] = [];
+  const running = new Map<string, { trial: PendingTrial; run: Promise<void> }>();
+  const recentFailures: string[] = [];
+  let trialsStarted = carried?.trialsStartedBefore ?? 0;
 
   // All trial activities live in this scope so that `cancel` reaches every running runner at once. Created before
   // the handlers: a signal sent with signal-with-start is delivered as soon as its handler is set.
@@ -143,35 +129,45 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyOut
     status: status(),
     total,
     done,
-    failed: failedKeys.length,
+    failed,
     running: [...running.keys()],
-    pending: queue.length,
-    failedKeys: [...failedKeys],
+    pending: Math.max(0, total - done - failed - running.size),
+    failedKeys: [...recentFailures],
     runs,
     trialsStarted,
+    registered,
   }));
 
-  const register = async () => {
-    const registered = await control.registerTrials({ spec });
-    total = registered.total;
-    done = registered.done;
-    const known = new Set([...queue, ...running.keys(), ...failedKeys]);
-    for (const key of registered.pending) if (!known.has(key)) queue.push(key);
-    for (const key of registered.failed) if (!known.has(key)) failedKeys.push(key);
+  const useCounts = (counts: StudyCounts) => {
+    total = counts.total;
+    done = counts.done;
+    failed = counts.failed;
   };
 
-  const launch = (trialKey: string) => {
+  const register = async () => {
+    registered = false;
+    const result = await registration.registerStudy(specSha256 ? { studyId, specSha256 } : { studyId, spec });
+    specSha256 = result.specSha256;
+    useCounts(result.counts);
+    registered = true;
+    exhausted = false; // new trials are appended after every known position: the cursor reaches them
+  };
+
+  const launch = (trial: PendingTrial) => {
     trialsStarted++;
+    const trialKey = trial.key;
     const run = trialsScope
       .run(() => train.trainTrial({ studyId, trialKey }))
       .then(
         () => void done++,
         async (error: unknown) => {
           if (isCancellation(error)) {
-            if (!cancelRequested) queue.push(trialKey); // cancelled from outside the study: keep it pending
+            if (!cancelRequested) queue.unshift(trial); // cancelled from outside the study: keep it pending
             return;
           }
-          failedKeys.push(trialKey);
+          failed++;
+          recentFailures.push(trialKey);
+          if (recentFailures.length > RECENT_FAILURES) recentFailures.shift();
           const message = error instanceof ActivityFailure && error.cause ? error.cause.message : String(error);
           try {
             await CancellationScope.nonCancellable(() => control.markTrialFailed({ trialKey, error: message ?? 'unknown error' }));
@@ -182,7 +178,17 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyOut
         },
       )
       .finally(() => void running.delete(trialKey));
-    running.set(trialKey, run);
+    running.set(trialKey, { trial, run });
+  };
+
+  const refill = async () => {
+    const page = await control.nextPendingTrials({ studyId, afterPosition: cursor, limit: pageSize });
+    const queued = new Set(queue.map((t) => t.key));
+    for (const trial of page) {
+      cursor = Math.max(cursor, trial.position);
+      if (!running.has(trial.key) && !queued.has(trial.key)) queue.push(trial);
+    }
+    if (page.length < pageSize) exhausted = true;
   };
 
   const historyTooLong = () => {
@@ -191,28 +197,38 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyOut
   };
 
   try {
-    await register();
-    await control.summarizeStudy({ studyId, status: paused ? 'paused' : 'running' });
+    if (!registered) {
+      await register();
+      await control.summarizeStudy({ studyId, status: paused ? 'paused' : 'running' });
+    }
 
     for (;;) {
       if (cancelRequested) break;
       if (extensions.length > 0) {
-        for (const extension of extensions.splice(0)) if (!isEmptyExtension(extension)) spec = extendStudySpec(spec, extension);
+        const extended = await control.extendStudy({ studyId, specSha256: specSha256!, extensions: extensions.splice(0) });
+        specSha256 = extended.specSha256;
+        spec = extended.spec;
         await register();
         continue;
       }
       if (retryRequested) {
         retryRequested = false;
-        const reset = await control.resetFailedTrials({ studyId });
-        const again = new Set([...reset, ...failedKeys]);
-        failedKeys.splice(0);
-        for (const key of again) if (!running.has(key) && !queue.includes(key)) queue.push(key);
+        const reset = await control.retryFailedTrials({ studyId });
+        failed = Math.max(0, failed - reset);
+        recentFailures.splice(0);
+        cursor = -1; // the reset trials may sit anywhere in the plan
+        exhausted = false;
         continue;
       }
       if (!draining && historyTooLong()) draining = true;
       if (draining && running.size === 0) break; // continue-as-new below
-      while (!paused && !draining && queue.length > 0 && running.size < spec.concurrency) launch(queue.shift()!);
-      if (running.size === 0 && queue.length === 0) break; // finished (failed trials wait for retry-failed)
+      const open = !paused && !draining;
+      if (open && !exhausted && queue.length < header.concurrency) {
+        await refill();
+        continue;
+      }
+      while (open && queue.length > 0 && running.size < header.concurrency) launch(queue.shift()!);
+      if (running.size === 0 && queue.length === 0 && exhausted) break; // finished (failed trials wait for retry-failed)
 
       const startedWith = running.size;
       const pausedWith = paused;
@@ -236,22 +252,27 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyOut
     trialsScope.cancel();
     // WAIT_CANCELLATION_COMPLETED: these settle once every runner process has been killed.
     const counts = await CancellationScope.nonCancellable(async () => {
-      await Promise.all([...running.values()]);
+      await Promise.all([...running.values()].map((r) => r.run));
       return control.summarizeStudy({ studyId, status: 'cancelled' });
     });
-    return { study: studyId, status: 'cancelled', counts, runs, spec };
+    return { study: studyId, status: 'cancelled', counts, runs, spec, specSha256 };
   }
 
   if (draining) {
     await condition(allHandlersFinished);
+    // Trials taken from the store but not started are found again: the next run starts before the first of them.
+    const restart = queue.reduce((lowest, t) => Math.min(lowest, t.position - 1), cursor);
     return continueAsNew<typeof studyWorkflow>({
-      spec,
+      ...(spec ? { spec } : {}),
+      study: header,
+      specSha256,
+      pageSize: input.pageSize,
       timeouts: input.timeouts,
       continueAsNewAfterEvents: input.continueAsNewAfterEvents,
-      carried: { paused, runs, trialsStartedBefore: trialsStarted },
+      carried: { paused, runs, trialsStartedBefore: trialsStarted, registered: true, cursor: restart, total, done, failed },
     });
   }
 
   const counts = await control.summarizeStudy({ studyId, status: 'done' });
-  return { study: studyId, status: 'finished', counts, runs, spec };
+  return { study: studyId, status: 'finished', counts, runs, spec, specSha256 };
 }

@@ -6,10 +6,11 @@ import os from 'node:os';
  * creates its thread pools (the runner's first op), so the split is set per runner through its environment; the
  * wasm and pure-JS backends are single-threaded in Node whatever the setting.
  *
- * Default on CPU hosts: one trial per core, one thread each. Measured with `npm run bench -- threads` (small CMNIST
- * trials, native backend, 2-core AMD EPYC; see the README's "Backends and speed"): small convolutions gain little
- * from a second intra-op thread, so two single-threaded trials side by side finish more trials per hour than one
- * trial on both cores; and wasm trials can only use one core each anyway.
+ * Default on CPU hosts: one trial per core, one thread each. wasm trials can only use one core each anyway; for the
+ * native backend, measured on a 2-core AMD EPYC shared with other jobs (README "Cores, slots and threads"): a small
+ * CMNIST trial (1,000 images, 1 epoch, batch 32, width 0.5) cost 12.8 CPU s with one thread and 13.6–14.6 with
+ * two, and two one-thread trials side by side finished in 106 s where two two-thread trials in a row took 115 s:
+ * small convolutions gain less from a second thread than the thread costs.
  */
 export interface CpuSplit {
   slots: number;

@@ -95,7 +95,12 @@ export function defaultProfileFor(dataset: FidelityDatasetName): FidelityProfile
   return dataset === 'modelnet40' ? 'code' : 'paper';
 }
 
-/** Switches that replicate a quirk of one dataset's released loader, and that dataset (see D10, D11 above). */
+/**
+ * Switches that replicate a quirk of one dataset's released loader, and that dataset (see D10, D11 above).
+ * Switch semantics, not a rule hidden in a loader: the switch *means* "do what the ModelNet40 loader did", so it
+ * resolves to false for every other dataset (and the resolved, recorded switches say so), an explicit `true`
+ * elsewhere is refused at validation, and the data loaders stay free of profile knowledge.
+ */
 export const DATASET_SCOPED_SWITCHES = {
   augmentValidation: 'modelnet40',
   augmentUtilizationMeans: 'modelnet40',

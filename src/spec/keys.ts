@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical.ts';
 import { parseTrialSpec, type TrialSpec } from './trial.ts';
-import { expandStudy, type PlannedTrial } from './study.ts';
+import { expandStudy, studyTemplates, type PlannedTrial } from './study.ts';
 import type { StudySpec } from './study-model.ts';
 
 /**
@@ -10,8 +10,12 @@ import type { StudySpec } from './study-model.ts';
  * workflow code (keys are computed by the client and by activities).
  */
 export function trialKey(spec: unknown): string {
-  const parsed: TrialSpec = parseTrialSpec(spec);
-  return createHash('sha256').update(canonicalJson(parsed)).digest('hex');
+  return parsedTrialKey(parseTrialSpec(spec));
+}
+
+/** The key of a spec that is already parsed (defaulted): what `trialKey` computes, without parsing it again. */
+export function parsedTrialKey(spec: TrialSpec): string {
+  return createHash('sha256').update(canonicalJson(spec)).digest('hex');
 }
 
 export interface KeyedTrial extends PlannedTrial {
@@ -19,7 +23,41 @@ export interface KeyedTrial extends PlannedTrial {
 }
 
 export function planStudy(spec: StudySpec): KeyedTrial[] {
-  return expandStudy(spec).map((trial) => ({ ...trial, key: trialKey(trial.spec) }));
+  return expandStudy(spec).map((trial) => ({ ...trial, key: parsedTrialKey(trial.spec) }));
+}
+
+export interface StreamedTrial extends KeyedTrial {
+  /** The spec's canonical JSON (what the key hashes). */
+  canonical: string;
+}
+
+const SEED_MARK = 987_654_321_987;
+
+/**
+ * The study's trials with their keys, in plan order and constant memory; a trial two conditions share comes once
+ * per condition (the results store merges them by key). The canonical JSON of a grid point is built once and the
+ * seed spliced in, which gives the same string as canonicalJson for every seed below 10^15 (integers print as
+ * themselves there); larger seeds take the general path.
+ */
+export function* iterateKeyedTrials(spec: StudySpec): Generator<StreamedTrial> {
+  for (const { condition, label, template, seeds } of studyTemplates(spec)) {
+    const marked = canonicalJson({ ...template, seed: SEED_MARK });
+    const mark = `"seed":${SEED_MARK}`;
+    const at = marked.indexOf(mark);
+    const single = at >= 0 && marked.indexOf(mark, at + 1) < 0;
+    const head = marked.slice(0, at);
+    const tail = marked.slice(at + mark.length);
+    for (const seed of seeds) {
+      const trial = { ...template, seed };
+      const canonical = single && seed < 1e15 ? `${head}"seed":${seed}${tail}` : canonicalJson(trial);
+      yield { condition, label, spec: trial, canonical, key: createHash('sha256').update(canonical).digest('hex') };
+    }
+  }
+}
+
+/** sha256 of a document's canonical JSON: the name under which a StudySpec is stored. */
+export function documentSha256(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
 }
 
 /** Short form for tables and logs. */

@@ -73,6 +73,13 @@ export function isEmptyExtension(extension: StudyExtension): boolean {
   return !['seeds', 'lr', 'l1', 'alpha', 'q'].some((k) => (extension[k as keyof StudyExtension]?.length ?? 0) > 0);
 }
 
+/**
+ * Largest StudySpec (canonical JSON, bytes) that travels inline in workflow inputs and outcomes; larger ones travel
+ * as the sha256 of their document in the results store. Far below Temporal's 2 MB payload cap, so that a run's
+ * input, its continue-as-new and its outcome stay small.
+ */
+export const INLINE_SPEC_BYTES = 64 * 1024;
+
 /** Temporal ids derived from the study name. */
 export const CONTROL_TASK_QUEUE = 'mmsweep-control';
 export function trainTaskQueue(queueClass: string): string {

@@ -58,7 +58,7 @@ export function parseStudySpec(input: unknown): StudySpec {
     throw new InvalidSpecError(`invalid study spec:\n${lines.join('\n')}`, parsed.error.issues.map((i) => i.path.join('.')));
   }
   const spec = parsed.data as StudySpec;
-  expandStudy(spec); // every trial must validate too, before any work starts
+  validateStudyTrials(spec); // every trial must validate too, before any work starts
   return spec;
 }
 
@@ -78,45 +78,101 @@ export interface PlannedTrial {
   spec: TrialSpec;
 }
 
-/** One value list per axis; `[undefined]` leaves the field to the base spec / the TrialSpec default. */
+/** One value list per axis, each value once; `[undefined]` leaves the field to the base spec / the TrialSpec default. */
 function axisValues<T>(values: readonly T[] | undefined): (T | undefined)[] {
-  return values && values.length > 0 ? [...values] : [undefined];
+  return values && values.length > 0 ? [...new Set(values)] : [undefined];
+}
+
+/** The condition's learning rates: the axis, then the extension's extra points, each once. */
+function conditionLrs(condition: StudyCondition): (number | undefined)[] {
+  return condition.lr ? [...new Set([...lrValues(condition.lr), ...condition.extraLr])] : [undefined];
+}
+
+/**
+ * Every trial of one condition but the seed, parsed once: a trial's seed takes part in no cross-field rule of the
+ * TrialSpec schema and seeds are checked by the study schema (non-negative integers, as the TrialSpec wants), so
+ * `{ ...template, seed }` is exactly what parsing the trial with that seed gives. This keeps a 10⁶-seed study
+ * at one schema parse per grid point instead of one per trial.
+ */
+function* conditionTemplates(spec: StudySpec, index: number): Generator<TrialSpec> {
+  const condition = spec.conditions[index];
+  const firstSeed = condition.seeds[0];
+  for (const lr of conditionLrs(condition))
+    for (const l1 of axisValues(condition.l1))
+      for (const alpha of axisValues(condition.alpha))
+        for (const q of axisValues(condition.q)) {
+          const input: Record<string, unknown> = { ...condition.base, seed: firstSeed };
+          if (lr !== undefined) input.lr = lr;
+          if (l1 !== undefined) input.l1 = l1;
+          if (alpha !== undefined) input.alpha = alpha;
+          if (q !== undefined) input.q = q;
+          try {
+            yield parseTrialSpec(input);
+          } catch (error) {
+            throw new InvalidSpecError(
+              `study ${spec.name}, condition ${index} (${condition.label}): ${(error as Error).message}`,
+              (error as InvalidSpecError).fields ?? [],
+            );
+          }
+        }
+}
+
+/** Parse every distinct trial shape of the study (one per grid point): throws the first invalid one, naming it. */
+export function validateStudyTrials(spec: StudySpec): void {
+  spec.conditions.forEach((_condition, index) => {
+    for (const template of conditionTemplates(spec, index)) void template;
+  });
+}
+
+/** Trials the study expands to before trials shared by two conditions are merged (an upper bound of the count). */
+export function plannedTrialCount(spec: StudySpec): number {
+  let total = 0;
+  for (const c of spec.conditions) {
+    total += conditionLrs(c).length * axisValues(c.l1).length * axisValues(c.alpha).length * axisValues(c.q).length * new Set(c.seeds).size;
+  }
+  return total;
+}
+
+/** One grid point of a condition: its trial with the first seed, and the seeds (distinct) it is run with. */
+export interface TrialTemplate {
+  condition: number;
+  label: string;
+  template: TrialSpec;
+  seeds: number[];
+}
+
+/** The study's grid points in plan order (condition, lr, λ, α, Q); each stands for one trial per seed. */
+export function* studyTemplates(spec: StudySpec): Generator<TrialTemplate> {
+  for (let index = 0; index < spec.conditions.length; index++) {
+    const condition = spec.conditions[index];
+    const seeds = [...new Set(condition.seeds)];
+    for (const template of conditionTemplates(spec, index)) yield { condition: index, label: condition.label, template, seeds };
+  }
+}
+
+/**
+ * The study's trials one at a time, in plan order (condition, lr, λ, α, Q, seed), without holding them: a study
+ * of 10⁶ trials streams in constant memory. Trials that resolve to the same spec (two conditions, or axis values
+ * the trial kind ignores) are NOT merged here; `expandStudy` merges them in memory, the results store by key.
+ */
+export function* iterateStudy(spec: StudySpec): Generator<PlannedTrial> {
+  for (const { condition, label, template, seeds } of studyTemplates(spec))
+    for (const seed of seeds) yield { condition, label, spec: { ...template, seed } };
 }
 
 /**
  * Every trial of a study, in a stable order (condition, lr, λ, α, Q, seed). Trials of different conditions that
- * resolve to the same spec are listed once: they share a trial key.
+ * resolve to the same spec are listed once: they share a trial key. Holds the whole list: for small studies and
+ * tests; large ones go through `iterateStudy`.
  */
 export function expandStudy(spec: StudySpec): PlannedTrial[] {
   const out: PlannedTrial[] = [];
   const seen = new Set<string>();
-  spec.conditions.forEach((condition: StudyCondition, index) => {
-    const lrs: (number | undefined)[] = condition.lr ? [...lrValues(condition.lr), ...condition.extraLr] : [undefined];
-    const uniqueLrs = lrs.filter((lr, i) => lrs.indexOf(lr) === i);
-    for (const lr of uniqueLrs)
-      for (const l1 of axisValues(condition.l1))
-        for (const alpha of axisValues(condition.alpha))
-          for (const q of axisValues(condition.q))
-            for (const seed of condition.seeds) {
-              const input: Record<string, unknown> = { ...condition.base, seed };
-              if (lr !== undefined) input.lr = lr;
-              if (l1 !== undefined) input.l1 = l1;
-              if (alpha !== undefined) input.alpha = alpha;
-              if (q !== undefined) input.q = q;
-              let trial: TrialSpec;
-              try {
-                trial = parseTrialSpec(input);
-              } catch (error) {
-                throw new InvalidSpecError(
-                  `study ${spec.name}, condition ${index} (${condition.label}): ${(error as Error).message}`,
-                  (error as InvalidSpecError).fields ?? [],
-                );
-              }
-              const identity = canonicalJson(trial);
-              if (seen.has(identity)) continue;
-              seen.add(identity);
-              out.push({ condition: index, label: condition.label, spec: trial });
-            }
-  });
+  for (const trial of iterateStudy(spec)) {
+    const identity = canonicalJson(trial.spec);
+    if (seen.has(identity)) continue;
+    seen.add(identity);
+    out.push(trial);
+  }
   return out;
 }

@@ -92,6 +92,7 @@ export function defineStoreSuite(target: Target): void {
         'results:BASE TABLE',
         'studies:BASE TABLE',
         'study_progress:VIEW',
+        'study_specs:BASE TABLE',
         'study_trials:BASE TABLE',
         'trial_outcomes:VIEW',
         'trials:BASE TABLE',

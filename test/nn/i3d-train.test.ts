@@ -31,6 +31,9 @@ afterAll(() => {
 function spec(extra: Record<string, unknown> = {}) {
   return trainTrialSpecSchema.parse({
     dataset: { name: 'nvgesture', root, frames: 8, imageSize: 16, splitSeed: 1 },
+    // The profile this fixture's loss bound was set under; NVGesture's default is now `paper`, whose gate scale 2
+    // makes this 8-epoch, lr 0.05 run overshoot (loss back above 0.6× its start in epochs 6–8, seen twice).
+    profile: 'code',
     lr: 0.05,
     momentum: 0.9,
     batchSize: 4,

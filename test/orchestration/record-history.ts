@@ -1,7 +1,9 @@
 /**
- * Records the history fixture of the replay test (test/fixtures/study-workflow-history.json): a real study on a
- * throw-away dev server and database, with signals (pause, resume, extend) in the middle, so the replay covers
- * those code paths. Run it again after an intentional change of the workflow:
+ * Records the history fixture of the replay test (test/fixtures/study-workflow-history-paged.json): a real study on
+ * a throw-away dev server and database, with signals (pause, resume, extend) in the middle and pages of two trials,
+ * so the replay covers those code paths. test/fixtures/study-workflow-history.json is the same story recorded
+ * before trials were paged (the legacy code path): keep it as it is. Run this again after an intentional,
+ * patched change of the workflow:
  *   npx tsx test/orchestration/record-history.ts
  */
 import { writeFileSync } from 'node:fs';
@@ -33,7 +35,7 @@ try {
     concurrency: 2,
     conditions: [{ label: 'noop', base: { kind: 'noop', sleepMs: 300, epochs: 1 }, seeds: [0, 1, 2] }],
   });
-  const { handle } = await startStudy(client, spec);
+  const { handle } = await startStudy(client, spec, { workflowInput: { pageSize: 2 } });
   await waitUntil(async () => (await handle.query(progressQuery)).running.length > 0, 30_000);
   await handle.signal(pauseSignal);
   await handle.signal(extendSignal, { seeds: [3] });
@@ -41,7 +43,7 @@ try {
   await handle.signal(resumeSignal);
   const outcome = await handle.result();
   const history = await handle.fetchHistory();
-  const file = path.join(repoRoot, 'test', 'fixtures', 'study-workflow-history.json');
+  const file = path.join(repoRoot, 'test', 'fixtures', 'study-workflow-history-paged.json');
   writeFileSync(file, historyToJSON(history));
   console.log(`recorded ${history.events?.length} events (outcome ${JSON.stringify(outcome.counts)}) to ${file}`);
 } finally {

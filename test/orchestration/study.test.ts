@@ -102,7 +102,7 @@ describe('study workflow on a real Temporal dev server and Postgres', () => {
     await handle.signal(extendSignal, { seeds: [3] });
     const outcome = await handle.result();
     expect(outcome.counts).toMatchObject({ total: 4, done: 4 });
-    expect(outcome.spec.conditions[0].seeds).toEqual([0, 1, 2, 3]);
+    expect(outcome.spec!.conditions[0].seeds).toEqual([0, 1, 2, 3]);
     const attempts = rowsOf<{ trial_key: string; attempt: number }>(
       await database.handle.db.execute(sql`select t.trial_key, t.attempt from trials t join study_trials st on st.trial_key = t.trial_key where st.study_id = 'extend'`),
     );

@@ -137,3 +137,27 @@ describe('study specs', () => {
     expect(() => parseStudySpec({ name: 'x', conditions: [] })).toThrow(/conditions/);
   });
 });
+
+describe('streamed expansion of large studies', () => {
+  it('iterateKeyedTrials gives, trial for trial, the spec, canonical JSON and key of parsing each trial on its own', async () => {
+    const { iterateKeyedTrials } = await import('../../src/spec/keys.ts');
+    const { canonicalJson } = await import('../../src/spec/canonical.ts');
+    const { parseTrialSpec } = await import('../../src/spec/trial.ts');
+    const spec = parseStudySpec({
+      name: 'grid',
+      conditions: [
+        { label: 'g', base: { dataset: { name: 'cmnist' }, algorithm: 'guided' }, lr: { grid: [0.1, 0.01] }, alpha: [0.05, 0.1], q: [1, 5], seeds: [0, 7, 2 ** 50, 3] },
+        { label: 'n', base: { kind: 'noop', sleepMs: 0 }, seeds: [5, 6] },
+      ],
+    });
+    // The independent computation: every combination built and parsed from scratch, in the documented order.
+    const expected: string[] = [];
+    for (const lr of [0.1, 0.01]) for (const alpha of [0.05, 0.1]) for (const q of [1, 5]) for (const seed of [0, 7, 2 ** 50, 3])
+      expected.push(canonicalJson(parseTrialSpec({ dataset: { name: 'cmnist' }, algorithm: 'guided', lr, alpha, q, seed })));
+    for (const seed of [5, 6]) expected.push(canonicalJson(parseTrialSpec({ kind: 'noop', sleepMs: 0, seed })));
+    const streamed = [...iterateKeyedTrials(spec)];
+    expect(streamed.map((t) => t.canonical)).toEqual(expected);
+    expect(streamed.map((t) => t.key)).toEqual(expected.map((c) => trialKey(JSON.parse(c))));
+    expect(streamed.map((t) => canonicalJson(t.spec))).toEqual(expected);
+  });
+});

@@ -28,9 +28,11 @@ beforeAll(async () => {
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 describe('trainTrial on CMNIST (real net, wasm)', () => {
-  it('resumes bit-for-bit from an epoch checkpoint (guided, code profile)', async () => {
+  // `paper` is the CMNIST default (re-balancing updates θk only, D4); `code` the released code's behaviour.
+  it.each(['code', 'paper'] as const)('resumes bit-for-bit from an epoch checkpoint (guided, %s profile)', async (profile) => {
     const spec = trainTrialSpecSchema.parse({
       dataset: { name: 'cmnist' },
+      profile,
       algorithm: 'guided',
       alpha: 0.001,
       q: 2,

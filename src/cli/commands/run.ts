@@ -31,11 +31,11 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const path = await import('node:path');
   const { NativeConnection } = await import('@temporalio/worker');
   const { defaultPayloadConverter } = await import('@temporalio/common');
-  const { openDatabase, trialOutcomes, studySummary, formatRows } = await import('../../../db/index.ts');
+  const { openDatabase, trialOutcomes, studySummary, formatRows, saveSpecDocument, loadSpecDocument } = await import('../../../db/index.ts');
   const { dbResultsStore } = await import('../../../activities/db-store.ts');
   const { startWorkers, installQuietRuntime } = await import('../../../infra/worker.ts');
   const { startDevServer } = await import('../../../infra/temporal.ts');
-  const { connectClient, loadStudySpec, startStudy, temporalStateDir, localStateDir } = await import('../../../infra/client.ts');
+  const { connectClient, diagnoseStudy, failureMessage, loadStudySpec, startStudy, temporalStateDir, localStateDir } = await import('../../../infra/client.ts');
   const { progressQuery } = await import('../../../workflows/study.ts');
   const { parseStudySpec } = await import('../../spec/study.ts');
 
@@ -58,79 +58,111 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   await announceBackends(spec, log);
 
   const server = await startDevServer({ stateDir: temporalStateDir(), log, detached: options.keepServer });
-  log(`Temporal ${server.address} — UI ${server.uiAddress ?? '(none)'}  (workflow mmsweep-study-${spec.name})`);
-  const database = await openDatabase();
-  log(`database ${database.displayName}`);
-  const target = { address: server.address, namespace: server.namespace };
-  installQuietRuntime();
-  const connection = await NativeConnection.connect({ address: server.address });
-  const workers = await startWorkers({
-    target,
-    connection,
-    store: dbResultsStore(database.db),
-    queueClass: spec.queue,
-    slots,
-    activity: {
-      checkpointRoot: path.join(localStateDir(), 'checkpoints'),
-      uploadCheckpoints: false,
-      env: threadEnv(split),
-      ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
-    },
-  });
-  const client = await connectClient(target);
-  const { handle, attached } = await startStudy(client, spec);
-  log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${describeSplit(split)}`);
+  // Whatever happens below (a study that cannot register, a lost server), the worker, the database and the dev
+  // server are stopped before the error is reported.
+  const cleanups: Array<() => Promise<unknown>> = [];
+  try {
+    log(`Temporal ${server.address} — UI ${server.uiAddress ?? '(none)'}  (workflow mmsweep-study-${spec.name})`);
+    const database = await openDatabase();
+    cleanups.unshift(() => database.close());
+    log(`database ${database.displayName}`);
+    const target = { address: server.address, namespace: server.namespace };
+    installQuietRuntime();
+    const connection = await NativeConnection.connect({ address: server.address });
+    cleanups.unshift(() => connection.close());
+    const workers = await startWorkers({
+      target,
+      connection,
+      store: dbResultsStore(database.db),
+      queueClass: spec.queue,
+      slots,
+      activity: {
+        checkpointRoot: path.join(localStateDir(), 'checkpoints'),
+        uploadCheckpoints: false,
+        env: threadEnv(split),
+        ...(process.env.MMSWEEP_RUNNER ? { runnerCommand: process.env.MMSWEEP_RUNNER.split(' ').filter(Boolean) } : {}),
+      },
+    });
+    cleanups.unshift(() => workers.shutdown());
+    // The client's connection is left to process exit: closing it under a pending result() long-poll (Ctrl-C)
+    // makes the SDK's retry timer throw on a closed channel.
+    const client = await connectClient(target);
+    const specStore = { save: (c: string) => saveSpecDocument(database.db, c), load: (sha: string) => loadSpecDocument(database.db, sha) };
+    const { handle, attached } = await startStudy(client, spec, { specStore });
+    log(`${attached ? 'continuing' : 'started'} study ${spec.name}: ${describeSplit(split)}`);
 
-  const bars = await progressView(options.progress, log);
-  const poll = async () => {
-    try {
-      const progress = await handle.query(progressQuery);
-      const description = await handle.describe();
-      const perTrial = new Map<string, { epoch: number; total: number }>();
-      for (const activity of description.raw.pendingActivities ?? []) {
-        const payload = activity.heartbeatDetails?.payloads?.[0];
-        if (!payload) continue;
-        const beat = defaultPayloadConverter.fromPayload(payload) as { trialKey: string; epoch: number | null; totalEpochs: number | null };
-        perTrial.set(beat.trialKey, { epoch: beat.epoch ?? 0, total: beat.totalEpochs ?? 0 });
+    const bars = await progressView(options.progress, log);
+    let lastProblems = '';
+    let lastRegistering = -1;
+    const poll = async () => {
+      try {
+        const progress = await handle.query(progressQuery);
+        const description = await handle.describe();
+        const perTrial = new Map<string, { epoch: number; total: number }>();
+        for (const activity of description.raw.pendingActivities ?? []) {
+          const payload = activity.heartbeatDetails?.payloads?.[0];
+          if (!payload || activity.activityType?.name !== 'trainTrial') continue;
+          const beat = defaultPayloadConverter.fromPayload(payload) as { trialKey: string; epoch: number | null; totalEpochs: number | null };
+          perTrial.set(beat.trialKey, { epoch: beat.epoch ?? 0, total: beat.totalEpochs ?? 0 });
+        }
+        // A control step that keeps failing (database unreachable, …) is said at once, not after the last retry.
+        const diagnosis = diagnoseStudy(description, (p) => defaultPayloadConverter.fromPayload(p as never));
+        const problems = diagnosis.problems.join('\n');
+        if (problems && problems !== lastProblems) log(`study ${spec.name} is stuck: ${problems}`);
+        lastProblems = problems;
+        if (diagnosis.registering && diagnosis.registering.registering !== lastRegistering) {
+          lastRegistering = diagnosis.registering.registering;
+          log(`registering trials: ${diagnosis.registering.registering} of ≤ ${diagnosis.registering.of}`);
+        }
+        bars.update(progress.done, progress.total, progress.failed, progress.status, perTrial);
+      } catch {
+        // The workflow may be between runs (continue-as-new) or finished: the next poll catches up.
       }
-      bars.update(progress.done, progress.total, progress.failed, progress.status, perTrial);
-    } catch {
-      // The workflow may be between runs (continue-as-new) or finished: the next poll catches up.
+    };
+    const timer = setInterval(() => void poll(), 1000);
+    let outcome;
+    try {
+      outcome = await Promise.race([handle.result().then((o) => o), stopped.then(() => null)]);
+    } catch (error) {
+      throw new Error(`study ${spec.name} failed: ${failureMessage(error)}`);
+    } finally {
+      clearInterval(timer);
+      await poll();
+      bars.stop();
     }
-  };
-  const timer = setInterval(() => void poll(), 1000);
-  const outcome = await Promise.race([handle.result().then((o) => o), stopped.then(() => null)]);
-  clearInterval(timer);
-  await poll();
-  bars.stop();
-  await workers.shutdown();
-  await connection.close();
 
-  if (outcome) {
-    const rows = await trialOutcomes(database.db, spec.name);
-    const columns = ['label', 'lr', 'l1', 'alpha', 'q', 'seed', 'test_acc', 'd_util', 'd_speed', 'r_f', 'best_epoch', 'epochs', 'diverged'].filter(
-      (c) => rows.some((r) => (r as unknown as Record<string, unknown>)[c] !== null && (r as unknown as Record<string, unknown>)[c] !== undefined),
-    );
-    process.stdout.write(`\nStudy ${spec.name}: ${outcome.counts.done}/${outcome.counts.total} done, ${outcome.counts.failed} failed, ${outcome.counts.diverged} diverged\n\n`);
-    process.stdout.write(formatRows(columns, rows as unknown as Record<string, unknown>[], 'table'));
-    const summary = await studySummary(database.db, spec.name, ['algorithm', 'modalities', 'architecture']);
-    process.stdout.write(`\nPer condition:\n${formatRows(['algorithm', 'modalities', 'architecture', 'n', 'test_acc_mean', 'test_acc_std', 'd_util_mean', 'd_speed_mean'], summary as unknown as Record<string, unknown>[], 'table')}`);
+    if (outcome) {
+      const rows = await trialOutcomes(database.db, spec.name, REPORTED_TRIALS);
+      const columns = ['label', 'lr', 'l1', 'alpha', 'q', 'seed', 'test_acc', 'd_util', 'd_speed', 'r_f', 'best_epoch', 'epochs', 'diverged'].filter(
+        (c) => rows.some((r) => (r as unknown as Record<string, unknown>)[c] !== null && (r as unknown as Record<string, unknown>)[c] !== undefined),
+      );
+      process.stdout.write(`\nStudy ${spec.name}: ${outcome.counts.done}/${outcome.counts.total} done, ${outcome.counts.failed} failed, ${outcome.counts.diverged} diverged\n\n`);
+      process.stdout.write(formatRows(columns, rows as unknown as Record<string, unknown>[], 'table'));
+      if (outcome.counts.done > rows.length) process.stdout.write(`… the first ${rows.length} of ${outcome.counts.done} trials; all of them: mmsweep results / mmsweep export\n`);
+      const summary = await studySummary(database.db, spec.name, ['algorithm', 'modalities', 'architecture']);
+      process.stdout.write(`\nPer condition:\n${formatRows(['algorithm', 'modalities', 'architecture', 'n', 'test_acc_mean', 'test_acc_std', 'd_util_mean', 'd_speed_mean'], summary as unknown as Record<string, unknown>[], 'table')}`);
+    }
+  } finally {
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    if (options.keepServer || !server.started) log(`Temporal dev server left running at ${server.address} (UI ${server.uiAddress})`);
+    else await server.stop();
   }
-  await database.close();
-  if (options.keepServer || !server.started) log(`Temporal dev server left running at ${server.address} (UI ${server.uiAddress})`);
-  else await server.stop();
   process.off('SIGINT', onSigint);
   if (interrupted) process.exitCode = 130;
 }
+
+/** Trials listed by name at the end of a run; the per-condition summary covers all of them. */
+const REPORTED_TRIALS = 200;
 
 /**
  * Resolve the backend(s) the study's trials request, here once, the way each runner will (same machine, same
  * MMSWEEP_BACKEND), and say which trains; a forced backend that cannot start stops the run before any trial fails.
  */
 async function announceBackends(spec: import('../../spec/study-model.ts').StudySpec, log: (m: string) => void): Promise<void> {
-  const { planStudy } = await import('../../spec/keys.ts');
+  const { studyTemplates } = await import('../../spec/study.ts');
   const requests = new Set<import('../../spec/trial.ts').BackendRequest>();
-  for (const trial of planStudy(spec)) if (trial.spec.kind !== 'noop') requests.add(trial.spec.backend);
+  // One trial per grid point is enough (the backend is no seed axis): no 10⁶-trial expansion here.
+  for (const { template } of studyTemplates(spec)) if (template.kind !== 'noop') requests.add(template.backend);
   if (requests.size === 0) return;
   const { initBackend } = await import('../../backend/index.ts');
   const { backendNotice } = await import('../../backend/notice.ts');

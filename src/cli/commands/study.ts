@@ -21,6 +21,26 @@ async function connect(flags: ConnectFlags) {
   return connectClient(resolveTarget(flags));
 }
 
+/**
+ * The results store's spec documents, opened only when a spec is too large to travel inline (DATABASE_URL, else
+ * the embedded database of `mmsweep run`).
+ */
+function lazySpecStore() {
+  let opened: Promise<import('../../../db/client.ts').DbHandle> | null = null;
+  const open = async () => {
+    const { openDatabase } = await import('../../../db/client.ts');
+    opened ??= openDatabase();
+    return (await opened).db;
+  };
+  return {
+    store: {
+      save: async (canonical: string) => (await import('../../../db/registration.ts')).saveSpecDocument(await open(), canonical),
+      load: async (sha256: string) => (await import('../../../db/registration.ts')).loadSpecDocument(await open(), sha256),
+    },
+    close: async () => void (opened && (await (await opened).close())),
+  };
+}
+
 function withConnection(command: Command): Command {
   return command
     .option('--address <host:port>', 'Temporal frontend (default TEMPORAL_ADDRESS, else the local dev server of `mmsweep run`)')
@@ -46,22 +66,30 @@ export function register(program: Command): void {
     .option('--json', 'print JSON: {study, trials: [{key, label, spec}]}')
     .action(async (presetOrFile: string, options: { json?: boolean }) => {
       const { loadStudySpec } = await import('../../../infra/client.ts');
-      const { planStudy } = await import('../../spec/keys.ts');
+      const { iterateKeyedTrials } = await import('../../spec/keys.ts');
       const spec = loadStudySpec(presetOrFile);
-      const trials = planStudy(spec);
-      if (options.json) {
-        process.stdout.write(`${JSON.stringify({ study: spec, trials }, null, 2)}\n`);
-        return;
-      }
-      process.stdout.write(`study ${spec.name}: ${trials.length} trials, queue mmsweep-train-${spec.queue}, concurrency ${spec.concurrency}\n`);
-      for (const t of trials) {
+      // Streamed: a study of 10⁶ trials is printed as it expands, holding only the keys seen (trials two
+      // conditions share are listed once).
+      const seen = new Set<string>();
+      const out = process.stdout;
+      const write = (text: string) => (out.write(text) ? undefined : new Promise<void>((resolve) => out.once('drain', () => resolve())));
+      if (options.json) await write(`{"study":${JSON.stringify(spec)},"trials":[`);
+      for (const t of iterateKeyedTrials(spec)) {
+        if (seen.has(t.key)) continue;
+        seen.add(t.key);
+        if (options.json) {
+          await write(`${seen.size > 1 ? ',' : ''}\n${JSON.stringify({ condition: t.condition, label: t.label, spec: t.spec, key: t.key })}`);
+          continue;
+        }
         const s = t.spec as Record<string, unknown>;
         const fields = ['kind', 'algorithm', 'modalities', 'architecture', 'lr', 'l1', 'alpha', 'q', 'seed', 'sleepMs', 'epochs', 'maxEpochs']
           .filter((f) => s[f] !== undefined)
           .map((f) => `${f}=${s[f]}`)
           .join(' ');
-        process.stdout.write(`${t.key.slice(0, 12)}  ${t.label.padEnd(22)}  ${fields}\n`);
+        await write(`${t.key.slice(0, 12)}  ${t.label.padEnd(22)}  ${fields}\n`);
       }
+      if (options.json) await write('\n]}\n');
+      else await write(`study ${spec.name}: ${seen.size} trials, queue mmsweep-train-${spec.queue}, concurrency ${spec.concurrency}\n`);
     });
 
   withConnection(
@@ -83,25 +111,53 @@ export function register(program: Command): void {
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     });
     const client = await connect(options);
-    const { handle, attached } = await startStudy(client, spec);
+    const specs = lazySpecStore();
+    let started;
+    try {
+      started = await startStudy(client, spec, { specStore: specs.store });
+    } finally {
+      await specs.close();
+    }
+    const { handle, attached } = started;
     console.log(`${attached ? 'attached to' : 'started'} study ${spec.name} (workflow ${handle.workflowId}); trials run on queue mmsweep-train-${spec.queue}`);
-    if (options.wait) console.log(JSON.stringify(await handle.result(), null, 2));
+    if (options.wait) {
+      const { failureMessage } = await import('../../../infra/client.ts');
+      const outcome = await handle.result().catch((error: unknown) => {
+        throw new Error(`study ${spec.name} failed: ${failureMessage(error)}`);
+      });
+      console.log(JSON.stringify({ ...outcome, spec: undefined }, null, 2));
+    }
   });
 
   withConnection(study.command('status <study>').description('progress of a study').option('--json', 'print JSON')).action(
     async (name: string, options: ConnectFlags & { json?: boolean }) => {
       const client = await connect(options);
-      const { studyHandle, studyState } = await import('../../../infra/client.ts');
+      const { studyHandle, studyState, diagnoseStudy, failureMessage } = await import('../../../infra/client.ts');
       const { progressQuery } = await import('../../../workflows/study.ts');
+      const { defaultPayloadConverter } = await import('@temporalio/common');
       const state = await studyState(client, name);
       if (state === 'missing') throw new Error(`no study "${name}" on this Temporal; start it with \`mmsweep study start\``);
       const handle = studyHandle(client, name);
-      const status = state === 'running' ? await handle.query(progressQuery) : await handle.result().catch((e: Error) => ({ error: e.message }));
-      if (options.json) console.log(JSON.stringify({ state, ...status }, null, 2));
-      else if (state === 'running' && 'total' in status) {
-        const p = status;
-        console.log(`${name}: ${p.status}, ${p.done}/${p.total} done, ${p.running.length} running, ${p.pending} pending, ${p.failed} failed (workflow run ${p.runs})`);
-      } else console.log(`${name}: ${state}\n${JSON.stringify(status, null, 2)}`);
+      if (state === 'running') {
+        // Both answers come from the workflow's counters and the server's view of its activities: no key lists.
+        const [p, description] = await Promise.all([handle.query(progressQuery), handle.describe()]);
+        const diagnosis = diagnoseStudy(description, (payload) => defaultPayloadConverter.fromPayload(payload as never));
+        if (options.json) {
+          console.log(JSON.stringify({ state, ...p, problems: diagnosis.problems, registering: diagnosis.registering }, null, 2));
+          return;
+        }
+        const registering = p.registered === false ? `, registering trials${diagnosis.registering ? ` (${diagnosis.registering.registering} so far)` : ''}` : '';
+        console.log(`${name}: ${p.status}${registering}, ${p.done}/${p.total} done, ${p.running.length} running, ${p.pending} pending, ${p.failed} failed (workflow run ${p.runs})`);
+        for (const problem of diagnosis.problems) console.log(`  stuck: ${problem}`);
+        return;
+      }
+      const outcome = await handle.result().then(
+        (o) => ({ ...o, spec: undefined }),
+        (error: unknown) => ({ error: failureMessage(error) }),
+      );
+      if (options.json) console.log(JSON.stringify({ state: 'error' in outcome ? 'failed' : state, ...outcome }, null, 2));
+      else if ('error' in outcome) console.log(`${name}: failed: ${outcome.error}`);
+      else console.log(`${name}: ${state}\n${JSON.stringify(outcome, null, 2)}`);
     },
   );
 
@@ -130,7 +186,12 @@ export function register(program: Command): void {
   const signalWithStart = async (studyName: string, options: ConnectFlags & { spec?: string }, which: 'retryFailed' | 'extend', args: unknown[]) => {
     const client = await connect(options);
     const { signalStudy, loadStudySpec } = await import('../../../infra/client.ts');
-    await signalStudy(client, studyName, which, args, { spec: options.spec ? loadStudySpec(options.spec) : undefined });
+    const specs = lazySpecStore();
+    try {
+      await signalStudy(client, studyName, which, args, { spec: options.spec ? loadStudySpec(options.spec) : undefined, specStore: specs.store });
+    } finally {
+      await specs.close();
+    }
   };
 
   withConnection(

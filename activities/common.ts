@@ -1,0 +1,105 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SupersededAttemptError } from './store.ts';
+
+/** What every activity shares: the worker's configuration and the retrying store wrapper. */
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface ActivityConfig {
+  /**
+   * argv prefix of the trial runner; the activity appends `--spec … --checkpoint-dir … [--resume] --events --json`.
+   * Default: `mmsweep train` from the prebuilt runner bundle (activities/runner-bundle.ts).
+   */
+  runnerCommand?: string[];
+  /** Local checkpoint directories live under `<checkpointRoot>/<trialKey>/`. */
+  checkpointRoot: string;
+  workerId: string;
+  /** GPU ids, one per slot (CUDA_VISIBLE_DEVICES of the runner). Empty on CPU workers. */
+  gpus: string[];
+  /** Copy every epoch checkpoint into the database, so a worker on another machine can resume the trial. */
+  uploadCheckpoints: boolean;
+  /** Heartbeat at least this often while the runner is silent (a long epoch), so cancellation gets through. */
+  heartbeatIntervalMs: number;
+  /** SIGTERM → SIGKILL grace when a runner is cancelled. */
+  killGraceMs: number;
+  /** How long store writes are retried (e.g. across a database restart) before the attempt fails. */
+  storeRetryMs: number;
+  /** Extra environment for the runner. */
+  env: NodeJS.ProcessEnv;
+  /** How long a control activity (registration, paging) retries the store before its attempt fails and says why. */
+  controlStoreRetryMs: number;
+  /** Largest study (trials before shared ones merge) a worker registers; larger ones fail at once, naming the limit. */
+  maxStudyTrials: number;
+}
+
+export function defaultActivityConfig(overrides: Partial<ActivityConfig> = {}): ActivityConfig {
+  return {
+    checkpointRoot: path.resolve('.mmsweep', 'checkpoints'),
+    workerId: `${os.hostname()}:${process.pid}`,
+    gpus: [],
+    uploadCheckpoints: true,
+    heartbeatIntervalMs: 5_000,
+    killGraceMs: 3_000,
+    storeRetryMs: 60_000,
+    env: {},
+    controlStoreRetryMs: 10_000,
+    maxStudyTrials: maxStudyTrialsFromEnv(),
+    ...overrides,
+  };
+}
+
+/** `MMSWEEP_MAX_STUDY_TRIALS` (default 10⁷, ten times the largest study tested; positions are 32-bit). */
+export function maxStudyTrialsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.MMSWEEP_MAX_STUDY_TRIALS;
+  if (raw === undefined || raw === '') return 10_000_000;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31 - 1) {
+    throw new Error(`MMSWEEP_MAX_STUDY_TRIALS must be an integer from 1 to ${2 ** 31 - 1}, got "${raw}"`);
+  }
+  return n;
+}
+
+/** Non-retryable failure types (Temporal stops retrying at once). */
+export const FAILURE_TYPES = {
+  invalidSpec: 'InvalidSpec',
+  missingData: 'MissingData',
+  unknownTrial: 'UnknownTrial',
+  superseded: 'SupersededAttempt',
+  studyTooLarge: 'StudyTooLarge',
+  specDocumentMissing: 'SpecDocumentMissing',
+} as const;
+
+/** Store errors that no retry can fix. */
+const PERMANENT_STORE_ERRORS = new Set(['UnknownStudyError', 'UnknownTrialError', 'InvalidSpecError', 'SpecDocumentError']);
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export type WithStore = <T>(what: string, fn: () => Promise<T>, retryMs?: number) => Promise<T>;
+
+/** Retry a store call across transient outages (a database restart), bounded in time (default `storeRetryMs`). */
+export function storeRetrier(config: ActivityConfig): WithStore {
+  return async function withStore<T>(what: string, fn: () => Promise<T>, retryMs = config.storeRetryMs): Promise<T> {
+    const deadline = Date.now() + retryMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (error instanceof SupersededAttemptError) {
+          throw ApplicationFailure.nonRetryable(error.message, FAILURE_TYPES.superseded);
+        }
+        if (PERMANENT_STORE_ERRORS.has((error as Error).name)) {
+          throw ApplicationFailure.nonRetryable(`results store: ${what}: ${(error as Error).message}`, (error as Error).name);
+        }
+        if (Date.now() > deadline) {
+          throw ApplicationFailure.retryable(`results store: ${what} failed: ${(error as Error).message}`, 'StoreUnavailable');
+        }
+        await sleep(Math.min(250 * 2 ** Math.min(attempt, 4), 4_000));
+      }
+    }
+  };
+}

@@ -1,0 +1,239 @@
+import { Context, ApplicationFailure, CancelledFailure } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { EXIT_CODES, type RunnerEvent } from '../src/runner/protocol.ts';
+import type { CheckpointRef, EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
+import type { ResultsStore } from './store.ts';
+import { isAlive, signalGroup, startRunner } from './runner-process.ts';
+import { bundledRunnerCommand } from './runner-bundle.ts';
+import { checkpointPath, latestCheckpoint } from '../src/train/checkpoint.ts';
+import { FAILURE_TYPES, repoRoot, storeRetrier, type ActivityConfig } from './common.ts';
+import { slotEnvironment } from './gpu-slots.ts';
+
+/** The trainTrial activity: one trial attempt in a runner child process, its events written to the store. */
+
+export interface TrainTrialInput {
+  studyId: string;
+  trialKey: string;
+}
+
+/** Heartbeat details: small pointers only, never weights. */
+export interface TrainHeartbeat {
+  trialKey: string;
+  attempt: number;
+  epoch: number | null;
+  totalEpochs: number | null;
+  checkpoint: Pick<CheckpointRef, 'path' | 'epoch' | 'sha256'> | null;
+}
+
+export type CheckpointSource = 'none' | 'heartbeat' | 'local' | 'database';
+
+export interface TrainTrialOutput {
+  trialKey: string;
+  outcome: 'done' | 'diverged' | 'already-done';
+  /** The store's attempt number (fencing token) and Temporal's attempt of this activity execution. */
+  attempt: number;
+  activityAttempt: number;
+  resumedFromEpoch: number | null;
+  checkpointSource: CheckpointSource;
+  epochs: number;
+}
+
+const SPEC_FILE = 'spec.json';
+const PID_FILE = 'runner.pid';
+
+async function sha256File(file: string): Promise<{ data: Buffer; sha256: string }> {
+  const data = await readFile(file);
+  return { data, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+export function createTrainActivities(store: ResultsStore, config: ActivityConfig) {
+  const freeSlots = Array.from({ length: Math.max(1, config.gpus.length) }, (_, i) => i);
+  const withStore = storeRetrier(config);
+
+  /**
+   * Where to resume from: the newest checkpoint this machine has (the previous attempt's heartbeat names it when
+   * the attempt ran here), unless the database holds a newer one (the trial ran elsewhere since). A checkpoint
+   * from the database is written into the local directory, where the runner's `--resume` finds it.
+   */
+  async function prepareResume(
+    key: string,
+    dir: string,
+    previous: TrainHeartbeat | undefined,
+  ): Promise<{ source: CheckpointSource; epoch: number | null }> {
+    // A checkpoint newer than the last epoch row was written by an attempt that died before recording that epoch:
+    // resuming from it would leave a hole in the learning curve. Drop it; the epoch is trained again.
+    const recorded = await withStore('lastRecordedEpoch', () => store.lastRecordedEpoch(key));
+    for (const name of readdirSync(dir)) {
+      const match = /^epoch-(\d+)\.ckpt$/.exec(name);
+      const file = path.join(dir, name);
+      if (match && checkpointPath(dir, Number(match[1])) === file && Number(match[1]) > recorded) rmSync(file, { force: true });
+    }
+    const local = latestCheckpoint(dir);
+    const heartbeatEpoch = Math.min(previous?.checkpoint?.epoch ?? 0, recorded);
+    if (local && local.epoch >= heartbeatEpoch) {
+      const named = previous?.checkpoint && path.resolve(previous.checkpoint.path) === path.resolve(local.path);
+      return { source: named ? 'heartbeat' : 'local', epoch: local.epoch };
+    }
+    const stored = await withStore('loadLatestCheckpoint', () => store.loadLatestCheckpoint(key));
+    if (stored && stored.epoch > (local?.epoch ?? 0) && stored.epoch <= recorded) {
+      const actual = createHash('sha256').update(stored.data).digest('hex');
+      if (actual !== stored.sha256) {
+        throw ApplicationFailure.retryable(`checkpoint of trial ${key} epoch ${stored.epoch} in the database is corrupt (sha256 mismatch)`);
+      }
+      await writeAtomic(checkpointPath(dir, stored.epoch), stored.data);
+      return { source: 'database', epoch: stored.epoch };
+    }
+    if (local) return { source: 'local', epoch: local.epoch };
+    return { source: 'none', epoch: null };
+  }
+
+  async function trainTrial({ studyId, trialKey }: TrainTrialInput): Promise<TrainTrialOutput> {
+    const context = Context.current();
+    const activityAttempt = context.info.attempt;
+    const trial = await withStore('getTrial', () => store.getTrial(trialKey));
+    if (!trial) throw ApplicationFailure.nonRetryable(`trial ${trialKey} of study ${studyId} is not registered`, FAILURE_TYPES.unknownTrial);
+    if (trial.state === 'done') {
+      return { trialKey, outcome: 'already-done', attempt: trial.attempt, activityAttempt, resumedFromEpoch: null, checkpointSource: 'none', epochs: 0 };
+    }
+    // The store hands out the fencing token: it grows across retries, retry-failed and restarted studies alike.
+    const claimed = await withStore('claimTrialAttempt', () => store.claimTrialAttempt(trialKey, config.workerId));
+    if (claimed === 'done') {
+      return { trialKey, outcome: 'already-done', attempt: trial.attempt, activityAttempt, resumedFromEpoch: null, checkpointSource: 'none', epochs: 0 };
+    }
+    const attempt = claimed;
+
+    const dir = path.join(config.checkpointRoot, trialKey);
+    await mkdir(dir, { recursive: true });
+    // A runner orphaned by a worker that died (kill -9) may still be writing here: stop it first.
+    const pidFile = path.join(dir, PID_FILE);
+    if (existsSync(pidFile)) {
+      const stalePid = Number(await readFile(pidFile, 'utf8'));
+      if (Number.isInteger(stalePid) && stalePid > 0 && isAlive(stalePid)) signalGroup(stalePid, 'SIGKILL');
+    }
+    const specFile = path.join(dir, SPEC_FILE);
+    await writeAtomic(specFile, JSON.stringify(trial.spec, null, 2));
+    const resume = await prepareResume(trialKey, dir, context.info.heartbeatDetails as TrainHeartbeat | undefined);
+
+    let beat: TrainHeartbeat = { trialKey, attempt, epoch: resume.epoch, totalEpochs: null, checkpoint: null };
+    context.heartbeat(beat);
+
+    const command = config.runnerCommand ?? (await bundledRunnerCommand());
+    const slot = freeSlots.shift() ?? 0;
+    const env = slotEnvironment(config.gpus, slot, { ...process.env, ...config.env });
+
+    let result: TrialResult | null = null;
+    let resumedFromEpoch: number | null = null;
+    let lastEpoch = resume.epoch ?? 0;
+    // Store writes happen in event order; a failure is kept and rethrown after the runner is stopped.
+    let writes: Promise<void> = Promise.resolve();
+    let writeError: unknown = null;
+    let stopRunner: (() => void) | null = null;
+    const enqueue = (what: string, fn: () => Promise<void>) => {
+      writes = writes.then(() =>
+        writeError
+          ? undefined
+          : withStore(what, fn).catch((e) => {
+              writeError = e;
+              stopRunner?.(); // the attempt cannot record its work: stop training for nothing
+            }),
+      );
+    };
+
+    const onEvent = (event: RunnerEvent) => {
+      switch (event.type) {
+        case 'start': {
+          resumedFromEpoch = event.resumedFromEpoch;
+          beat = { ...beat, totalEpochs: event.totalEpochs };
+          // Epoch rows past the resume point belong to a lost attempt: the runner writes them again.
+          const from = event.resumedFromEpoch ?? 0;
+          enqueue('discardEpochsAfter', () => store.discardEpochsAfter(trialKey, attempt, from));
+          break;
+        }
+        case 'progress':
+          break;
+        case 'epoch': {
+          const metrics: EpochMetrics = event.metrics;
+          const ref = event.checkpoint;
+          lastEpoch = metrics.epoch;
+          beat = { ...beat, epoch: metrics.epoch, checkpoint: { path: ref.path, epoch: ref.epoch, sha256: ref.sha256 } };
+          enqueue('recordEpoch', () => store.recordEpoch(trialKey, attempt, metrics));
+          if (config.uploadCheckpoints) {
+            enqueue('saveCheckpoint', async () => {
+              const { data, sha256 } = await sha256File(ref.path);
+              if (sha256 !== ref.sha256) throw new Error(`checkpoint ${ref.path} changed after the runner reported it`);
+              await store.saveCheckpoint(trialKey, attempt, ref.epoch, data);
+            });
+          }
+          break;
+        }
+        case 'result':
+          result = event.result;
+          break;
+      }
+      context.heartbeat(beat);
+    };
+
+    // --resume with an empty directory starts fresh, so it is always passed: whatever checkpoint is there counts.
+    const args = ['--spec', specFile, '--checkpoint-dir', dir, '--resume', '--events', '--json'];
+    const runner = startRunner({ command, args, env, cwd: repoRoot, onEvent });
+    stopRunner = () => void runner.kill(config.killGraceMs);
+    await writeAtomic(pidFile, String(runner.pid));
+    const timer = setInterval(() => context.heartbeat(beat), config.heartbeatIntervalMs);
+    const onCancel = () => void runner.kill(config.killGraceMs);
+    context.cancellationSignal.addEventListener('abort', onCancel);
+    let exit;
+    try {
+      exit = await runner.exited;
+    } finally {
+      clearInterval(timer);
+      context.cancellationSignal.removeEventListener('abort', onCancel);
+      freeSlots.push(slot);
+    }
+    await writes;
+
+    if (context.cancellationSignal.aborted) {
+      const details = context.cancellationDetails;
+      if (details?.workerShutdown) {
+        // Ctrl-C / worker stop: fail this attempt so the next worker retries it from the checkpoint at once.
+        throw ApplicationFailure.retryable(`worker ${config.workerId} shut down during trial ${trialKey}`, 'WorkerShutdown');
+      }
+      throw new CancelledFailure(`trial ${trialKey} cancelled; runner process group ${runner.pid} killed`);
+    }
+    if (writeError) throw writeError;
+
+    const stderr = exit.stderrTail ? `\n${exit.stderrTail}` : '';
+    if (exit.code === EXIT_CODES.invalidSpec) {
+      throw ApplicationFailure.nonRetryable(`trial ${trialKey}: the runner rejected the spec${stderr}`, FAILURE_TYPES.invalidSpec);
+    }
+    if (exit.code === EXIT_CODES.missingData) {
+      throw ApplicationFailure.nonRetryable(`trial ${trialKey}: dataset missing${stderr}`, FAILURE_TYPES.missingData);
+    }
+    const finalResult = result as TrialResult | null;
+    if ((exit.code === EXIT_CODES.success || exit.code === EXIT_CODES.diverged) && finalResult) {
+      await withStore('recordResult', () => store.recordResult(trialKey, attempt, finalResult));
+      return {
+        trialKey,
+        outcome: finalResult.diverged ? 'diverged' : 'done',
+        attempt,
+        activityAttempt,
+        resumedFromEpoch,
+        checkpointSource: resumedFromEpoch === null ? 'none' : resume.source,
+        epochs: lastEpoch,
+      };
+    }
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    const missing = exit.code === EXIT_CODES.success || exit.code === EXIT_CODES.diverged ? ' without a result event' : '';
+    throw ApplicationFailure.retryable(`trial ${trialKey}: the runner ${how}${missing}${stderr}`, 'RunnerCrashed');
+  }
+
+  return { trainTrial };
+}

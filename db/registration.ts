@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { eq, sql } from 'drizzle-orm';
+import { rowsOf, type Db } from './client.ts';
+import type { TrialConditionColumns } from './conditions.ts';
+import { studies, studySpecs } from './schema.ts';
+import { UnknownStudyError } from './errors.ts';
+
+/**
+ * Studies of any size: StudySpecs stored as hashed documents, trials registered in batches (one multi-row insert
+ * per batch from a single JSON parameter, so a batch costs two statements whatever its length), and pending
+ * trials handed out in pages after a position cursor. Nothing here holds a whole study in memory.
+ */
+
+// ------------------------------------------------------------------------------------------ spec documents
+
+export class SpecDocumentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SpecDocumentError';
+  }
+}
+
+/** Store a canonical JSON document under its sha256 (idempotent); returns the name. */
+export async function saveSpecDocument(db: Db, canonical: string): Promise<string> {
+  const sha256 = createHash('sha256').update(canonical).digest('hex');
+  await db.insert(studySpecs).values({ sha256, document: canonical }).onConflictDoNothing();
+  return sha256;
+}
+
+/** The document stored under `sha256`, checked against its name; null when there is none. */
+export async function loadSpecDocument(db: Db, sha256: string): Promise<string | null> {
+  const rows = await db.select({ document: studySpecs.document }).from(studySpecs).where(eq(studySpecs.sha256, sha256));
+  if (rows.length === 0) return null;
+  const actual = createHash('sha256').update(rows[0].document).digest('hex');
+  if (actual !== sha256) throw new SpecDocumentError(`study spec document ${sha256} is corrupt: its content hashes to ${actual}`);
+  return rows[0].document;
+}
+
+/** Which spec document the study runs, and which one has all its trials registered. */
+export async function studySpecState(db: Db, studyId: string): Promise<{ specSha256: string | null; registeredSha256: string | null } | null> {
+  const rows = await db
+    .select({ specSha256: studies.specSha256, registeredSha256: studies.registeredSha256 })
+    .from(studies)
+    .where(eq(studies.id, studyId));
+  return rows[0] ?? null;
+}
+
+/** Record the study's current spec document; with `registered`, also that all its trials are in the store. */
+export async function setStudySpecState(db: Db, studyId: string, specSha256: string, registered: boolean): Promise<void> {
+  const updated = await db
+    .update(studies)
+    .set({ specSha256, ...(registered ? { registeredSha256: specSha256 } : {}) })
+    .where(eq(studies.id, studyId))
+    .returning({ id: studies.id });
+  if (updated.length === 0) throw new UnknownStudyError(studyId);
+}
+
+// ------------------------------------------------------------------------------------------- registration
+
+export interface BatchTrial {
+  trialKey: string;
+  /** The spec as JSON text (its canonical form). */
+  specJson: string;
+  label: string | null;
+  columns: TrialConditionColumns;
+}
+
+const TRIAL_RECORD = `trial_key text, spec jsonb, kind text, dataset text, dataset_variant text, architecture text,
+  modalities text, algorithm text, profile text, lr float8, seed int, l1 float8, alpha float8, q int`;
+
+function trialsJson(batch: readonly BatchTrial[]): string {
+  const parts: string[] = [];
+  for (const t of batch) {
+    const c = t.columns;
+    parts.push(
+      `{"trial_key":${JSON.stringify(t.trialKey)},"spec":${t.specJson},"kind":${JSON.stringify(c.kind)},` +
+        `"dataset":${JSON.stringify(c.dataset)},"dataset_variant":${JSON.stringify(c.datasetVariant)},` +
+        `"architecture":${JSON.stringify(c.architecture)},"modalities":${JSON.stringify(c.modalities)},` +
+        `"algorithm":${JSON.stringify(c.algorithm)},"profile":${JSON.stringify(c.profile)},"lr":${JSON.stringify(c.lr)},` +
+        `"seed":${JSON.stringify(c.seed)},"l1":${JSON.stringify(c.l1)},"alpha":${JSON.stringify(c.alpha)},"q":${JSON.stringify(c.q)}}`,
+    );
+  }
+  return `[${parts.join(',')}]`;
+}
+
+function membersJson(batch: readonly BatchTrial[]): string {
+  return JSON.stringify(batch.map((t, ord) => ({ ord, trial_key: t.trialKey, label: t.label })));
+}
+
+/**
+ * Insert a batch of trials (new keys only; known trials keep their state and results) and append the ones that
+ * are not yet members of the study after its last position, in batch order (a key repeated in the batch counts
+ * once). Call it inside a transaction that holds the study row (`lockStudy`), so positions never collide.
+ */
+export async function insertTrialBatch(tx: Db, studyId: string, batch: readonly BatchTrial[]): Promise<{ newTrials: number; newMemberships: number }> {
+  if (batch.length === 0) return { newTrials: 0, newMemberships: 0 };
+  const [trialsInserted] = rowsOf<{ n: number }>(
+    await tx.execute(sql`
+      with ins as (
+        insert into trials (trial_key, spec, kind, dataset, dataset_variant, architecture, modalities, algorithm, profile, lr, seed, l1, alpha, q)
+        select trial_key, spec, kind, dataset, dataset_variant, architecture, modalities, algorithm, profile, lr, seed, l1, alpha, q
+        from json_to_recordset(${trialsJson(batch)}::json) as x(${sql.raw(TRIAL_RECORD)})
+        on conflict do nothing
+        returning 1)
+      select count(*)::int as n from ins`),
+  );
+  const [membersInserted] = rowsOf<{ n: number }>(
+    await tx.execute(sql`
+      with input as (
+        select * from json_to_recordset(${membersJson(batch)}::json) as x(ord int, trial_key text, label text)),
+      fresh as (
+        select distinct on (trial_key) trial_key, label, ord from input i
+        where not exists (select 1 from study_trials st where st.study_id = ${studyId} and st.trial_key = i.trial_key)
+        order by trial_key, ord),
+      base as (select coalesce(max(position), -1) + 1 as next from study_trials where study_id = ${studyId}),
+      ins as (
+        insert into study_trials (study_id, trial_key, position, label)
+        select ${studyId}, f.trial_key, (b.next + row_number() over (order by f.ord) - 1)::int, f.label
+        from fresh f cross join base b
+        on conflict do nothing
+        returning 1)
+      select count(*)::int as n from ins`),
+  );
+  return { newTrials: Number(trialsInserted.n), newMemberships: Number(membersInserted.n) };
+}
+
+/** Lock the study's row for the rest of the transaction (registrations of one study then take turns). */
+export async function lockStudy(tx: Db, studyId: string): Promise<void> {
+  const found = await tx.select({ id: studies.id }).from(studies).where(eq(studies.id, studyId)).for('update');
+  if (found.length === 0) throw new UnknownStudyError(studyId);
+}
+
+/** One batch in its own transaction: what streaming registration commits at a time. */
+export async function registerTrialBatch(db: Db, studyId: string, batch: readonly BatchTrial[]): Promise<{ newTrials: number; newMemberships: number }> {
+  return db.transaction(async (tx) => {
+    await lockStudy(tx as unknown as Db, studyId);
+    return insertTrialBatch(tx as unknown as Db, studyId, batch);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ paging
+
+export interface PendingTrial {
+  key: string;
+  position: number;
+}
+
+/**
+ * The next `limit` trials of the study after `afterPosition` (plan order) that still need a run: pending, or
+ * running in a run that did not finish them. Done and failed trials are skipped (retry-failed sets failed ones
+ * back to pending and starts again from the beginning). Reads through the (study_id, position) index, so a page
+ * costs the same on a study of 10⁶ trials as on one of ten.
+ */
+export async function nextPendingTrials(db: Db, studyId: string, afterPosition: number, limit: number): Promise<PendingTrial[]> {
+  const rows = rowsOf<{ key: string; position: number }>(
+    await db.execute(sql`
+      select st.trial_key as key, st.position
+      from study_trials st join trials t on t.trial_key = st.trial_key
+      where st.study_id = ${studyId} and st.position > ${afterPosition} and t.status in ('pending', 'running')
+      order by st.position
+      limit ${limit}`),
+  );
+  return rows.map((r) => ({ key: r.key, position: Number(r.position) }));
+}
