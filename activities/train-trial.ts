@@ -10,6 +10,7 @@ import { isAlive, signalGroup, startRunner } from './runner-process.ts';
 import { bundledRunnerCommand } from './runner-bundle.ts';
 import { checkpointPath, latestCheckpoint } from '../src/train/checkpoint.ts';
 import { FAILURE_TYPES, repoRoot, storeRetrier, type ActivityConfig } from './common.ts';
+import { slotEnvironment } from './gpu-slots.ts';
 
 /** The trainTrial activity: one trial attempt in a runner child process, its events written to the store. */
 
@@ -127,8 +128,7 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
 
     const command = config.runnerCommand ?? (await bundledRunnerCommand());
     const slot = freeSlots.shift() ?? 0;
-    const env: NodeJS.ProcessEnv = { ...process.env, ...config.env };
-    if (config.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = config.gpus[slot];
+    const env = slotEnvironment(config.gpus, slot, { ...process.env, ...config.env });
 
     let result: TrialResult | null = null;
     let resumedFromEpoch: number | null = null;

@@ -8,51 +8,68 @@
 #   3. build tfjs-node's N-API binding from its shipped C++ sources with node-gyp against Node's local headers,
 #      and put it where tfjs-node's loader (node-pre-gyp `find`) looks for it;
 #   4. check that `require('@tensorflow/tfjs-node')` computes a convolution correctly.
-# Idempotent: a finished setup is detected (stamp + load check) and left alone. The wheel is pinned by version and
-# sha256 and cached (MMSWEEP_NATIVE_CACHE, default ~/.cache/mmsweep/native), so reruns after `npm ci` download
-# nothing. Usage: scripts/setup-native.sh [--force] [--check]   (--check: only report whether native loads)
+# With --gpu the same recipe builds @tensorflow/tfjs-node-gpu instead, from PyPI's `tensorflow` wheel (CUDA kernels
+# inside) plus the CUDA 12 libraries of the nvidia-*-cu12 wheels, unpacked into deps/nvidia/<library>/lib beside
+# deps/lib where TensorFlow's RUNPATH finds them (scripts/native-wheels.sh nvidia-layout). It needs no CUDA toolkit,
+# only the NVIDIA driver at run time; on a machine without one it loads and computes on the CPU (mmsweep doctor
+# says why no GPU is used). Both builds can coexist; neither deletes the other.
+# Idempotent: a finished setup is detected (stamp + load check) and left alone. Every wheel is pinned by version and
+# sha256 (scripts/native-pins/{cpu,gpu}.txt) and cached (MMSWEEP_NATIVE_CACHE, default ~/.cache/mmsweep/native), so
+# reruns after `npm ci` download nothing.
+# Usage: scripts/setup-native.sh [--gpu] [--force] [--check]   (--check: only report whether the build loads)
 set -euo pipefail
 
-# TensorFlow 2.20's C API is a superset of the 2.9 API tfjs-node 4.22 was written against; the binding compiles
-# unchanged against its headers. Change both lines together (the hash is the wheel's, from PyPI).
 TF_VERSION="2.20.0"
-TF_WHEEL_SHA256="cf756bbe2d256e942ab5d0ad2c858fb40017581494febdb4387c149b1afde780"
-# The wheel's Python tag is irrelevant (only its C libraries are used); pin one so the download is the same file
-# whatever Python this machine has.
-TF_WHEEL_PYTHON="3.11"
-TF_WHEEL_PLATFORM="manylinux_2_17_x86_64"
 
 log() { echo "[setup-native] $*"; }
 die() { echo "[setup-native] error: $*" >&2; exit 1; }
 
 force=0
 check_only=0
+gpu=0
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
     --check) check_only=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) die "unknown option '$arg' (use --force to rebuild, --check to only test loading)" ;;
+    --gpu) gpu=1 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) die "unknown option '$arg' (use --gpu for the CUDA build, --force to rebuild, --check to only test loading)" ;;
   esac
 done
 
 cd "$(dirname "$0")/.."
 project_dir="$(pwd)"
-pkg_dir="$project_dir/node_modules/@tensorflow/tfjs-node"
-gpu_pkg_dir="$project_dir/node_modules/@tensorflow/tfjs-node-gpu"
+wheels="$project_dir/scripts/native-wheels.sh"
+if [ "$gpu" = 1 ]; then
+  package="@tensorflow/tfjs-node-gpu"
+  pins="$project_dir/scripts/native-pins/gpu.txt"
+  tf_wheel_name="tensorflow"
+  cache_name="tensorflow-gpu-$TF_VERSION"
+  download_size="~2.1 GB: TensorFlow with CUDA kernels + CUDA 12 libraries"
+else
+  package="@tensorflow/tfjs-node"
+  pins="$project_dir/scripts/native-pins/cpu.txt"
+  tf_wheel_name="tensorflow-cpu"
+  cache_name="tensorflow-cpu-$TF_VERSION"
+  download_size="~260 MB"
+fi
+setup_command="npm run setup:native$([ "$gpu" = 1 ] && echo ' -- --gpu' || true)"
+pkg_dir="$project_dir/node_modules/$package"
 stamp="$pkg_dir/deps/.mmsweep-native.json"
 
-# Loads tfjs-node the way src/backend does and runs a conv whose answer is known (the same smoke test).
+# Loads the package the way src/backend does and runs a conv whose answer is known (the same smoke test). The GPU
+# build also says whether TensorFlow put the op on a GPU (on a machine without one it computes on the CPU).
 load_check() {
   node --input-type=module -e "
-    const tf = await import('@tensorflow/tfjs-node');
+    const tf = await import('$package');
     await tf.setBackend('tensorflow');
     const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3, 1]);
     const w = tf.tensor4d([1, 0, 0, -1], [2, 2, 1, 1]);
     const got = Array.from(tf.conv2d(x, w, 1, 'valid').dataSync());
     if (got.join() !== '-4,-4,-4,-4') { console.error('conv2d computed ' + got); process.exit(1); }
+    const gpu = '$package'.endsWith('-gpu') ? (tf.backend().isUsingGpuDevice ? ', on a GPU' : ', on the CPU (no GPU used: see mmsweep doctor)') : '';
     console.log('backend ' + tf.getBackend() + ', libtensorflow ' + tf.backend().binding.TF_Version +
-      ', tfjs-node ' + tf.version['tfjs-node']);
+      ', $package ' + tf.version['tfjs-node'] + gpu);
   " 2>/dev/null
 }
 
@@ -65,11 +82,20 @@ load_check() {
 exec 9>"$project_dir/node_modules/.mmsweep-setup-native.lock"
 flock 9
 
-wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$(node -p 'process.versions.modules + "-napi" + process.versions.napi')\"}"
+node_abi="$(node -p 'process.versions.modules + "-napi" + process.versions.napi')"
+if [ "$gpu" = 1 ]; then
+  # The pins' digest is part of the stamp: changing a pinned wheel rebuilds. The CUDA runtime and cuDNN versions
+  # are read back by src/backend/gpu.ts and recorded with every result trained on this build.
+  cuda_version="$(sed -n 's/^nvidia-cuda-runtime-cu12==\([^ ]*\) .*/\1/p' "$pins")"
+  cudnn_version="$(sed -n 's/^nvidia-cudnn-cu12==\([^ ]*\) .*/\1/p' "$pins")"
+  wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$node_abi\",\"pins\":\"$(sha256sum "$pins" | cut -c1-16)\",\"cuda\":\"$cuda_version\",\"cudnn\":\"$cudnn_version\"}"
+else
+  wanted_stamp="{\"tensorflow\":\"$TF_VERSION\",\"node\":\"$node_abi\"}"
+fi
 
 if [ "$check_only" = 1 ]; then
-  if out="$(load_check)"; then log "native backend loads: $out"; exit 0; fi
-  log "native backend does not load (run: npm run setup:native)"; exit 1
+  if out="$(load_check)"; then log "$package loads: $out"; exit 0; fi
+  log "$package does not load (run: $setup_command)"; exit 1
 fi
 
 if [ "$force" = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted_stamp" ] && out="$(load_check)"; then
@@ -101,40 +127,25 @@ if [ ! -f "$node_gyp" ]; then
 fi
 
 # 1. The npm package, install script skipped. Its version comes from package.json's optionalDependencies.
-tfjs_node_version="$(node -p 'require("./package.json").optionalDependencies["@tensorflow/tfjs-node"]')"
-[ "$tfjs_node_version" != "undefined" ] || die "package.json has no optionalDependencies entry for @tensorflow/tfjs-node"
-installed_version="$(node -p 'try { require("./node_modules/@tensorflow/tfjs-node/package.json").version } catch { "" }')"
+# (npm may add the other native package alongside, unbuilt: it is left in place, and src/backend reports an
+# unbuilt package as such without importing it.)
+tfjs_node_version="$(node -p "require('./package.json').optionalDependencies['$package']")"
+[ "$tfjs_node_version" != "undefined" ] || die "package.json has no optionalDependencies entry for $package"
+installed_version="$(node -p "try { require('./node_modules/$package/package.json').version } catch { '' }")"
 if [ "$installed_version" != "$tfjs_node_version" ]; then
-  log "installing @tensorflow/tfjs-node@$tfjs_node_version from npm (install script skipped, package.json untouched)"
+  log "installing $package@$tfjs_node_version from npm (install script skipped, package.json untouched)"
   flock /tmp/mmsweep-npm.lock npm install --no-save --ignore-scripts --no-audit --no-fund \
-    "@tensorflow/tfjs-node@$tfjs_node_version"
+    "$package@$tfjs_node_version"
 else
-  log "@tensorflow/tfjs-node@$tfjs_node_version is installed"
-fi
-# npm adds the other optional native package alongside, also unbuilt. Importing it registers every kernel and
-# then throws; src/backend tries it first, so the second registration by tfjs-node would warn hundreds of times.
-if [ -d "$gpu_pkg_dir" ] && ! compgen -G "$gpu_pkg_dir/lib/napi-v*/tfjs_binding.node" >/dev/null; then
-  log "removing the unbuilt @tensorflow/tfjs-node-gpu that npm added (it needs CUDA; this setup is for the CPU build)"
-  rm -rf "$gpu_pkg_dir"
+  log "$package@$tfjs_node_version is installed"
 fi
 
-# 2. libtensorflow from PyPI.
-cache_dir="${MMSWEEP_NATIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmsweep/native}/tensorflow-cpu-$TF_VERSION"
-mkdir -p "$cache_dir"
-wheel="$(compgen -G "$cache_dir/tensorflow_cpu-$TF_VERSION-*.whl" | head -n1 || true)"
-if [ -z "$wheel" ] || ! echo "$TF_WHEEL_SHA256  $wheel" | sha256sum --check --status; then
-  log "downloading tensorflow-cpu==$TF_VERSION from PyPI (~260 MB, once; cached in $cache_dir)"
-  rm -f "$cache_dir"/*.whl
-  requirements="$(mktemp)"
-  echo "tensorflow-cpu==$TF_VERSION --hash=sha256:$TF_WHEEL_SHA256" >"$requirements"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
-    --python-version "$TF_WHEEL_PYTHON" --platform "$TF_WHEEL_PLATFORM" \
-    -d "$cache_dir" -r "$requirements"
-  rm -f "$requirements"
-  wheel="$(compgen -G "$cache_dir/tensorflow_cpu-$TF_VERSION-*.whl" | head -n1)"
-else
-  log "using cached $(basename "$wheel")"
-fi
+# 2. libtensorflow (and with --gpu the CUDA libraries) from PyPI, every file checked against its pinned sha256.
+cache_dir="${MMSWEEP_NATIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmsweep/native}/$cache_name"
+log "checking the pinned wheels in $cache_dir (a missing one is downloaded once: $download_size)"
+bash "$wheels" fetch "$pins" "$cache_dir"
+wheel="$(bash "$wheels" wheel "$pins" "$cache_dir" "$tf_wheel_name")"
+log "using $(basename "$wheel")"
 
 log "unpacking libtensorflow and its C headers into $pkg_dir/deps"
 rm -rf "$pkg_dir/deps" "$pkg_dir/build"
@@ -154,7 +165,7 @@ ln -s libtensorflow_cc.so.2 "$pkg_dir/deps/lib/libtensorflow.so"
 ln -s libtensorflow_framework.so.2 "$pkg_dir/deps/lib/libtensorflow_framework.so"
 
 # 3. The binding, placed where node-pre-gyp's `find` (used by tfjs-node's index.js) looks for it.
-binding_path="$(node -p 'require("@mapbox/node-pre-gyp").find(require.resolve("@tensorflow/tfjs-node/package.json"))')"
+binding_path="$(node -p "require('@mapbox/node-pre-gyp').find(require.resolve('$package/package.json'))")"
 napi_build_version="$(basename "$(dirname "$binding_path")")"
 napi_build_version="${napi_build_version#napi-v}"
 log "building the N-API binding (napi v$napi_build_version) with node-gyp against $nodedir/include/node"
@@ -167,10 +178,16 @@ log "building the N-API binding (napi v$napi_build_version) with node-gyp agains
 [ -f "$binding_path" ] || die "node-gyp finished but $binding_path is missing"
 rm -rf "$pkg_dir/build"
 
+# 3b. The CUDA libraries beside deps/lib (GPU build only).
+if [ "$gpu" = 1 ]; then
+  log "unpacking the CUDA 12 libraries into $pkg_dir/deps/nvidia"
+  bash "$wheels" nvidia-layout "$pins" "$cache_dir" "$pkg_dir/deps"
+fi
+
 # 4. Prove it.
 if ! out="$(load_check)"; then
-  node --input-type=module -e "await import('@tensorflow/tfjs-node')" || true
-  die "the binding was built but @tensorflow/tfjs-node does not load or compute correctly (error above)"
+  node --input-type=module -e "await import('$package')" || true
+  die "the binding was built but $package does not load or compute correctly (error above)"
 fi
 echo "$wanted_stamp" >"$stamp"
 log "done: $out ($(du -sh "$pkg_dir/deps" | cut -f1) in $pkg_dir/deps)"

@@ -65,7 +65,7 @@ async function runTrainTrial(spec: TrainTrialSpec, options: RunTrialOptions): Pr
       resume: options.resume,
       midEpochCheckpointSeconds: options.midEpochCheckpointSeconds ?? DEFAULT_MID_EPOCH_CHECKPOINT_SECONDS,
       onEvent: options.onEvent,
-      backend: { name: backend.name, device: backend.device },
+      backend: { name: backend.name, device: backend.device, gpu: backend.gpu },
       lossFn: unimodal ? unimodalLoss : undefined,
       skipUtilization: unimodal,
     });

@@ -1,3 +1,5 @@
+import type { GpuInfo } from './gpu.ts';
+
 /**
  * The contract every layer shares about one trial's outcome: the per-epoch learning-curve row, the per-modality
  * utilization figures, the final TrialResult, the checkpoint reference and the events of a run. It sits in
@@ -69,6 +71,8 @@ export interface TrialResult {
   diverged: boolean;
   backend: string;
   device: string;
+  /** The GPU that trained it (model, driver, CUDA, cuDNN, TF32): null on CPU backends; absent in older results. */
+  gpu?: GpuInfo | null;
   /** Epochs actually trained. */
   epochs: number;
   /** The resolved profile (a spec without one resolves per dataset: src/spec/fidelity.ts defaultProfileFor). */

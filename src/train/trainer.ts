@@ -27,6 +27,7 @@ import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
 import { Sgd } from './sgd.ts';
 import { groupMus, SpeedTracker, type GroupIndices, type SpeedState } from './speed.ts';
+import type { GpuInfo } from '../spec/gpu.ts';
 
 export interface TrainerOptions {
   spec: TrainTrialSpec;
@@ -37,7 +38,8 @@ export interface TrainerOptions {
   /** Continue from the newest checkpoint in `checkpointDir` (a fresh start if there is none). */
   resume?: boolean;
   onEvent?: (event: TrialEvent) => void;
-  backend: { name: string; device: string };
+  /** As initBackend chose it; `gpu` (null or absent: no GPU) is recorded with the result. */
+  backend: { name: string; device: string; gpu?: GpuInfo | null };
   /** Stop (as if killed) after this epoch's checkpoint: lets tests interrupt a run at a chosen epoch. */
   haltAfterEpoch?: number;
   /**
@@ -499,6 +501,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     diverged,
     backend: options.backend.name,
     device: options.backend.device,
+    gpu: options.backend.gpu ?? null,
     epochs: epoch,
     profile: spec.profile,
     fidelity,

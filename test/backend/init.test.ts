@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   BACKEND_ENV_VAR,
@@ -8,17 +11,26 @@ import {
   effectiveRequest,
   initBackend,
 } from '../../src/backend/index.ts';
+import { gpuPackageState } from '../../src/backend/gpu.ts';
 import { createCmnistNet } from '../../src/nn/cmnist.ts';
 import { FIDELITY_PROFILES } from '../../src/spec/fidelity.ts';
 
 // Whether the optional native packages load here decides what `auto` must pick (tfjs-node exists only after
-// `npm run setup:native`; tfjs-node-gpu needs CUDA).
+// `npm run setup:native`). tensorflow-gpu counts only where a GPU computes: never on a machine without the NVIDIA
+// driver (its /proc entry), whatever is built; it is not imported here (one native TensorFlow per process).
+const gpuDir = () => {
+  try {
+    return path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-node-gpu/package.json'));
+  } catch {
+    return null;
+  }
+};
 const loads = (pkg: string) =>
   import(pkg).then(
     () => true,
     () => false,
   );
-const native = { 'tensorflow-gpu': await loads('@tensorflow/tfjs-node-gpu'), tensorflow: await loads('@tensorflow/tfjs-node') };
+const native = { 'tensorflow-gpu': existsSync('/proc/driver/nvidia/version') && gpuPackageState(gpuDir()).kind === 'built', tensorflow: await loads('@tensorflow/tfjs-node') };
 const PACKAGE = { 'tensorflow-gpu': '@tensorflow/tfjs-node-gpu', tensorflow: '@tensorflow/tfjs-node' } as const;
 const missingNative = (['tensorflow-gpu', 'tensorflow'] as const).find((name) => !native[name]);
 
@@ -37,7 +49,8 @@ describe('initBackend', () => {
     for (const attempt of info.attempts.slice(0, -1)) {
       expect(attempt.ok).toBe(false);
       const pkg = PACKAGE[attempt.name as keyof typeof PACKAGE].replace(/[/-]/g, '\\$&');
-      expect(attempt.reason).toMatch(new RegExp(`${pkg} is not installed: .*(CUDA|setup:native)`));
+      // Not installed, installed without its binding (npm skipped the install script), or built but no GPU used.
+      expect(attempt.reason).toMatch(new RegExp(`${pkg} (is not installed: .*(CUDA|setup:native)|is installed but not built: .*setup native --gpu|is built but TensorFlow used no GPU: )`));
     }
     expect(info.attempts.at(-1)).toEqual({ name: expected, ok: true });
     if (expected === 'wasm') expect(info.device).toMatch(/wasm.*Conv2DBackpropFilter/);
@@ -64,8 +77,15 @@ describe('initBackend', () => {
     const name = missingNative!;
     const error = await initBackend(name).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BackendUnavailableError);
-    expect((error as Error).message).toContain(`backend '${name}' is unavailable: ${PACKAGE[name]} is not installed`);
-    expect((error as Error).message).toContain(`npm install ${PACKAGE[name]}@4.22.0`);
+    if (name === 'tensorflow') {
+      expect((error as Error).message).toContain(`backend '${name}' is unavailable: ${PACKAGE[name]} is not installed`);
+      expect((error as Error).message).toContain(`npm install ${PACKAGE[name]}@4.22.0`);
+    } else {
+      // Absent, unbuilt (npm skipped its install script) or built on a machine where no GPU computes: each names its fix.
+      expect((error as Error).message).toMatch(
+        /^backend 'tensorflow-gpu' is unavailable: @tensorflow\/tfjs-node-gpu (is not installed: build it with `mmsweep setup native --gpu`|is installed but not built .*`mmsweep setup native --gpu`|is built but TensorFlow used no GPU: .*(NVIDIA driver|setup native --gpu|nvidia-smi|mmsweep doctor))/,
+      );
+    }
   });
 
   it(`${BACKEND_ENV_VAR} replaces 'auto' but not an explicit request, and is validated`, async () => {

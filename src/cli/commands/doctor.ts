@@ -51,6 +51,13 @@ export function register(program: Command): void {
         lines.push(`  ${probe.ok ? '✓' : '✗'} ${probe.name.padEnd(15)} ${status}`);
         if (probe.reason) lines.push(`      ${probe.reason}`);
       }
+      if (report.gpuFallback) {
+        lines.push(
+          '',
+          `GPU: a tfjs-node-gpu build is present but no GPU is used, so '${report.request}' fell back to '${report.gpuFallback.usedInstead}' (reason above).`,
+          `     To see TensorFlow's library loader log: ${report.gpuFallback.loaderLog} mmsweep doctor`,
+        );
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 }

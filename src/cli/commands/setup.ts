@@ -4,7 +4,7 @@ import type { Command } from 'commander';
  * `mmsweep setup native [flags]`: build the native TensorFlow backend from registry packages only
  * (scripts/setup-native.sh: tfjs-node from npm without its downloading install script, libtensorflow from PyPI,
  * the binding compiled with node-gyp against Node's local headers). A thin wrapper: every flag goes to the script
- * unchanged (`--force`, `--check`, `--help`, and whatever the script learns later), and its exit code is ours.
+ * unchanged (`--gpu`, `--force`, `--check`, `--help`), and its exit code is ours.
  * Same as `npm run setup:native -- [flags]`. Afterwards `--backend auto` picks `tensorflow`.
  */
 export function register(program: Command): void {
@@ -14,7 +14,8 @@ export function register(program: Command): void {
     .command('native')
     .description(
       'Make the native TensorFlow backend (@tensorflow/tfjs-node) work offline: libtensorflow from PyPI, binding built locally ' +
-        '(~260 MB download once, ~750 MB on disk, about a minute). Flags go to scripts/setup-native.sh (see --help).',
+        '(~260 MB download once, ~750 MB on disk, about a minute); --gpu: @tensorflow/tfjs-node-gpu with CUDA 12 from PyPI ' +
+        '(~2.1 GB download once, ~3.4 GB on disk). Flags go to scripts/setup-native.sh (see --help).',
     )
     .argument('[flags...]', 'passed to scripts/setup-native.sh, e.g. --force, --check')
     .helpOption(false)

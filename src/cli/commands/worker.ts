@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import os from 'node:os';
-import { describeSplit, parsePositiveIntFlag, resolveCpuSplit, SplitFlagError, threadEnv } from '../../backend/threads.ts';
+import { describeSplit, parsePositiveIntFlag, resolveCpuSplit, threadEnv } from '../../backend/threads.ts';
 
 export function register(program: Command): void {
   program
@@ -9,7 +9,11 @@ export function register(program: Command): void {
     .requiredOption('--queue <class>', 'worker class, e.g. gpu, a100, cpu (task queue mmsweep-train-<class>)')
     .option('--slots <n>', 'trials at once (default: one per GPU with --gpus, else one per CPU core)', (v) => parsePositiveIntFlag('--slots', v))
     .option('--threads-per-slot <n>', 'compute threads of each trial (default: the cores shared evenly between slots)', (v) => parsePositiveIntFlag('--threads-per-slot', v))
-    .option('--gpus <ids>', 'comma-separated GPU ids, one per slot (sets CUDA_VISIBLE_DEVICES of each runner)')
+    .option(
+      '--gpus <ids>',
+      'GPU ids, one per slot, as nvidia-smi numbers them (sets CUDA_VISIBLE_DEVICES of each runner; repeat an id to share a GPU: 0,0,1,1)',
+    )
+    .option('--no-tf32', 'full float32 matmuls/convolutions on Ampere and newer GPUs (NVIDIA_TF32_OVERRIDE=0; TensorFlow uses TF32 by default)')
     .option('--no-control', 'do not poll the control queue (study workflows and bookkeeping activities)')
     .option('--checkpoint-dir <dir>', 'local checkpoint root', '.mmsweep/checkpoints')
     .option('--no-upload-checkpoints', 'keep checkpoints on this machine only (single-machine setups)')
@@ -21,6 +25,7 @@ export function register(program: Command): void {
       slots?: number;
       threadsPerSlot?: number;
       gpus?: string;
+      tf32: boolean;
       control: boolean;
       checkpointDir: string;
       uploadCheckpoints: boolean;
@@ -33,12 +38,13 @@ export function register(program: Command): void {
       const { dbResultsStore } = await import('../../../activities/db-store.ts');
       const { startWorkers } = await import('../../../infra/worker.ts');
       const { resolveTarget } = await import('../../../infra/client.ts');
-      const gpus = options.gpus ? options.gpus.split(',').map((g) => g.trim()).filter(Boolean) : [];
+      const { parseGpuIds, resolveSlots } = await import('../../../activities/gpu-slots.ts');
+      const gpus = options.gpus === undefined ? [] : parseGpuIds(options.gpus);
+      resolveSlots(gpus, options.slots); // one id per slot: a mismatch exits 2
       const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot, gpus: gpus.length });
       const slots = split.slots;
-      if (gpus.length > 0 && gpus.length !== slots) {
-        throw new SplitFlagError(`--gpus lists ${gpus.length} GPUs but --slots is ${slots}: give one GPU id per slot`);
-      }
+      // Runners inherit the worker's environment: this reaches TensorFlow in every trial process.
+      if (!options.tf32) process.env.NVIDIA_TF32_OVERRIDE = '0';
       const target = resolveTarget(options);
       const database = await openDatabase();
       const workerId = `${os.hostname()}:${process.pid}`;
