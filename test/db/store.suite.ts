@@ -168,7 +168,7 @@ export function defineStoreSuite(target: Target): void {
       expect(stored).toEqual([
         { trial_key: 'reg-a', kind: 'train', dataset: 'cmnist', dataset_variant: '', architecture: 'mmtm', modalities: 'distinct', algorithm: 'vanilla', profile: 'paper', lr: 0.01, seed: 1, l1: 0, alpha: null, q: null, status: 'pending', attempt: 0 },
         { trial_key: 'reg-b', kind: 'train', dataset: 'cmnist', dataset_variant: '', architecture: 'mmtm', modalities: 'distinct', algorithm: 'guided', profile: 'paper', lr: 0.01, seed: 2, l1: 0, alpha: 0.1, q: 5, status: 'pending', attempt: 0 },
-        { trial_key: 'reg-c', kind: 'train', dataset: 'nvgesture', dataset_variant: 'pretrained', architecture: 'unimodal-se:m1', modalities: 'distinct', algorithm: 'vanilla', profile: 'code+gateScale=2', lr: 0.01, seed: 0, l1: 0, alpha: null, q: null, status: 'pending', attempt: 0 },
+        { trial_key: 'reg-c', kind: 'train', dataset: 'nvgesture', dataset_variant: 'pretrained', architecture: 'unimodal-se:m1', modalities: 'distinct', algorithm: 'vanilla', profile: 'paper+gateScale=2', lr: 0.01, seed: 0, l1: 0, alpha: null, q: null, status: 'pending', attempt: 0 },
         { trial_key: 'reg-d', kind: 'noop', dataset: 'noop', dataset_variant: '', architecture: 'noop', modalities: null, algorithm: null, profile: null, lr: null, seed: 0, l1: null, alpha: null, q: null, status: 'pending', attempt: 0 },
         { trial_key: 'reg-e', kind: 'train', dataset: 'cmnist', dataset_variant: '', architecture: 'mmtm', modalities: 'distinct', algorithm: 'vanilla', profile: 'paper', lr: 0.01, seed: 5, l1: 0, alpha: null, q: null, status: 'pending', attempt: 0 },
       ]);
@@ -402,7 +402,7 @@ export function defineStoreSuite(target: Target): void {
         expect(guided.diverged_fraction).toBe(0);
         expect(vanilla).toMatchObject({
           study_id: 'views', dataset: 'cmnist', dataset_variant: '', architecture: 'mmtm', modalities: 'distinct',
-          algorithm: 'vanilla', profile: 'code', lr: 0.01, l1: 0, alpha: null, q: null, n: 3,
+          algorithm: 'vanilla', profile: 'paper', lr: 0.01, l1: 0, alpha: null, q: null, n: 3,
         });
         expect(vanilla.test_acc_mean).toBeCloseTo(0.93, 12);
         expect(vanilla.test_acc_std).toBeCloseTo(Math.sqrt(0.0013), 12);
