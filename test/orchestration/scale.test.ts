@@ -25,14 +25,18 @@ const TEST_TIMEOUTS = { heartbeatTimeoutMs: 5_000, retryInitialIntervalMs: 500, 
 /** Temporal refuses payloads over 2 MB; everything a study sends must stay far below it. */
 const PAYLOAD_LIMIT = 2 * 1024 * 1024;
 
-function noopStudy(name: string, seeds: number, concurrency = 2): StudySpec {
+/** Seeds from `firstSeed`: studies of one file share the database, and a trial key done in one is reused by the next. */
+function noopStudy(name: string, seeds: number, concurrency = 2, firstSeed = 0): StudySpec {
   return parseStudySpec({
     name,
     queue: QUEUE,
     concurrency,
-    conditions: [{ label: 'noop', base: { kind: 'noop', sleepMs: 0, epochs: 1 }, seeds: Array.from({ length: seeds }, (_, i) => i) }],
+    conditions: [{ label: 'noop', base: { kind: 'noop', sleepMs: 0, epochs: 1 }, seeds: Array.from({ length: seeds }, (_, i) => firstSeed + i) }],
   });
 }
+
+/** Beyond the 60,000-trial study's seeds, so none of this study's trials was already done there. */
+const PAGED_FIRST_SEED = 1_000_000;
 
 let server: DevServer;
 let database: TestDatabase;
@@ -122,10 +126,10 @@ describe('studies larger than a payload', () => {
   }, 300_000);
 
   it('every pending trial runs exactly once across many continue-as-new runs, pages of 4 and an extension mid-study', async () => {
-    const spec = noopStudy('paged', 30, 3);
+    const spec = noopStudy('paged', 30, 3, PAGED_FIRST_SEED);
     const { handle } = await startStudy(client, spec, { workflowInput: { timeouts: TEST_TIMEOUTS, pageSize: 4 } });
     await waitUntil(async () => (await handle.query(progressQuery)).done >= 5, 120_000);
-    await handle.signal(extendSignal, { seeds: [30, 31, 32, 33, 34, 35, 36, 37, 38, 39] });
+    await handle.signal(extendSignal, { seeds: Array.from({ length: 10 }, (_, i) => PAGED_FIRST_SEED + 30 + i) });
     const outcome = await handle.result();
     expect(outcome.status).toBe('finished');
     expect(outcome.counts).toMatchObject({ total: 40, done: 40, failed: 0 });

@@ -49,7 +49,7 @@ describe('flag validation', () => {
     [['worker', '--queue', 'cpu', '--slots', '0'], /--slots must be a positive integer, got '0'/],
     [['worker', '--queue', 'cpu', '--threads-per-slot', 'two'], /--threads-per-slot must be a positive integer, got 'two'/],
     [['worker', '--queue', 'cpu', '--slots', '1.5'], /--slots must be a positive integer, got '1.5'/],
-    [['worker', '--queue', 'gpu', '--gpus', '0,1', '--slots', '3'], /--gpus lists 2 GPUs but --slots is 3/],
+    [['worker', '--queue', 'gpu', '--gpus', '0,1', '--slots', '3'], /--gpus lists 2 ids but --slots is 3/],
     [['run', 'cmnist-greedy-small', '--slots', '-1'], /--slots must be a positive integer, got '-1'/],
     [['run', 'cmnist-greedy-small', '--threads-per-slot', '0'], /--threads-per-slot must be a positive integer, got '0'/],
   ])('mmsweep %j exits with code 2', (args, message) => {
