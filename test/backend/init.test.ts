@@ -50,7 +50,7 @@ describe('initBackend', () => {
       expect(attempt.ok).toBe(false);
       const pkg = PACKAGE[attempt.name as keyof typeof PACKAGE].replace(/[/-]/g, '\\$&');
       // Not installed, installed without its binding (npm skipped the install script), or built but no GPU used.
-      expect(attempt.reason).toMatch(new RegExp(`${pkg} (is not installed: .*(CUDA|setup:native)|is installed but not built: .*setup native --gpu|is built but TensorFlow used no GPU: )`));
+      expect(attempt.reason).toMatch(new RegExp(`${pkg} (is not installed: .*(CUDA|setup:native)|is installed but not built \\(npm skipped its install script\\): .*setup native --gpu|is built but TensorFlow used no GPU: )`));
     }
     expect(info.attempts.at(-1)).toEqual({ name: expected, ok: true });
     if (expected === 'wasm') expect(info.device).toMatch(/wasm.*Conv2DBackpropFilter/);
