@@ -170,7 +170,9 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
     else await server.stop();
   }
   process.off('SIGINT', onSigint);
-  if (interrupted) process.exitCode = 130;
+  // The client connection left open above (and its pending result() long-poll) would keep the process alive after
+  // Ctrl-C indefinitely: everything worth keeping is stopped and closed by now, so leave.
+  if (interrupted) process.exit(130);
 }
 
 /** Trials listed by name at the end of a run; the per-condition summary covers all of them. */
