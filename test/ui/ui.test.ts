@@ -204,7 +204,10 @@ describe('mmsweep ui (CLI, loopback)', () => {
       await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 42));
 
       await addEpoch(tmp.handle.db, 4);
-      await page.waitForSelector(`${card}[data-last-epoch="4"]`, { timeout: 30_000 });
+      // Well inside the page's 30 s fallback refresh: the event stream, not the timer, must bring the epoch.
+      const written = Date.now();
+      await page.waitForSelector(`${card}[data-last-epoch="4"]`, { timeout: 15_000 });
+      console.log(`test/ui: the new epoch was on the page ${Date.now() - written} ms after its write`);
       expect(await points()).toBe(4 * 6 + 3);
       expect(await page.$eval(`${card} .facts`, (e) => e.textContent)).toContain('epoch 4 of ≤ 299');
       // The same document: no navigation happened.
