@@ -11,11 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rowsOf } from '../../db/client.ts';
+import { openDatabase, rowsOf } from '../../db/client.ts';
 import { postgresErrorOf, withReadOnlyRole } from '../../db/readonly.ts';
 import { estimateEta } from '../../src/ui/eta.ts';
 import { startUiServer } from '../../src/ui/server.ts';
 import { repoRoot, runMmsweep } from '../cli/run-cli.ts';
+import { copyPgliteTemplate } from '../db/targets.ts';
 import { createTempDatabase, type TempDatabase } from '../report/pg.ts';
 import { LIVE_STUDY, RUNNING_KEY, addEpoch, insertLiveStudy } from './fixture.ts';
 
@@ -37,11 +38,11 @@ interface RunningUi {
 }
 
 /** Start `mmsweep ui …` against the test database and wait for the URL it prints. */
-function startUi(args: string[]): Promise<RunningUi> {
+function startUi(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningUi> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['bin/mmsweep.js', 'ui', ...args], {
       cwd: repoRoot,
-      env: { ...process.env, MMSWEEP_DEBUG: '', DATABASE_URL: tmp.url, TEMPORAL_UI_URL: '' },
+      env: { ...process.env, MMSWEEP_DEBUG: '', DATABASE_URL: tmp.url, TEMPORAL_UI_URL: '', ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -281,33 +282,73 @@ describe('mmsweep ui: invalid flags', () => {
   });
 });
 
-describe('polling (the embedded database\'s mode)', () => {
-  it('reports a new epoch of a running trial on the event stream', async () => {
+/** Reads a server-sent-event stream until the text matches. */
+async function eventStream(url: string) {
+  const abort = new AbortController();
+  const res = await fetch(url, { signal: abort.signal });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  return {
+    until: async (pattern: RegExp, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(text)) {
+        if (Date.now() > deadline) throw new Error(`no ${pattern} on the event stream: ${text}`);
+        const { value, done } = await reader.read();
+        if (done) throw new Error('event stream closed');
+        text += decoder.decode(value);
+      }
+    },
+    close: () => abort.abort(),
+  };
+}
+
+describe('polling', () => {
+  it('reports a new epoch of a running trial on the event stream (Postgres server, --poll)', async () => {
     const server = await startUiServer({ handle: tmp.handle, host: '127.0.0.1', port: 0, token: null, watch: { mode: 'poll', pollMs: 200 } });
-    const abort = new AbortController();
+    const events = await eventStream(`${server.url}events`);
     try {
       expect(server.watcher.mode).toBe('poll');
-      const res = await fetch(`${server.url}events`, { signal: abort.signal });
-      const reader = res.body!.getReader();
-      const decoder = new TextDecoder();
-      let text = '';
-      const until = async (pattern: RegExp) => {
-        const deadline = Date.now() + 20_000;
-        while (!pattern.test(text)) {
-          if (Date.now() > deadline) throw new Error(`no ${pattern} on the event stream: ${text}`);
-          const { value, done } = await reader.read();
-          if (done) throw new Error('event stream closed');
-          text += decoder.decode(value);
-        }
-      };
-      await until(/event: hello\ndata: \{"live":"poll"\}/);
+      await events.until(/event: hello\ndata: \{"live":"poll"\}/);
       // Let the poller take its first snapshot before the write.
       await new Promise((r) => setTimeout(r, 600));
       await addEpoch(tmp.handle.db, 5);
-      await until(new RegExp(`event: epoch\\ndata: \\{"trialKey":"${RUNNING_KEY}","epoch":5\\}`));
+      await events.until(new RegExp(`event: epoch\\ndata: \\{"trialKey":"${RUNNING_KEY}","epoch":5\\}`));
     } finally {
-      abort.abort();
+      events.close();
       await server.close();
+    }
+  });
+
+  it('is how `mmsweep ui` follows the embedded PGlite database, reached through its owner\'s socket', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mmsweep-ui-home-'));
+    await copyPgliteTemplate(path.join(home, 'db'));
+    // This process owns the embedded database (as `mmsweep run` would); `mmsweep ui` comes in as a guest.
+    const owner = await openDatabase({ url: '', dataDir: path.join(home, 'db') });
+    let ui: RunningUi | undefined;
+    try {
+      await insertLiveStudy(owner.db);
+      ui = await startUi(['--port', '0'], { DATABASE_URL: '', MMSWEEP_HOME: home });
+      expect(ui.stdout()).toContain('polling every 1000 ms (the embedded database');
+      const body = (await (await fetch(`${ui.url}api/studies`)).json()) as { live: string; studies: { id: string; eta: { seconds: number } }[] };
+      expect(body.live).toBe('poll');
+      expect(body.studies.map((s) => [s.id, s.eta.seconds])).toEqual([[LIVE_STUDY, 240]]);
+      const events = await eventStream(`${ui.url}events`);
+      try {
+        await events.until(/event: hello/);
+        await new Promise((r) => setTimeout(r, 1500));
+        await addEpoch(owner.db, 4);
+        await events.until(new RegExp(`event: epoch\\ndata: \\{"trialKey":"${RUNNING_KEY}","epoch":4\\}`));
+      } finally {
+        events.close();
+      }
+      const curve = (await (await fetch(`${ui.url}api/trial/curve?study=${LIVE_STUDY}&trial=${RUNNING_KEY}`)).json()) as { lastEpoch: number; svg: string };
+      expect(curve.lastEpoch).toBe(4);
+      expect(curve.svg).toMatch(/^<svg/);
+    } finally {
+      await ui?.stop();
+      await owner.close();
+      fs.rmSync(home, { recursive: true, force: true });
     }
   });
 });
