@@ -123,6 +123,21 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const curveCache = new Map<string, { stamp: string; value: Promise<TrialCurve | null> }>();
   const epochStamps = new Map<string, number>();
 
+  // Progress answers are shared by every open page for a moment: each epoch event makes each page ask again, and the
+  // per-study aggregates read every epoch row of the study.
+  let epochTick = 0;
+  const answers = new Map<string, { expires: number; value: Promise<unknown> }>();
+  const shared = <T>(key: string, ttlMs: number, compute: () => Promise<T>): Promise<T> => {
+    const now = Date.now();
+    const hit = answers.get(key);
+    if (hit && hit.expires > now) return hit.value as Promise<T>;
+    for (const [k, v] of answers) if (v.expires <= now) answers.delete(k);
+    const value = compute();
+    answers.set(key, { expires: now + ttlMs, value });
+    value.catch(() => answers.delete(key));
+    return value;
+  };
+
   const broadcast = (event: string, data: unknown) => {
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of clients) res.write(frame);
@@ -130,6 +145,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const onChange = (change: Change) => {
     if (change.kind === 'epoch') {
       epochStamps.set(change.trialKey, (epochStamps.get(change.trialKey) ?? 0) + 1);
+      epochTick++;
       broadcast('epoch', { trialKey: change.trialKey, epoch: change.epoch });
     } else {
       generation++;
@@ -154,15 +170,17 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     switch (pathname) {
       case '/api/studies': {
         params(url, {});
-        const studies = await read((tx) => studyOverviews(tx));
+        const studies = await shared(`studies/${generation}`, 5000, () => read((tx) => studyOverviews(tx)));
         return { live: watcher.mode, temporalUi: options.temporalUi?.url ?? null, studies };
       }
       case '/api/study': {
         const { id } = params(url, { id: STUDY_ID });
-        const [study, running] = await read(async (tx) => {
-          const [s] = await studyOverviews(tx, id);
-          return [s, s ? await runningTrials(tx, id, maxRunning) : null] as const;
-        });
+        const [study, running] = await shared(`study/${generation}/${epochTick}/${id}`, 1000, () =>
+          read(async (tx) => {
+            const [s] = await studyOverviews(tx, id);
+            return [s, s ? await runningTrials(tx, id, maxRunning) : null] as const;
+          }),
+        );
         if (!study || !running) throw new NotFound(`no study "${id}" in this database`);
         return {
           study,
