@@ -71,26 +71,31 @@ export async function insertLiveStudy(db: Db): Promise<void> {
     [LIVE_TRIALS.done0, 4, 45],
     [LIVE_TRIALS.done1, 6, 47],
   ] as const) {
-    await claimTrialAttempt(db, t.key, 1, { worker: 'w1', backend: 'cpu', device: 'cpu' });
-    await recordEpochs(db, t.key, 1, doneEpochs(n));
-    await recordResult(db, t.key, 1, {
-      testAcc: acc,
-      accF0: 40,
-      accF1: 98,
-      accF0Prime: null,
-      accF1Prime: null,
-      uM1GivenM0: null,
-      uM0GivenM1: null,
-      dUtil: 0.3,
-      dSpeed: 0.2,
-      rF: 0,
-      bestEpoch: n,
-      epochs: n,
-      diverged: false,
-    });
+    await finishTrial(db, t.key, 'w1', acc, n);
   }
   await claimTrialAttempt(db, RUNNING_KEY, 1, { worker: 'w2', backend: 'cpu', device: 'cpu' });
   await recordEpochs(db, RUNNING_KEY, 1, [1, 2, 3].map(runningEpoch));
+}
+
+/** Claim `key` on `worker`, write `n` epochs of 10 s and a result of test accuracy `acc`. */
+export async function finishTrial(db: Db, key: string, worker: string, acc: number, n = 4): Promise<void> {
+  await claimTrialAttempt(db, key, 1, { worker, backend: 'cpu', device: 'cpu' });
+  await recordEpochs(db, key, 1, doneEpochs(n));
+  await recordResult(db, key, 1, {
+    testAcc: acc,
+    accF0: 40,
+    accF1: 98,
+    accF0Prime: null,
+    accF1Prime: null,
+    uM1GivenM0: null,
+    uM0GivenM1: null,
+    dUtil: 0.3,
+    dSpeed: 0.2,
+    rF: 0,
+    bestEpoch: n,
+    epochs: n,
+    diverged: false,
+  });
 }
 
 export async function addEpoch(db: Db, e: number): Promise<void> {

@@ -18,7 +18,7 @@ import { startUiServer } from '../../src/ui/server.ts';
 import { repoRoot, runMmsweep } from '../cli/run-cli.ts';
 import { copyPgliteTemplate } from '../db/targets.ts';
 import { createTempDatabase, type TempDatabase } from '../report/pg.ts';
-import { LIVE_STUDY, RUNNING_KEY, addEpoch, insertLiveStudy } from './fixture.ts';
+import { LIVE_STUDY, LIVE_TRIALS, RUNNING_KEY, addEpoch, finishTrial, insertLiveStudy } from './fixture.ts';
 
 const artifacts = path.join(repoRoot, 'test-artifacts');
 const CHROMIUM = process.env.MMSWEEP_CHROMIUM ?? '/usr/bin/chromium';
@@ -217,6 +217,15 @@ describe('mmsweep ui (CLI, loopback)', () => {
       expect(await page.$eval('#study-meta a', (a) => a.getAttribute('href'))).toContain('/namespaces/default/workflows?query=');
       fs.mkdirSync(artifacts, { recursive: true });
       await page.screenshot({ path: path.join(artifacts, 'ui-live.png'), fullPage: true });
+
+      // A result arrives: the progress and the report's Table 1 follow, still without a reload.
+      expect(await page.$eval('#figures', (e) => e.getAttribute('data-results'))).toBe('2');
+      await finishTrial(tmp.handle.db, LIVE_TRIALS.pending1.key, 'w1', 52);
+      await page.waitForSelector('#figures[data-results="3"]', { timeout: 15_000 });
+      expect(await page.$eval(`#studies tr[data-study="${LIVE_STUDY}"] td:nth-child(4)`, (e) => e.textContent)).toBe('3 / 5');
+      // The one guided trial finished: 52.00 (n = 1) in the guided row of Table 1, as the static report writes it.
+      expect(await page.$eval('#table1', (e) => e.textContent)).toContain('52.00 ± — (1)');
+      expect(loads).toBe(1);
       expect(errors).toEqual([]);
     } finally {
       await context.close();
