@@ -82,7 +82,7 @@ export function register(program: Command): void {
         if (code === 'EACCES') throw new UiUsageError(`--port ${port}: not allowed to listen on it (ports below 1024 need privileges); choose another with --port`);
         throw error;
       }
-      process.stdout.write(`mmsweep ui: studies of ${handle.displayName}\n`);
+      process.stdout.write(`mmsweep ui: studies of ${handle.kind === 'embedded' ? `the embedded database ${handle.dataDir} (served at ${handle.displayName})` : handle.displayName}\n`);
       process.stdout.write(`mmsweep ui: live updates by ${server.watcher.reason}\n`);
       if (temporalUi) process.stdout.write(`mmsweep ui: trials link to the Temporal UI at ${temporalUi.url} (namespace ${temporalUi.namespace})\n`);
       // The token appears here once, for the owner; nothing logs it again.
