@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { rowsOf, type Db } from './client.ts';
 
 /**
@@ -252,6 +253,32 @@ export async function runReadOnlyQuery(
     throw new QueryError(`query failed: ${pgError.message}`, pgError.code, { cause: error });
   }
   return output!;
+}
+
+/**
+ * Run the application's own (parameterised) reads as the read-only role: READ ONLY transaction, statement timeout,
+ * the role's safety checked as for `mmsweep sql`, then `SET LOCAL ROLE mmsweep_readonly`. For fixed SQL written in
+ * this repository (`mmsweep ui`), not guest text: that goes through runReadOnlyQuery and run_read_only().
+ */
+export async function withReadOnlyRole<T>(db: Db, body: (tx: Db) => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
+  const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? 30_000));
+  return db.transaction(async (tx) => {
+    await tx.execute(sql.raw('set transaction read only'));
+    await tx.execute(sql.raw(`set local statement_timeout = ${timeoutMs}`));
+    const [safety] = rowsOf<RoleSafety>(await tx.execute(sql.raw(roleSafetySql)));
+    const problem = roleProblem(safety);
+    if (problem) throw new ReadOnlyRoleError(`refused: mmsweep reads the results store as a read-only role, and ${problem}.`);
+    try {
+      await tx.execute(sql.raw(`set local role ${READ_ONLY_ROLE}`));
+    } catch (error) {
+      throw new ReadOnlyRoleError(
+        `refused: mmsweep reads the results store as role ${READ_ONLY_ROLE}, and the connection's role ${safety!.connected_as} may not SET ROLE to it ` +
+          `(${postgresErrorOf(error).message}); a privileged user can allow it with: GRANT ${READ_ONLY_ROLE} TO "${safety!.connected_as}"`,
+        { cause: error },
+      );
+    }
+    return body(tx as unknown as Db);
+  });
 }
 
 /** An oid (unsigned 32-bit) back to the signed int4 the lock was taken with. */

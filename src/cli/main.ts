@@ -13,6 +13,7 @@ const commandModules: Record<string, CommandLoader> = {
   run: () => import('./commands/run.ts'),
   train: () => import('./commands/train.ts'),
   report: () => import('./commands/report.ts'),
+  ui: () => import('./commands/ui.ts'),
   results: () => import('./commands/results.ts'),
   sql: () => import('./commands/sql.ts'),
   export: () => import('./commands/export.ts'),

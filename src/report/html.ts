@@ -13,7 +13,7 @@ export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-const SECTIONS: { section: FigureSection; title: string; intro: string }[] = [
+export const SECTIONS: { section: FigureSection; title: string; intro: string }[] = [
   {
     section: 'distributions',
     title: 'Distributions of d_util and d_speed (Figures 2, 5)',
@@ -64,7 +64,7 @@ figcaption a { color: #1f5f9f; }
 ul.files { font-size: 13px; }
 `;
 
-function table1Html(report: Report): string {
+export function table1Html(report: Report): string {
   const t = report.table1;
   if (t.columns.length === 0) return '<p>No finished trials with distinct modalities yet.</p>';
   const head =

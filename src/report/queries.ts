@@ -52,8 +52,9 @@ export interface TrialStateRow extends TrialConditionFields {
   finished_at: Date | string | null;
 }
 
-export async function trialStates(db: Db, studyIds: readonly string[]): Promise<TrialStateRow[]> {
-  if (studyIds.length === 0) return [];
+/** `trialKeys` narrows to those trials (the live page draws one running trial's curve). */
+export async function trialStates(db: Db, studyIds: readonly string[], trialKeys?: readonly string[]): Promise<TrialStateRow[]> {
+  if (studyIds.length === 0 || trialKeys?.length === 0) return [];
   return rowsOf<TrialStateRow>(
     await db.execute(sql`
       select st.study_id, st.trial_key, st.position::int as position, st.label,
@@ -61,7 +62,7 @@ export async function trialStates(db: Db, studyIds: readonly string[]): Promise<
              t.lr::float8 as lr, t.l1::float8 as l1, t.alpha::float8 as alpha, t.q::int as q, t.seed::int as seed,
              t.status, t.attempt::int as attempt, t.worker, t.started_at, t.finished_at
       from study_trials st join trials t on t.trial_key = st.trial_key
-      where st.study_id in (${list(studyIds)})
+      where st.study_id in (${list(studyIds)})${trialKeys ? sql` and st.trial_key in (${list(trialKeys)})` : sql``}
       order by st.study_id, st.position`),
   );
 }
@@ -132,15 +133,15 @@ export interface EpochSqlRow {
 }
 
 /** Learning curves of the studies' trials, ordered by trial and epoch. */
-export async function epochCurves(db: Db, studyIds: readonly string[]): Promise<EpochSqlRow[]> {
-  if (studyIds.length === 0) return [];
+export async function epochCurves(db: Db, studyIds: readonly string[], trialKeys?: readonly string[]): Promise<EpochSqlRow[]> {
+  if (studyIds.length === 0 || trialKeys?.length === 0) return [];
   return rowsOf<EpochSqlRow>(
     await db.execute(sql`
       select e.trial_key, e.epoch::int as epoch, e.train_acc, e.train_acc_0, e.train_acc_1, e.val_acc, e.val_acc_0,
              e.val_acc_1, e.test_acc, e.test_acc_0, e.test_acc_1, e.loss, e.lr, e.d_speed,
              e.regular_steps::int as regular_steps, e.rebalance_steps::int as rebalance_steps, e.branch_acc
       from epochs e
-      where e.trial_key in (select trial_key from study_trials where study_id in (${list(studyIds)}))
+      where e.trial_key in (select trial_key from study_trials where study_id in (${list(studyIds)}))${trialKeys ? sql` and e.trial_key in (${list(trialKeys)})` : sql``}
       order by e.trial_key, e.epoch`),
   );
 }

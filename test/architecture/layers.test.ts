@@ -325,7 +325,7 @@ describe('the import check on made-up trees (each rule seen to fail)', () => {
     );
     expectErrors(errors, [
       'src/data/cmnist.ts:1: import \'../backend/index.ts\' → src/backend/index.ts: data and backend are peers',
-      'src/runner/run.ts:1: import \'../../db/client.ts\' → db/client.ts: db is imported only by cli, activities, report; runner may not import it',
+      'src/runner/run.ts:1: import \'../../db/client.ts\' → db/client.ts: db is imported only by cli, activities, report, ui; runner may not import it',
       'db/client.ts:1: import \'../src/train/trainer.ts\' → src/train/trainer.ts: db may import only spec, util; not train',
       'src/train/trainer.ts:1: import \'../../test/fixtures/x.ts\' → test/fixtures/x.ts: train may not import test/',
     ]);
