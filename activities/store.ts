@@ -22,6 +22,8 @@ export interface RegistrationTrial {
   spec: TrialSpec;
   /** The spec's canonical JSON (what the key hashes). */
   canonical: string;
+  /** The spec without its seed, shared by the seeds of one grid point: the store derives its columns once. */
+  template?: TrialSpec;
 }
 
 export interface PendingTrial {

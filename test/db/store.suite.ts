@@ -91,6 +91,7 @@ export function defineStoreSuite(target: Target): void {
         'epochs:BASE TABLE',
         'results:BASE TABLE',
         'studies:BASE TABLE',
+        'study_counts:BASE TABLE',
         'study_progress:VIEW',
         'study_specs:BASE TABLE',
         'study_trials:BASE TABLE',
@@ -122,8 +123,8 @@ export function defineStoreSuite(target: Target): void {
         sql`select indexname from pg_indexes where schemaname = 'public' and indexname like '%_idx' order by indexname`,
       );
       expect(indexes.map((i) => i.indexname)).toEqual([
+        'results_diverged_idx',
         'study_trials_position_idx',
-        'study_trials_trial_idx',
         'trials_condition_idx',
         'trials_status_idx',
       ]);
