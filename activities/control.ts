@@ -53,7 +53,7 @@ export interface RegisterTrialsOutput {
 }
 
 export function createControlActivities(store: ResultsStore, config: ActivityConfig) {
-  const withStore = storeRetrier(config);
+  const withStore = storeRetrier(config, store.location);
   const quick = <T>(what: string, fn: () => Promise<T>) => withStore(what, fn, config.controlStoreRetryMs);
 
   function parse(input: unknown, origin: string): StudySpec {

@@ -10,8 +10,8 @@ function fenced(key: string, attempt: number, outcome: db.WriteOutcome): void {
   if (!outcome.applied && outcome.currentAttempt !== attempt) throw new SupersededAttemptError(key, attempt, outcome.currentAttempt);
 }
 
-/** The results store of db/ as the activities' ResultsStore. */
-export function dbResultsStore(handle: db.Db): ResultsStore {
+/** The results store of db/ as the activities' ResultsStore; `location` names it in messages (password masked). */
+export function dbResultsStore(handle: db.Db, location?: string): ResultsStore {
   // A grid point's condition columns are the same for all its seeds: derived once per template.
   const templateColumns = new WeakMap<TrialSpec, db.TrialConditionColumns>();
   const columnsOf = (spec: TrialSpec, template: TrialSpec | undefined): db.TrialConditionColumns => {
@@ -21,6 +21,7 @@ export function dbResultsStore(handle: db.Db): ResultsStore {
     return { ...columns, seed: spec.seed };
   };
   return {
+    location,
     async upsertStudy(study) {
       await db.upsertStudy(handle, { id: study.id, name: study.name, preset: study.preset ?? null, spec: study.spec });
     },
