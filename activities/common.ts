@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { maskSecrets } from '../src/util/secrets.ts';
 import { SupersededAttemptError } from './store.ts';
 
 /** What every activity shares: the worker's configuration and the retrying store wrapper. */
@@ -81,8 +82,46 @@ export function sleep(ms: number): Promise<void> {
 
 export type WithStore = <T>(what: string, fn: () => Promise<T>, retryMs?: number) => Promise<T>;
 
-/** Retry a store call across transient outages (a database restart), bounded in time (default `storeRetryMs`). */
-export function storeRetrier(config: ActivityConfig): WithStore {
+/** Driver codes of a database that cannot be reached (as opposed to one that refuses a query). */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+]);
+
+/** The errors under drizzle's wrapper, outermost first (its own message carries the whole query and parameters). */
+function errorChain(error: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let e: unknown = error; e instanceof Error && chain.length < 6; e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
+}
+
+/** True when the store's error says the database cannot be reached: refused, reset, timed out, shutting down. */
+export function isUnreachableStoreError(error: unknown): boolean {
+  return errorChain(error).some((e) => {
+    const code = (e as { code?: unknown }).code;
+    // SQLSTATE class 08 (connection exception), 57P01–57P03 (admin shutdown, crash shutdown, cannot connect now).
+    return typeof code === 'string' && (UNREACHABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code));
+  });
+}
+
+/**
+ * A store error as one short line for a failure message: the innermost (driver's) message, not drizzle's
+ * "Failed query: … params: …" (megabytes for a registration batch, far over what a failure should carry),
+ * passwords masked, cut to 300 characters.
+ */
+export function storeErrorText(error: unknown): string {
+  const chain = errorChain(error);
+  const innermost = chain.at(-1);
+  const text = innermost ? innermost.message || innermost.name : String(error);
+  const masked = maskSecrets(text.replace(/\s+/g, ' ').trim());
+  return masked.length > 300 ? `${masked.slice(0, 300)}…` : masked;
+}
+
+/**
+ * Retry a store call across transient outages (a database restart), bounded in time (default `storeRetryMs`).
+ * `location` (the database URL, password masked) names the store in the message of an outage that outlasts it.
+ */
+export function storeRetrier(config: ActivityConfig, location?: string): WithStore {
   return async function withStore<T>(what: string, fn: () => Promise<T>, retryMs = config.storeRetryMs): Promise<T> {
     const deadline = Date.now() + retryMs;
     for (let attempt = 1; ; attempt++) {
@@ -96,7 +135,15 @@ export function storeRetrier(config: ActivityConfig): WithStore {
           throw ApplicationFailure.nonRetryable(`results store: ${what}: ${(error as Error).message}`, (error as Error).name);
         }
         if (Date.now() > deadline) {
-          throw ApplicationFailure.retryable(`results store: ${what} failed: ${(error as Error).message}`, 'StoreUnavailable');
+          if (isUnreachableStoreError(error)) {
+            throw ApplicationFailure.retryable(
+              `results store: ${what}: cannot reach the database${location ? ` ${location}` : ''} for ${(retryMs / 1000).toFixed(retryMs % 1000 ? 1 : 0)} s ` +
+                `(${storeErrorText(error)}). Start the Postgres server, or give this worker the right DATABASE_URL; ` +
+                'the activity is retried and keeps what it had committed',
+              'StoreUnavailable',
+            );
+          }
+          throw ApplicationFailure.retryable(`results store: ${what} failed: ${storeErrorText(error)}`, 'StoreUnavailable');
         }
         await sleep(Math.min(250 * 2 ** Math.min(attempt, 4), 4_000));
       }

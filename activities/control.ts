@@ -53,7 +53,7 @@ export interface RegisterTrialsOutput {
 }
 
 export function createControlActivities(store: ResultsStore, config: ActivityConfig) {
-  const withStore = storeRetrier(config);
+  const withStore = storeRetrier(config, store.location);
   const quick = <T>(what: string, fn: () => Promise<T>) => withStore(what, fn, config.controlStoreRetryMs);
 
   function parse(input: unknown, origin: string): StudySpec {
@@ -113,18 +113,26 @@ export function createControlActivities(store: ResultsStore, config: ActivityCon
       const context = Context.current();
       let batch: RegistrationTrial[] = [];
       let registered = 0;
+      // One batch in flight while the next is expanded and hashed: the worker's CPU and the server's overlap.
+      // Batches still commit one after the other, in plan order.
+      let inFlight: Promise<void> | null = null;
       const flush = async () => {
         const trials = batch;
         batch = [];
-        await quick('registerTrialBatch', () => store.registerTrialBatch(studyId, trials));
-        registered += trials.length;
-        context.heartbeat({ registering: registered, of: planned });
+        if (inFlight) await inFlight;
+        const sent = quick('registerTrialBatch', () => store.registerTrialBatch(studyId, trials)).then(() => {
+          registered += trials.length;
+          context.heartbeat({ registering: registered, of: planned });
+        });
+        sent.catch(() => undefined); // awaited (and thrown) at the next flush or below; not an unhandled rejection meanwhile
+        inFlight = sent;
       };
       for (const trial of iterateKeyedTrials(spec)) {
-        batch.push({ key: trial.key, label: trial.label, spec: trial.spec, canonical: trial.canonical });
+        batch.push({ key: trial.key, label: trial.label, spec: trial.spec, canonical: trial.canonical, template: trial.template });
         if (batch.length >= REGISTRATION_BATCH) await flush();
       }
       if (batch.length > 0) await flush();
+      if (inFlight) await inFlight;
       await quick('setStudySpecState', () => store.setStudySpecState(studyId, sha256, true));
     }
     const counts = await quick('studyCounts', () => store.studyCounts(studyId));

@@ -10,9 +10,18 @@ function fenced(key: string, attempt: number, outcome: db.WriteOutcome): void {
   if (!outcome.applied && outcome.currentAttempt !== attempt) throw new SupersededAttemptError(key, attempt, outcome.currentAttempt);
 }
 
-/** The results store of db/ as the activities' ResultsStore. */
-export function dbResultsStore(handle: db.Db): ResultsStore {
+/** The results store of db/ as the activities' ResultsStore; `location` names it in messages (password masked). */
+export function dbResultsStore(handle: db.Db, location?: string): ResultsStore {
+  // A grid point's condition columns are the same for all its seeds: derived once per template.
+  const templateColumns = new WeakMap<TrialSpec, db.TrialConditionColumns>();
+  const columnsOf = (spec: TrialSpec, template: TrialSpec | undefined): db.TrialConditionColumns => {
+    if (!template) return db.conditionOf(spec);
+    let columns = templateColumns.get(template);
+    if (!columns) templateColumns.set(template, (columns = db.conditionOf(template)));
+    return { ...columns, seed: spec.seed };
+  };
   return {
+    location,
     async upsertStudy(study) {
       await db.upsertStudy(handle, { id: study.id, name: study.name, preset: study.preset ?? null, spec: study.spec });
     },
@@ -27,7 +36,7 @@ export function dbResultsStore(handle: db.Db): ResultsStore {
       await db.registerTrialBatch(
         handle,
         studyId,
-        list.map((t) => ({ trialKey: t.key, specJson: t.canonical, label: t.label, columns: db.conditionOf(t.spec) })),
+        list.map((t) => ({ trialKey: t.key, specJson: t.canonical, label: t.label, columns: columnsOf(t.spec, t.template) })),
       );
     },
     nextPendingTrials: (studyId, afterPosition, limit) => db.nextPendingTrials(handle, studyId, afterPosition, limit),

@@ -22,6 +22,8 @@ export interface RegistrationTrial {
   spec: TrialSpec;
   /** The spec's canonical JSON (what the key hashes). */
   canonical: string;
+  /** The spec without its seed, shared by the seeds of one grid point: the store derives its columns once. */
+  template?: TrialSpec;
 }
 
 export interface PendingTrial {
@@ -57,6 +59,8 @@ export class SupersededAttemptError extends Error {
 }
 
 export interface ResultsStore {
+  /** Where the store is, for messages (a database URL with its password masked). */
+  readonly location?: string;
   upsertStudy(study: { id: string; name: string; preset?: string; spec: unknown }): Promise<void>;
   /** Insert trials that are new (by key) and link them to the study; existing trials keep their state. */
   registerTrials(studyId: string, trials: RegisteredTrial[]): Promise<void>;

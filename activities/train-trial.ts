@@ -57,7 +57,7 @@ async function writeAtomic(file: string, data: string | Uint8Array): Promise<voi
 
 export function createTrainActivities(store: ResultsStore, config: ActivityConfig) {
   const freeSlots = Array.from({ length: Math.max(1, config.gpus.length) }, (_, i) => i);
-  const withStore = storeRetrier(config);
+  const withStore = storeRetrier(config, store.location);
 
   /**
    * Where to resume from: the newest checkpoint this machine has (the previous attempt's heartbeat names it when

@@ -52,6 +52,16 @@ function timed(args: string[], env: NodeJS.ProcessEnv, stdoutToNull = false): Pr
   });
 }
 
+/** CPU seconds (user + system) a process has used, from /proc (NaN when it is gone or unreadable). */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks (USER_HZ = 100 on Linux)
+  } catch {
+    return NaN;
+  }
+}
+
 function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   try {
     const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -136,6 +146,7 @@ async function registerBench(count: number, slots: number, work: string, databas
       await new Promise((r) => setTimeout(r, 100));
     }
     const rssBefore = procStatus(worker.pid!, 'VmRSS');
+    const workerCpu0 = cpuSeconds(worker.pid!);
     const t0 = performance.now();
     const start = await timed(['study', 'start', specFile], env);
     console.log(`   mmsweep study start:  ${start.seconds.toFixed(1)} s, peak RSS ${start.peakMb.toFixed(0)} MB (exit ${start.code}) — stores the spec document, starts the workflow`);
@@ -148,11 +159,18 @@ async function registerBench(count: number, slots: number, work: string, databas
         await new Promise((r) => setTimeout(r, 250));
       }
       const seconds = (performance.now() - t0) / 1000;
+      const workerCpu = cpuSeconds(worker.pid!) - workerCpu0;
+      // CPU of the server processes serving this database (the worker's connections; mine excluded), since they
+      // connected: registration is nearly all of it. CPU time does not grow with the machine's load, wall time does.
+      const backends = await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`;
+      const serverCpu = backends.map((b) => cpuSeconds(Number(b.pid))).filter(Number.isFinite).reduce((a, b) => a + b, 0);
       const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from study_trials where study_id = ${name}`;
       console.log(
         `   registered ${n} trials ${seconds.toFixed(1)} s after study start (${(n / seconds).toFixed(0)} trials/s into Postgres); ` +
           `worker RSS ${rssBefore.toFixed(0)} MB idle, peak ${procStatus(worker.pid!, 'VmHWM').toFixed(0)} MB`,
       );
+      const server = serverCpu > 0 ? `Postgres ${serverCpu.toFixed(1)} s (${((serverCpu / n) * 1e6).toFixed(0)} µs per trial)` : 'Postgres not readable here (another machine?)';
+      console.log(`   CPU: worker ${workerCpu.toFixed(1)} s, ${server} — the wall time above is what the machine's load left of these`);
     } finally {
       await sql.end();
     }

@@ -65,16 +65,24 @@ export interface BatchTrial {
   columns: TrialConditionColumns;
 }
 
-const TRIAL_RECORD = `trial_key text, spec jsonb, kind text, dataset text, dataset_variant text, architecture text,
-  modalities text, algorithm text, profile text, lr float8, seed int, l1 float8, alpha float8, q int`;
+const BATCH_RECORD = `ord int, trial_key text, label text, spec jsonb, kind text, dataset text, dataset_variant text,
+  architecture text, modalities text, algorithm text, profile text, lr float8, seed int, l1 float8, alpha float8, q int`;
 
-function trialsJson(batch: readonly BatchTrial[]): string {
+/** The batch as one JSON array in key order (then plan order), each element carrying its index in the batch. */
+function batchJson(batch: readonly BatchTrial[]): string {
+  const order = batch.map((_, i) => i);
+  order.sort((a, b) => {
+    const ka = batch[a].trialKey;
+    const kb = batch[b].trialKey;
+    return ka < kb ? -1 : ka > kb ? 1 : a - b;
+  });
   const parts: string[] = [];
-  for (const t of batch) {
+  for (const i of order) {
+    const t = batch[i];
     const c = t.columns;
     parts.push(
-      `{"trial_key":${JSON.stringify(t.trialKey)},"spec":${t.specJson},"kind":${JSON.stringify(c.kind)},` +
-        `"dataset":${JSON.stringify(c.dataset)},"dataset_variant":${JSON.stringify(c.datasetVariant)},` +
+      `{"ord":${i},"trial_key":${JSON.stringify(t.trialKey)},"label":${JSON.stringify(t.label)},"spec":${t.specJson},` +
+        `"kind":${JSON.stringify(c.kind)},"dataset":${JSON.stringify(c.dataset)},"dataset_variant":${JSON.stringify(c.datasetVariant)},` +
         `"architecture":${JSON.stringify(c.architecture)},"modalities":${JSON.stringify(c.modalities)},` +
         `"algorithm":${JSON.stringify(c.algorithm)},"profile":${JSON.stringify(c.profile)},"lr":${JSON.stringify(c.lr)},` +
         `"seed":${JSON.stringify(c.seed)},"l1":${JSON.stringify(c.l1)},"alpha":${JSON.stringify(c.alpha)},"q":${JSON.stringify(c.q)}}`,
@@ -83,45 +91,52 @@ function trialsJson(batch: readonly BatchTrial[]): string {
   return `[${parts.join(',')}]`;
 }
 
-function membersJson(batch: readonly BatchTrial[]): string {
-  return JSON.stringify(batch.map((t, ord) => ({ ord, trial_key: t.trialKey, label: t.label })));
-}
-
 /**
- * Insert a batch of trials (new keys only; known trials keep their state and results) and append the ones that
- * are not yet members of the study after its last position, in batch order (a key repeated in the batch counts
- * once). Call it inside a transaction that holds the study row (`lockStudy`), so positions never collide.
+ * Insert a batch of trials (new keys only; known trials keep their state and results), append the ones that are
+ * not yet members of the study after its last position, and add them to the study's counts (study_counts), in
+ * one statement. Positions are the study's next free one plus the trial's index in the batch, so they grow in
+ * plan order but may skip numbers (where a trial was already a member, or repeats in the batch: its first place
+ * counts); the paging cursor only needs their order. Rows go in in key order, so each index page a batch touches
+ * is visited once, and every uniqueness check is the insert's own ON CONFLICT, not a second lookup.
+ *
+ * Counting: a trial this statement created is invisible to the statement's own reads, so it is pending; a trial
+ * that existed is read FOR SHARE, so a concurrent state change either commits first (its new state is counted
+ * here) or waits for this transaction (and its trigger then sees the membership). Call it inside a transaction
+ * that holds the study row (`lockStudy`), so positions never collide.
  */
 export async function insertTrialBatch(tx: Db, studyId: string, batch: readonly BatchTrial[]): Promise<{ newTrials: number; newMemberships: number }> {
   if (batch.length === 0) return { newTrials: 0, newMemberships: 0 };
-  const [trialsInserted] = rowsOf<{ n: number }>(
+  const [row] = rowsOf<{ new_trials: number; new_members: number }>(
     await tx.execute(sql`
-      with ins as (
+      with x as materialized (
+        select * from json_to_recordset(${batchJson(batch)}::json) as x(${sql.raw(BATCH_RECORD)})),
+      ins_t as (
         insert into trials (trial_key, spec, kind, dataset, dataset_variant, architecture, modalities, algorithm, profile, lr, seed, l1, alpha, q)
-        select trial_key, spec, kind, dataset, dataset_variant, architecture, modalities, algorithm, profile, lr, seed, l1, alpha, q
-        from json_to_recordset(${trialsJson(batch)}::json) as x(${sql.raw(TRIAL_RECORD)})
+        select trial_key, spec, kind, dataset, dataset_variant, architecture, modalities, algorithm, profile, lr, seed, l1, alpha, q from x
         on conflict do nothing
-        returning 1)
-      select count(*)::int as n from ins`),
-  );
-  const [membersInserted] = rowsOf<{ n: number }>(
-    await tx.execute(sql`
-      with input as (
-        select * from json_to_recordset(${membersJson(batch)}::json) as x(ord int, trial_key text, label text)),
-      fresh as (
-        select distinct on (trial_key) trial_key, label, ord from input i
-        where not exists (select 1 from study_trials st where st.study_id = ${studyId} and st.trial_key = i.trial_key)
-        order by trial_key, ord),
+        returning 1),
       base as (select coalesce(max(position), -1) + 1 as next from study_trials where study_id = ${studyId}),
-      ins as (
+      ins_m as (
         insert into study_trials (study_id, trial_key, position, label)
-        select ${studyId}, f.trial_key, (b.next + row_number() over (order by f.ord) - 1)::int, f.label
-        from fresh f cross join base b
+        select ${studyId}, x.trial_key, (b.next + x.ord)::int, x.label from x cross join base b
         on conflict do nothing
+        returning trial_key),
+      states as (
+        select (select t.status from trials t where t.trial_key = m.trial_key for share) as status from ins_m m),
+      counted as (
+        insert into study_counts as c (study_id, trials, pending, running, done, failed)
+        select ${studyId}, count(*), count(*) filter (where status is null or status = 'pending'),
+               count(*) filter (where status = 'running'), count(*) filter (where status = 'done'), count(*) filter (where status = 'failed')
+        from states
+        having count(*) > 0
+        on conflict (study_id) do update set
+          trials = c.trials + excluded.trials, pending = c.pending + excluded.pending, running = c.running + excluded.running,
+          done = c.done + excluded.done, failed = c.failed + excluded.failed
         returning 1)
-      select count(*)::int as n from ins`),
+      select (select count(*) from ins_t)::int as new_trials, (select count(*) from ins_m)::int as new_members,
+             (select count(*) from counted)::int as counted`),
   );
-  return { newTrials: Number(trialsInserted.n), newMemberships: Number(membersInserted.n) };
+  return { newTrials: Number(row.new_trials), newMemberships: Number(row.new_members) };
 }
 
 /** Lock the study's row for the rest of the transaction (registrations of one study then take turns). */

@@ -131,10 +131,11 @@ export function buildReport(data: ReportData, options: ReportOptions = {}): Repo
   ].filter((t) => t.rows.length > 0 || t.name === 'table1');
 
   const notes: string[] = [];
-  const unfinished = data.timeline.filter((t) => t.status !== 'done' && t.status !== 'failed');
-  if (unfinished.length > 0) notes.push(`${unfinished.length} trial(s) not finished yet (pending or running): the numbers cover finished trials only.`);
-  const failed = data.timeline.filter((t) => t.status === 'failed');
-  if (failed.length > 0) notes.push(`${failed.length} trial(s) failed and have no result.`);
+  const total = (state: 'pending' | 'running' | 'failed') => data.counts.reduce((sum, c) => sum + c[state], 0);
+  const unfinished = total('pending') + total('running');
+  if (unfinished > 0) notes.push(`${unfinished} trial(s) not finished yet (pending or running): the numbers cover finished trials only.`);
+  const failed = total('failed');
+  if (failed > 0) notes.push(`${failed} trial(s) failed and have no result.`);
   const diverged = data.trials.filter((t) => t.result?.diverged);
   if (diverged.length > 0) notes.push(`${diverged.length} trial(s) diverged (NaN loss): counted in the tables as diverged, left out of the means and figures.`);
   if (curves.omitted > 0)

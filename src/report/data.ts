@@ -11,6 +11,7 @@ import {
   type ReportEpoch,
   type ReportStudy,
   type ReportTrial,
+  type StudyCounts,
   type TimelineTrial,
 } from './model.ts';
 import {
@@ -18,9 +19,11 @@ import {
   epochCurves,
   findStudies,
   listStudyIds,
+  studyCounts,
   trialOutcomes,
   trialStates,
   type ConditionSummarySqlRow,
+  type StudyCountsRow,
   type EpochSqlRow,
   type StudyRow,
   type TrialOutcomeRow,
@@ -63,6 +66,7 @@ function num(value: number | string | null): number | null {
 export interface ReportRows {
   studies: StudyRow[];
   states: TrialStateRow[];
+  counts: StudyCountsRow[];
   outcomes: TrialOutcomeRow[];
   epochs: EpochSqlRow[];
   summary: ConditionSummarySqlRow[];
@@ -185,7 +189,16 @@ export function assembleReportData(rows: ReportRows): ReportData {
     divergedFraction: num(r.diverged_fraction),
   }));
 
-  return { studies, trials: [...trials.values()], timeline, conditionSummary: conditionSummaryRows, epochs };
+  const counts: StudyCounts[] = rows.counts.map((c) => ({
+    studyName: studyName.get(c.study_id) ?? c.study_id,
+    trials: num(c.trials) ?? 0,
+    pending: num(c.pending) ?? 0,
+    running: num(c.running) ?? 0,
+    done: num(c.done) ?? 0,
+    failed: num(c.failed) ?? 0,
+  }));
+
+  return { studies, trials: [...trials.values()], timeline, counts, conditionSummary: conditionSummaryRows, epochs };
 }
 
 /** Loads the named studies (by id or name); throws `UnknownStudyError` naming any that do not exist. */
@@ -194,11 +207,12 @@ export async function loadReportData(db: Db, studyRefs: readonly string[]): Prom
   const missing = studyRefs.filter((r) => !studies.some((s) => s.id === r || s.name === r));
   if (missing.length > 0) throw new UnknownStudyError(missing, await listStudyIds(db));
   const ids = studies.map((s) => s.id);
-  const [states, outcomes, epochs, summary] = [
+  const [states, counts, outcomes, epochs, summary] = [
     await trialStates(db, ids),
+    await studyCounts(db, ids),
     await trialOutcomes(db, ids),
     await epochCurves(db, ids),
     await conditionSummary(db, ids),
   ];
-  return assembleReportData({ studies, states, outcomes, epochs, summary });
+  return assembleReportData({ studies, states, counts, outcomes, epochs, summary });
 }

@@ -154,8 +154,8 @@ export function renderReportHtml(report: Report, figures: readonly RenderedFigur
   const studies = report.data.studies
     .map((s) => `${escapeHtml(s.name)}${s.preset && s.preset !== s.name ? ` <small>(preset ${escapeHtml(s.preset)})</small>` : ''}`)
     .join(', ');
-  const nTrials = report.data.timeline.length;
-  const nDone = report.data.timeline.filter((t) => t.status === 'done').length;
+  const nTrials = report.data.counts.reduce((sum, c) => sum + c.trials, 0);
+  const nDone = report.data.counts.reduce((sum, c) => sum + c.done, 0);
   const sections = SECTIONS.map(({ section, title, intro }) => {
     const fs = figures.filter((f) => f.figure.section === section);
     if (fs.length === 0) return '';

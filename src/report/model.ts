@@ -132,10 +132,22 @@ export interface ConditionSummaryRow {
   divergedFraction: number | null;
 }
 
+/** How many of a study's trials are in each state (all of them, started or not). */
+export interface StudyCounts {
+  studyName: string;
+  trials: number;
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+}
+
 export interface ReportData {
   studies: ReportStudy[];
+  /** The trials that started (running, done or failed); the others are only counted, in `counts`. */
   trials: ReportTrial[];
   timeline: TimelineTrial[];
+  counts: StudyCounts[];
   conditionSummary: ConditionSummaryRow[];
   /** Learning curves by trial key, ordered by epoch. */
   epochs: Map<string, ReportEpoch[]>;

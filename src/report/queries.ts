@@ -1,8 +1,9 @@
 /**
  * The SQL the report runs. Results and aggregates come from the store's views (`trial_outcomes`,
- * `condition_summary`, db/migrations/0001_views.sql); two things they do not carry are queried here from the tables:
- * the scheduling state of every trial of a study, finished or not (worker timeline, unfinished counts), and the
- * per-epoch learning curves. Every query works on postgres.js and PGlite (numbers cast in SQL, rows via `rowsOf`).
+ * `condition_summary`, db/migrations/0001_views.sql; per-state counts from `study_progress`); two things they do
+ * not carry are queried here from the tables: the scheduling state of the trials that started (worker timeline),
+ * and the per-epoch learning curves. Trials that never started are counted, never listed, so a study of 10⁶
+ * registered trials costs what its started ones cost. Every query works on postgres.js and PGlite (numbers cast in SQL, rows via `rowsOf`).
  */
 import { sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Db } from '../../db/client.ts';
@@ -37,7 +38,7 @@ export async function listStudyIds(db: Db): Promise<string[]> {
   return rowsOf<{ id: string }>(await db.execute(sql`select id from studies order by created_at, id`)).map((r) => r.id);
 }
 
-/** Every trial of the studies with its condition columns and scheduling state (the views hold finished ones only). */
+/** The started trials of the studies (running, done, failed) with their condition columns and scheduling state. */
 export interface TrialStateRow extends TrialConditionFields {
   study_id: string;
   trial_key: string;
@@ -61,9 +62,29 @@ export async function trialStates(db: Db, studyIds: readonly string[], trialKeys
              t.kind, t.dataset, t.dataset_variant, t.architecture, t.modalities, t.algorithm, t.profile,
              t.lr::float8 as lr, t.l1::float8 as l1, t.alpha::float8 as alpha, t.q::int as q, t.seed::int as seed,
              t.status, t.attempt::int as attempt, t.worker, t.started_at, t.finished_at
-      from study_trials st join trials t on t.trial_key = st.trial_key
-      where st.study_id in (${list(studyIds)})${trialKeys ? sql` and st.trial_key in (${list(trialKeys)})` : sql``}
+      from trials t join study_trials st on st.trial_key = t.trial_key
+      where t.status in ('running', 'done', 'failed') and st.study_id in (${list(studyIds)})${trialKeys ? sql` and st.trial_key in (${list(trialKeys)})` : sql``}
       order by st.study_id, st.position`),
+  );
+}
+
+/** A row of the store's `study_progress` view: how many trials of the study are in each state. */
+export interface StudyCountsRow {
+  study_id: string;
+  trials: number;
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+}
+
+export async function studyCounts(db: Db, studyIds: readonly string[]): Promise<StudyCountsRow[]> {
+  if (studyIds.length === 0) return [];
+  return rowsOf<StudyCountsRow>(
+    await db.execute(sql`
+      select study_id, trials, pending, running, done, failed from study_progress
+      where study_id in (${list(studyIds)})
+      order by study_id`),
   );
 }
 

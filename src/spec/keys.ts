@@ -29,6 +29,8 @@ export function planStudy(spec: StudySpec): KeyedTrial[] {
 export interface StreamedTrial extends KeyedTrial {
   /** The spec's canonical JSON (what the key hashes). */
   canonical: string;
+  /** The grid point's spec without its seed: one object shared by all the seeds of a grid point (a cache key). */
+  template: TrialSpec;
 }
 
 const SEED_MARK = 987_654_321_987;
@@ -50,7 +52,7 @@ export function* iterateKeyedTrials(spec: StudySpec): Generator<StreamedTrial> {
     for (const seed of seeds) {
       const trial = { ...template, seed };
       const canonical = single && seed < 1e15 ? `${head}"seed":${seed}${tail}` : canonicalJson(trial);
-      yield { condition, label, spec: trial, canonical, key: createHash('sha256').update(canonical).digest('hex') };
+      yield { condition, label, spec: trial, canonical, template, key: createHash('sha256').update(canonical).digest('hex') };
     }
   }
 }

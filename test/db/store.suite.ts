@@ -91,6 +91,7 @@ export function defineStoreSuite(target: Target): void {
         'epochs:BASE TABLE',
         'results:BASE TABLE',
         'studies:BASE TABLE',
+        'study_counts:BASE TABLE',
         'study_progress:VIEW',
         'study_specs:BASE TABLE',
         'study_trials:BASE TABLE',
@@ -122,8 +123,8 @@ export function defineStoreSuite(target: Target): void {
         sql`select indexname from pg_indexes where schemaname = 'public' and indexname like '%_idx' order by indexname`,
       );
       expect(indexes.map((i) => i.indexname)).toEqual([
+        'results_diverged_idx',
         'study_trials_position_idx',
-        'study_trials_trial_idx',
         'trials_condition_idx',
         'trials_status_idx',
       ]);
@@ -333,6 +334,43 @@ export function defineStoreSuite(target: Target): void {
       await recordResult(db, 'fail-a', 2, result({ diverged: true, testAcc: 0.1 }));
       expect(await pendingTrialKeys(db, 'fail')).toEqual([]);
       expect(await studyProgress(db, 'fail')).toMatchObject({ done: 1, failed: 0, diverged: 1 });
+    });
+
+    it('keeps study_progress equal to a recount of the memberships through shared trials, repeats, state changes and deletions', async () => {
+      await upsertStudy(db, { id: 'cnt-a', spec: {} });
+      await upsertStudy(db, { id: 'cnt-b', spec: {} });
+      const k = (seed: number) => ({ trialKey: `cnt-${seed}`, spec: cmnistSpec({ seed: 500 + seed }) });
+      // A key repeated in one call counts once; registering again changes nothing.
+      expect(await registerTrials(db, 'cnt-a', [k(1), k(3), k(2), k(1)])).toEqual({ newTrials: 3, newMemberships: 3 });
+      expect(await registerTrials(db, 'cnt-a', [k(1), k(3), k(2)])).toEqual({ newTrials: 0, newMemberships: 0 });
+      expect(await pendingTrialKeys(db, 'cnt-a')).toEqual(['cnt-1', 'cnt-3', 'cnt-2']);
+      // cnt-2 is shared with a second study, and is running there already when cnt-b joins.
+      await claimTrialAttempt(db, 'cnt-2', 'next', { worker: 'w' });
+      await registerTrials(db, 'cnt-b', [k(2), k(4)]);
+      expect(await studyProgress(db, 'cnt-b')).toEqual({ study_id: 'cnt-b', trials: 2, pending: 1, running: 1, done: 0, failed: 0, diverged: 0 });
+      await recordResult(db, 'cnt-2', 1, result({ diverged: true, testAcc: 0.1 }));
+      await claimTrialAttempt(db, 'cnt-3', 'next', { worker: 'w' });
+      await markTrialFailed(db, 'cnt-3', 1, 'boom');
+      expect(await studyProgress(db, 'cnt-a')).toEqual({ study_id: 'cnt-a', trials: 3, pending: 1, running: 0, done: 1, failed: 1, diverged: 1 });
+      // Changes made by hand in SQL are counted too: a multi-row state change, a removed membership, a deleted trial.
+      await db.execute(sql`update trials set status = 'pending' where status = 'failed' and trial_key like 'cnt-%'`);
+      await db.execute(sql`delete from study_trials where study_id = 'cnt-b' and trial_key = 'cnt-4'`);
+      await db.execute(sql`delete from trials where trial_key = 'cnt-1'`);
+      // By hand: cnt-a holds cnt-2 (done, diverged) and cnt-3 (pending again); cnt-b holds cnt-2.
+      expect(await studyProgress(db, 'cnt-a')).toEqual({ study_id: 'cnt-a', trials: 2, pending: 1, running: 0, done: 1, failed: 0, diverged: 1 });
+      expect(await studyProgress(db, 'cnt-b')).toEqual({ study_id: 'cnt-b', trials: 1, pending: 0, running: 0, done: 1, failed: 0, diverged: 1 });
+      // Every study of this database so far (the tests above included) agrees with a full recount.
+      const recount = await rows(
+        db,
+        sql`select st.study_id, count(*)::int as trials, (count(*) filter (where t.status = 'pending'))::int as pending,
+                   (count(*) filter (where t.status = 'running'))::int as running, (count(*) filter (where t.status = 'done'))::int as done,
+                   (count(*) filter (where t.status = 'failed'))::int as failed, (count(*) filter (where r.diverged))::int as diverged
+            from study_trials st join trials t on t.trial_key = st.trial_key left join results r on r.trial_key = st.trial_key
+            group by st.study_id order by st.study_id`,
+      );
+      expect(recount.length).toBeGreaterThan(5);
+      const counted = await rows(db, sql`select * from study_progress where trials > 0 order by study_id`);
+      expect(counted).toEqual(recount);
     });
 
     it('stores checkpoints in chunks, verifies their checksum and keeps the latest ones', async () => {

@@ -162,8 +162,9 @@ describe('report building blocks', () => {
   it('reports a study with nothing finished: Table 1 with the paper only, no figures, a note', async () => {
     const data = {
       studies: [{ id: 'empty', name: 'empty', preset: null, status: 'running' }],
-      trials: [trial('p0', { status: 'pending' })],
-      timeline: [{ studyName: 'empty', trialKey: 'p0', worker: null, status: 'pending', attempts: 0, startedAt: null, finishedAt: null }],
+      trials: [trial('p0', { status: 'running' })],
+      timeline: [{ studyName: 'empty', trialKey: 'p0', worker: 'w', status: 'running', attempts: 1, startedAt: null, finishedAt: null }],
+      counts: [{ studyName: 'empty', trials: 1, pending: 0, running: 1, done: 0, failed: 0 }],
       conditionSummary: [],
       epochs: new Map<string, ReportEpoch[]>(),
     };

@@ -89,7 +89,7 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
     const workers = await startWorkers({
       target,
       connection,
-      store: dbResultsStore(database.db),
+      store: dbResultsStore(database.db, database.displayName),
       queueClass: spec.queue,
       slots,
       activity: {

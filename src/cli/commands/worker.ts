@@ -50,7 +50,7 @@ export function register(program: Command): void {
       const workerId = `${os.hostname()}:${process.pid}`;
       const workers = await startWorkers({
         target,
-        store: dbResultsStore(database.db),
+        store: dbResultsStore(database.db, database.displayName),
         queueClass: options.queue,
         slots,
         control: options.control,
