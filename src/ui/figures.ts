@@ -5,7 +5,7 @@
 import { assembleReportData } from '../report/data.ts';
 import { buildCurves } from '../report/figures.ts';
 import { SECTIONS, escapeHtml, table1Html } from '../report/html.ts';
-import { conditionSummary, epochCurves, findStudies, trialOutcomes, trialStates } from '../report/queries.ts';
+import { conditionSummary, epochCurves, findStudies, studyCounts, trialOutcomes, trialStates } from '../report/queries.ts';
 import { buildReport } from '../report/build.ts';
 import { renderSvg, scopeSvgIds } from '../report/render.ts';
 import type { Db } from '../../db/client.ts';
@@ -29,6 +29,7 @@ export async function studyFiguresHtml(db: Db, studyId: string, now: Date = new 
   const data = assembleReportData({
     studies: [study],
     states: await trialStates(db, ids),
+    counts: await studyCounts(db, ids),
     outcomes: await trialOutcomes(db, ids),
     epochs: [],
     summary: await conditionSummary(db, ids),
@@ -74,6 +75,7 @@ export async function trialCurve(db: Db, studyId: string, trialKey: string): Pro
   const data = assembleReportData({
     studies: [study],
     states: await trialStates(db, [study.id], [trialKey]),
+    counts: [],
     outcomes: [],
     epochs: await epochCurves(db, [study.id], [trialKey]),
     summary: [],
