@@ -89,6 +89,8 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
       const named = previous?.checkpoint && path.resolve(previous.checkpoint.path) === path.resolve(local.path);
       return { source: named ? 'heartbeat' : 'local', epoch: local.epoch };
     }
+    // No epoch recorded (a first attempt): no stored checkpoint can qualify (it must be ≤ recorded); spare the query.
+    if (recorded === 0) return { source: 'none', epoch: null };
     const stored = await withStore('loadLatestCheckpoint', () => store.loadLatestCheckpoint(key));
     if (stored && stored.epoch > (local?.epoch ?? 0) && stored.epoch <= recorded) {
       const actual = createHash('sha256').update(stored.data).digest('hex');
