@@ -73,7 +73,8 @@ export function spareRunnersFromEnv(perSlot: number, env: NodeJS.ProcessEnv = pr
   const raw = env.MMSWEEP_SPARE_RUNNERS;
   if (raw === undefined || raw === '' || raw === '1') return perSlot;
   if (raw === '0') return 0;
-  throw new Error(`MMSWEEP_SPARE_RUNNERS must be 0 (no spare runners) or 1 (one per slot, the default), got "${raw}"`);
+  // Invalid input: the CLI exits with 2 and this message.
+  throw Object.assign(new Error(`MMSWEEP_SPARE_RUNNERS must be 0 (no spare runners) or 1 (one per slot, the default), got "${raw}"`), { exitCode: 2 });
 }
 
 /** Non-retryable failure types (Temporal stops retrying at once). */

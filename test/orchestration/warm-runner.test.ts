@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundledRunnerPrefix } from '../../activities/runner-bundle.ts';
 import { RunnerPool, type RunnerProfile } from '../../activities/runner-pool.ts';
+import { spareRunnersFromEnv } from '../../activities/common.ts';
+import { runMmsweep } from '../cli/run-cli.ts';
 import { signalGroup, type RunnerHandle } from '../../activities/runner-process.ts';
 import { EXIT_CODES, type RunnerEvent } from '../../src/runner/protocol.ts';
 import { repoRoot, tempDir, waitUntil } from './harness.ts';
@@ -214,5 +216,21 @@ describe('warm trial runners', () => {
     expect(alive(pids.taken) && alive(pids.spare)).toBe(true);
     worker.kill('SIGKILL');
     await waitUntil(() => !alive(pids.taken) && !alive(pids.spare), 20_000, () => `runners ${JSON.stringify(pids)} outlived their worker`);
+  });
+});
+
+describe('MMSWEEP_SPARE_RUNNERS', () => {
+  it('is one spare per slot by default, none with 0, and anything else is refused naming the variable', () => {
+    expect(spareRunnersFromEnv(4, {})).toBe(4);
+    expect(spareRunnersFromEnv(4, { MMSWEEP_SPARE_RUNNERS: '1' })).toBe(4);
+    expect(spareRunnersFromEnv(4, { MMSWEEP_SPARE_RUNNERS: '0' })).toBe(0);
+    for (const bad of ['2', 'yes', '-1', ' 0']) expect(() => spareRunnersFromEnv(4, { MMSWEEP_SPARE_RUNNERS: bad })).toThrow(/MMSWEEP_SPARE_RUNNERS must be 0 .* or 1/);
+  });
+
+  it('mmsweep worker refuses a bad value with exit code 2 before connecting anywhere', async () => {
+    const out = await runMmsweep(['worker', '--queue', 'nowhere'], { MMSWEEP_SPARE_RUNNERS: 'many', TEMPORAL_ADDRESS: '127.0.0.1:1', DATABASE_URL: 'postgres://u:secret@127.0.0.1:1/x' });
+    expect(out.exitCode).toBe(2);
+    expect(out.stderr).toMatch(/MMSWEEP_SPARE_RUNNERS must be 0 \(no spare runners\) or 1 .*got "many"/);
+    expect(out.stderr).not.toMatch(/secret/);
   });
 });
