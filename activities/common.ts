@@ -32,6 +32,11 @@ export interface ActivityConfig {
   env: NodeJS.ProcessEnv;
   /** How long a control activity (registration, paging) retries the store before its attempt fails and says why. */
   controlStoreRetryMs: number;
+  /**
+   * Spare runners kept started and loaded ahead of their trials (activities/runner-pool.ts): one per slot by default
+   * (`mmsweep worker` and `run` set it), 0 with MMSWEEP_SPARE_RUNNERS=0 (each trial starts its runner, as before).
+   */
+  spareRunners: number;
   /** Largest study (trials before shared ones merge) a worker registers; larger ones fail at once, naming the limit. */
   maxStudyTrials: number;
 }
@@ -48,6 +53,7 @@ export function defaultActivityConfig(overrides: Partial<ActivityConfig> = {}): 
     env: {},
     controlStoreRetryMs: 10_000,
     maxStudyTrials: maxStudyTrialsFromEnv(),
+    spareRunners: spareRunnersFromEnv(1),
     ...overrides,
   };
 }
@@ -61,6 +67,15 @@ export function maxStudyTrialsFromEnv(env: NodeJS.ProcessEnv = process.env): num
     throw new Error(`MMSWEEP_MAX_STUDY_TRIALS must be an integer from 1 to ${2 ** 31 - 1}, got "${raw}"`);
   }
   return n;
+}
+
+/** Spare runners: `perSlot` unless MMSWEEP_SPARE_RUNNERS=0 turns them off (e.g. memory is short). */
+export function spareRunnersFromEnv(perSlot: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.MMSWEEP_SPARE_RUNNERS;
+  if (raw === undefined || raw === '' || raw === '1') return perSlot;
+  if (raw === '0') return 0;
+  // Invalid input: the CLI exits with 2 and this message.
+  throw Object.assign(new Error(`MMSWEEP_SPARE_RUNNERS must be 0 (no spare runners) or 1 (one per slot, the default), got "${raw}"`), { exitCode: 2 });
 }
 
 /** Non-retryable failure types (Temporal stops retrying at once). */

@@ -200,6 +200,11 @@ function pruneOldBundles(cacheDir: string, current: string, keep = 3): void {
 
 /** argv prefix that starts the trial runner from the bundle: `[node, <bundle>/runner.js, 'train']`. */
 export async function bundledRunnerCommand(options: RunnerBundleOptions = {}): Promise<string[]> {
+  return [...(await bundledRunnerPrefix(options)), 'train'];
+}
+
+/** `[node, <bundle>/runner.js]`: followed by `train …` (a runner) or `warm …` (a spare runner, src/cli/warm.ts). */
+export async function bundledRunnerPrefix(options: RunnerBundleOptions = {}): Promise<string[]> {
   let bundle: RunnerBundle;
   try {
     bundle = await runnerBundle(options);
@@ -209,5 +214,5 @@ export async function bundledRunnerCommand(options: RunnerBundleOptions = {}): P
         `(reinstall dependencies with \`npm ci\`, or set MMSWEEP_RUNNER="node bin/mmsweep.js train" to run the runner through tsx)`,
     );
   }
-  return [process.execPath, bundle.entry, 'train'];
+  return [process.execPath, bundle.entry];
 }

@@ -6,8 +6,10 @@ import path from 'node:path';
 import { EXIT_CODES, type RunnerEvent } from '../src/runner/protocol.ts';
 import type { CheckpointRef, EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
 import type { ResultsStore } from './store.ts';
-import { isAlive, signalGroup, startRunner } from './runner-process.ts';
-import { bundledRunnerCommand } from './runner-bundle.ts';
+import { isAlive, signalGroup, startRunner, type RunnerHandle } from './runner-process.ts';
+import { bundledRunnerPrefix } from './runner-bundle.ts';
+import { RunnerPool, type RunnerProfile } from './runner-pool.ts';
+import { backendRequestSchema } from '../src/spec/trial.ts';
 import { checkpointPath, latestCheckpoint } from '../src/train/checkpoint.ts';
 import { FAILURE_TYPES, repoRoot, storeRetrier, type ActivityConfig } from './common.ts';
 import { slotEnvironment } from './gpu-slots.ts';
@@ -58,6 +60,10 @@ async function writeAtomic(file: string, data: string | Uint8Array): Promise<voi
 export function createTrainActivities(store: ResultsStore, config: ActivityConfig) {
   const freeSlots = Array.from({ length: Math.max(1, config.gpus.length) }, (_, i) => i);
   const withStore = storeRetrier(config, store.location);
+  // The default runner (the bundle) is started ahead of its trial; a custom MMSWEEP_RUNNER command is started per trial.
+  const pool = config.runnerCommand
+    ? null
+    : new RunnerPool({ capacity: config.spareRunners, log: (message) => process.stderr.write(`mmsweep worker ${config.workerId}: ${message}\n`) });
 
   /**
    * Where to resume from: the newest checkpoint this machine has (the previous attempt's heartbeat names it when
@@ -83,6 +89,8 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
       const named = previous?.checkpoint && path.resolve(previous.checkpoint.path) === path.resolve(local.path);
       return { source: named ? 'heartbeat' : 'local', epoch: local.epoch };
     }
+    // No epoch recorded (a first attempt): no stored checkpoint can qualify (it must be ≤ recorded); spare the query.
+    if (recorded === 0) return { source: 'none', epoch: null };
     const stored = await withStore('loadLatestCheckpoint', () => store.loadLatestCheckpoint(key));
     if (stored && stored.epoch > (local?.epoch ?? 0) && stored.epoch <= recorded) {
       const actual = createHash('sha256').update(stored.data).digest('hex');
@@ -110,6 +118,9 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
       return { trialKey, outcome: 'already-done', attempt: trial.attempt, activityAttempt, resumedFromEpoch: null, checkpointSource: 'none', epochs: 0 };
     }
     const attempt = claimed;
+    // Checking the runner bundle stats every source it was built from: overlap it with the store calls below.
+    const runnerPrefix = pool ? bundledRunnerPrefix() : null;
+    runnerPrefix?.catch(() => undefined);
 
     const dir = path.join(config.checkpointRoot, trialKey);
     await mkdir(dir, { recursive: true });
@@ -122,11 +133,9 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     const specFile = path.join(dir, SPEC_FILE);
     await writeAtomic(specFile, JSON.stringify(trial.spec, null, 2));
     const resume = await prepareResume(trialKey, dir, context.info.heartbeatDetails as TrainHeartbeat | undefined);
-
     let beat: TrainHeartbeat = { trialKey, attempt, epoch: resume.epoch, totalEpochs: null, checkpoint: null };
     context.heartbeat(beat);
 
-    const command = config.runnerCommand ?? (await bundledRunnerCommand());
     const slot = freeSlots.shift() ?? 0;
     const env = slotEnvironment(config.gpus, slot, { ...process.env, ...config.env });
 
@@ -136,14 +145,14 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     // Store writes happen in event order; a failure is kept and rethrown after the runner is stopped.
     let writes: Promise<void> = Promise.resolve();
     let writeError: unknown = null;
-    let stopRunner: (() => void) | null = null;
+    let runner: RunnerHandle | null = null;
     const enqueue = (what: string, fn: () => Promise<void>) => {
       writes = writes.then(() =>
         writeError
           ? undefined
           : withStore(what, fn).catch((e) => {
               writeError = e;
-              stopRunner?.(); // the attempt cannot record its work: stop training for nothing
+              void runner?.kill(config.killGraceMs); // the attempt cannot record its work: stop training for nothing
             }),
       );
     };
@@ -184,14 +193,28 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
 
     // --resume with an empty directory starts fresh, so it is always passed: whatever checkpoint is there counts.
     const args = ['--spec', specFile, '--checkpoint-dir', dir, '--resume', '--events', '--json'];
-    const runner = startRunner({ command, args, env, cwd: repoRoot, onEvent });
-    stopRunner = () => void runner.kill(config.killGraceMs);
-    await writeAtomic(pidFile, String(runner.pid));
-    const timer = setInterval(() => context.heartbeat(beat), config.heartbeatIntervalMs);
-    const onCancel = () => void runner.kill(config.killGraceMs);
+    const onCancel = () => void runner?.kill(config.killGraceMs);
     context.cancellationSignal.addEventListener('abort', onCancel);
+    const timer = setInterval(() => context.heartbeat(beat), config.heartbeatIntervalMs);
     let exit;
     try {
+      if (pool) {
+        const profile: RunnerProfile = { command: await runnerPrefix!, preload: preloadFor(trial.spec), env, cwd: repoRoot };
+        const acquired = await pool.acquire(profile, {
+          signal: context.cancellationSignal,
+          onRunner: (r) => {
+            runner = r;
+            return writeAtomic(pidFile, String(r.pid));
+          },
+        });
+        runner = acquired.runner;
+        runner.setEventListener(onEvent);
+        if (context.cancellationSignal.aborted) void runner.kill(config.killGraceMs);
+        else if (!runner.hasExited()) runner.sendTrial(['train', ...args]);
+      } else {
+        runner = startRunner({ command: config.runnerCommand!, args, env, cwd: repoRoot, onEvent });
+        await writeAtomic(pidFile, String(runner.pid));
+      }
       exit = await runner.exited;
     } finally {
       clearInterval(timer);
@@ -235,5 +258,19 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     throw ApplicationFailure.retryable(`trial ${trialKey}: the runner ${how}${missing}${stderr}`, 'RunnerCrashed');
   }
 
+  if (pool) poolOf.set(trainTrial, pool);
   return { trainTrial };
+}
+
+const poolOf = new WeakMap<object, RunnerPool>();
+
+/** Stop the spare runners of a trainTrial activity (worker shutdown; they would die with the worker anyway). */
+export async function closeSpareRunners(trainTrial: object): Promise<void> {
+  await poolOf.get(trainTrial)?.close();
+}
+
+/** What a spare runner loads ahead of the trial: its backend request; a spec with none valid gets a bare runner. */
+function preloadFor(spec: { kind?: string; backend?: unknown }): string {
+  if (spec.kind === 'noop') return 'none';
+  return backendRequestSchema.safeParse(spec.backend).success ? (spec.backend as string) : 'none';
 }

@@ -60,6 +60,9 @@ try {
   await (await benchmark.load()).run(rest);
 } catch (error) {
   // Bad options and unavailable pieces are user errors: say what is wrong without a stack trace.
-  process.stderr.write(`bench ${name}: ${error instanceof Error ? error.message : String(error)}\n`);
+  // A failed workflow's reason is in its cause chain (Temporal wraps it): print every link.
+  const chain: string[] = [];
+  for (let e: unknown = error; e && chain.length < 6; e = (e as { cause?: unknown }).cause) chain.push(e instanceof Error ? e.message : String(e));
+  process.stderr.write(`bench ${name}: ${chain.join(': ')}\n`);
   process.exit(1);
 }

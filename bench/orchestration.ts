@@ -60,7 +60,10 @@ export async function run(args: string[]): Promise<void> {
             );
             children.push(child);
             let err = '';
-            child.stderr!.on('data', (d) => (err += d));
+            child.stderr!.on('data', (d) => {
+              err += d;
+              if (process.env.MMSWEEP_BENCH_VERBOSE) process.stderr.write(d); // the workers' own warnings, for debugging
+            });
             const deadline = Date.now() + 120_000;
             while (!err.includes('mmsweep worker ')) {
               if (child.exitCode !== null || Date.now() > deadline) throw new Error(`worker did not start:\n${err}`);

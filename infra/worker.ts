@@ -4,6 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlActivities, createActivities, type ActivityConfig, type ResultsStore } from '../activities/index.ts';
 import { runnerBundle } from '../activities/runner-bundle.ts';
+import { closeSpareRunners } from '../activities/train-trial.ts';
+import { spareRunnersFromEnv } from '../activities/common.ts';
 import { CONTROL_TASK_QUEUE, trainTaskQueue } from '../src/spec/study-model.ts';
 import { connectionOptions, type TemporalTarget } from './connection.ts';
 
@@ -108,7 +110,11 @@ export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet
     options.connection ?? (await NativeConnection.connect(connectionOptions(options.target) as Parameters<typeof NativeConnection.connect>[0]));
   // Build (or check) the trial runner bundle before polling, so the first trials do not wait for it.
   if (options.train !== false && !options.activity?.runnerCommand) await runnerBundle();
-  const activities = createActivities(options.store, { ...options.activity, gpus: options.activity?.gpus ?? [] });
+  const activities = createActivities(options.store, {
+    spareRunners: spareRunnersFromEnv(options.train === false ? 0 : options.slots),
+    ...options.activity,
+    gpus: options.activity?.gpus ?? [],
+  });
   const workers: Worker[] = [];
   if (options.train !== false) {
     workers.push(
@@ -142,6 +148,8 @@ export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet
   }
   if (workers.length === 0) throw new Error('nothing to run: both the control and the training queue are disabled');
   const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    // Spares would die with this process anyway (their lifelines watch it); stopping them now is tidier.
+    await closeSpareRunners(activities.trainTrial);
     if (!options.connection) await connection.close();
   });
   return {

@@ -124,6 +124,12 @@ class GpuNotUsedError extends Error {
   override name = 'GpuNotUsedError';
 }
 
+/** Whether a built tfjs-node-gpu is installed (what `auto` tries first); reads the disk only, loads nothing. */
+export async function gpuBuildInstalled(): Promise<boolean> {
+  const { gpuPackageState } = await import('./gpu.ts');
+  return gpuPackageState(gpuPackageDir()).kind === 'built';
+}
+
 /** Which native package this process has loaded: two libtensorflow builds must not share one process. */
 let nativeLoaded: 'tensorflow-gpu' | 'tensorflow' | undefined;
 

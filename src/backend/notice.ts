@@ -4,12 +4,14 @@ import type { BackendInfo } from './index.ts';
  * What `mmsweep run` and `mmsweep train` say about the backend that trains, and, when the native backend is not
  * installed, how much faster it would be and the one command that installs it.
  *
- * The figure is measured, not estimated: CMNIST MMTM training step, batch 128, `npm run bench -- train --vs-torch
- * --backends tensorflow,wasm --runs 7` on an idle 2-core Intel Xeon (issue 14): native 221.4 train samples/s, wasm
- * 96.9, pure-JS cpu 2.7–8.3 (README "Backends and speed", 2-core AMD EPYC).
+ * The figures are measured, not estimated: CMNIST MMTM training step, batch 128, `npm run bench -- train --backends
+ * tensorflow,wasm --runs 5` after issue 14's step work, on a 2-core AMD EPYC shared with other jobs (load 16–21):
+ * native 348.2 and wasm 116.8 train samples per CPU-second (wall: 127.9 vs 33.5 samples/s). Per CPU-second because
+ * that ratio survives the load, and because a trial's runner gets one core by default (one trial per core). Pure-JS
+ * cpu: 2.7–8.3 samples/s (README "Backends and speed").
  */
 export const NATIVE_SPEEDUP = {
-  wasm: { factor: 221.4 / 96.9, source: 'native 221 vs wasm 97 train samples/s, CMNIST MMTM batch 128, 2-core Intel Xeon, `npm run bench -- train`' },
+  wasm: { factor: 348.2 / 116.8, source: 'native 348 vs wasm 117 train samples per CPU-second, CMNIST MMTM batch 128, 2-core AMD EPYC, `npm run bench -- train`' },
   cpu: { factor: 260 / 8.3, source: 'native ≥ 260 vs pure-JS ≤ 8.3 train samples/s, CMNIST MMTM batch 128, 2-core AMD EPYC, `npm run bench -- train`' },
 } as const;
 

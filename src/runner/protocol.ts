@@ -23,3 +23,15 @@ export const NON_RETRYABLE_EXIT_CODES: readonly number[] = [EXIT_CODES.invalidSp
 
 /** Prefix of event lines on stdout, so they stay distinguishable from any stray library output. */
 export const EVENT_LINE_PREFIX = '@mmsweep ';
+
+/**
+ * Warm runners (activities/runner-pool.ts): `<runner> warm --preload <none|backend>` loads the modules (and, for a
+ * CPU backend, the backend) a trial needs, prints READY_LINE on stdout and waits for one line on stdin: a
+ * WarmTrialLine naming the `train` arguments of its one trial. From then on it is an ordinary runner (events,
+ * exit codes); it runs exactly one trial and exits.
+ */
+export const WARM_COMMAND = 'warm';
+export const READY_LINE = '@mmsweep-ready';
+export interface WarmTrialLine {
+  argv: string[];
+}

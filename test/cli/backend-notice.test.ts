@@ -29,8 +29,8 @@ describe('backend notice', () => {
       attempts: [{ name: 'tensorflow-gpu', ...missing }, { name: 'tensorflow', ...missing }, { name: 'wasm', ok: true }],
     });
     expect(lines[0]).toBe('backend wasm (wasm simd, 1 thread)');
-    // 221.4 / 96.9 train samples/s (issue 14's Intel measurement) = 2.28…
-    expect(lines[1]).toMatch(/is not installed; it trains ≈ 2\.3× faster than wasm \(measured: .*samples\/s.*\)\. Install it with: npx mmsweep setup native$/);
+    // 348.2 / 116.8 train samples per CPU-second (bench train after issue 14's step work, AMD EPYC) = 2.98…
+    expect(lines[1]).toMatch(/is not installed; it trains ≈ 3\.0× faster than wasm \(measured: .*samples per CPU-second.*\)\. Install it with: npx mmsweep setup native$/);
   });
 
   it('says nothing more when native trains, or when wasm was asked for', () => {
@@ -42,7 +42,7 @@ describe('backend notice', () => {
     const out = train(['--import', path.join(repoRoot, 'test', 'fixtures', 'hide-native.mjs')]);
     expect(out.status).toBe(0);
     expect(out.stderr).toMatch(/mmsweep train: backend wasm \(wasm/);
-    expect(out.stderr).toMatch(/the native backend \(tensorflow\) is not installed; it trains ≈ 2\.3× faster than wasm .*npx mmsweep setup native/);
+    expect(out.stderr).toMatch(/the native backend \(tensorflow\) is not installed; it trains ≈ 3\.0× faster than wasm .*npx mmsweep setup native/);
     expect(JSON.parse(out.stdout.trim().split('\n').at(-1)!).backend).toBe('wasm');
   });
 

@@ -58,6 +58,7 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
 
   const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot });
   const slots = split.slots;
+  (await import('../../../activities/common.ts')).spareRunnersFromEnv(slots); // a bad MMSWEEP_SPARE_RUNNERS exits 2 now
   const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });
   const log = (m: string) => console.error(`[mmsweep run] ${m}`);
   await announceBackends(spec, log);

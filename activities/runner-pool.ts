@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import { WARM_COMMAND } from '../src/runner/protocol.ts';
+import { startRunner, type RunnerHandle } from './runner-process.ts';
+
+/**
+ * Spare trial runners, so that a trial does not wait for a process to start and load its modules (about 0.3 s for a
+ * no-op trial, a second or more with the native backend). A spare is an ordinary runner process started with
+ * `warm --preload <backend>` (src/cli/warm.ts): it loads what a trial needs, then waits for its trial's arguments on
+ * stdin. Each trial still runs in a process of its own that exits after it (crash isolation is unchanged); the pool
+ * only starts that process earlier, while the previous trial runs.
+ *
+ * A spare is used only for a trial whose profile it was started with (runner command, preloaded backend, and the
+ * complete environment: threads per slot, GPU, MMSWEEP_BACKEND…); otherwise a fresh runner is started. A spare that
+ * dies while waiting is dropped (and replaced if it had got ready, so a runner that cannot start does not spin);
+ * one that dies before it is ready when a trial takes it is replaced by a fresh one by the caller (`take` again).
+ */
+export interface RunnerProfile {
+  /** argv prefix of the runner bundle: `[node, runner.js]` (WARM_COMMAND is appended). */
+  command: string[];
+  /** The trial spec's backend request, or 'none' for a no-op trial. */
+  preload: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+interface Spare {
+  key: string;
+  profile: RunnerProfile;
+  handle: RunnerHandle;
+  readyAt: number | null;
+}
+
+export interface RunnerPoolOptions {
+  /** Most spares kept (one per slot: each running trial has its successor ready). 0: no spares, every runner fresh. */
+  capacity: number;
+  log?: (message: string) => void;
+}
+
+export class RunnerPool {
+  private spares: Spare[] = [];
+  private closed = false;
+  /** Spares started and spares that died unused: for tests and diagnostics. */
+  readonly stats = { started: 0, reused: 0, diedIdle: 0, mismatched: 0 };
+
+  constructor(private readonly options: RunnerPoolOptions) {}
+
+  /**
+   * A runner for a trial with this profile: a waiting spare when one matches and is alive, else a fresh one. In both
+   * cases a spare with the same profile is started for the next trial. The caller sends the trial once `ready`
+   * resolves true; when it resolves false the runner died before it could take a trial and `take` gives another.
+   */
+  take(profile: RunnerProfile): { runner: RunnerHandle; spare: boolean } {
+    if (this.closed) throw new Error('the runner pool is closed (the worker is shutting down)');
+    const key = profileKey(profile);
+    const i = this.spares.findIndex((s) => s.key === key && !s.handle.hasExited());
+    let runner: RunnerHandle;
+    let spare = false;
+    if (i >= 0) {
+      runner = this.spares.splice(i, 1)[0]!.handle;
+      runner.setRef(true);
+      spare = true;
+      this.stats.reused += 1;
+    } else {
+      if (this.spares.length > 0) this.stats.mismatched += 1;
+      runner = this.launch(profile);
+    }
+    this.refill(profile, key);
+    return { runner, spare };
+  }
+
+  /**
+   * A runner ready for its trial (`take`, then its READY_LINE awaited). A runner that dies before it is ready (a
+   * spare killed or out of memory while loading) is replaced once by the next one; when that one dies too it is
+   * returned as it is, and its exit (with its stderr) reports the trial's crash. `onRunner` sees every runner as it
+   * is taken (the caller records its pid and kills it on cancellation); after `signal` aborts, nothing is replaced.
+   */
+  async acquire(
+    profile: RunnerProfile,
+    options: { onRunner?: (runner: RunnerHandle) => void | Promise<void>; signal?: AbortSignal } = {},
+  ): Promise<{ runner: RunnerHandle; spare: boolean; replaced: boolean }> {
+    let taken = this.take(profile);
+    await options.onRunner?.(taken.runner);
+    if (await taken.runner.ready) return { ...taken, replaced: false };
+    if (options.signal?.aborted) return { ...taken, replaced: false };
+    this.options.log?.(`trial runner ${taken.runner.pid} exited before it was ready; taking another`);
+    taken = this.take(profile);
+    await options.onRunner?.(taken.runner);
+    await taken.runner.ready;
+    return { ...taken, replaced: true };
+  }
+
+  /** Stop every waiting spare (worker shutdown); taken runners belong to their trials. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const spares = this.spares.splice(0);
+    await Promise.all(spares.map((s) => s.handle.kill(1_000)));
+  }
+
+  /** The waiting spares (tests and diagnostics). */
+  waiting(): readonly RunnerHandle[] {
+    return this.spares.map((s) => s.handle);
+  }
+
+  private launch(profile: RunnerProfile): RunnerHandle {
+    this.stats.started += 1;
+    return startRunner({ command: profile.command, args: [WARM_COMMAND, '--preload', profile.preload], env: profile.env, cwd: profile.cwd });
+  }
+
+  private refill(profile: RunnerProfile, key: string): void {
+    if (this.closed || this.options.capacity <= 0) return;
+    if (this.spares.filter((s) => s.key === key).length >= this.options.capacity) return;
+    // Full: the oldest spare of another profile makes room (a study's trials usually share one profile).
+    while (this.spares.length >= this.options.capacity) {
+      const j = this.spares.findIndex((s) => s.key !== key);
+      if (j < 0) return;
+      void this.spares.splice(j, 1)[0]!.handle.kill(1_000);
+    }
+    const handle = this.launch(profile);
+    handle.setRef(false);
+    const spare: Spare = { key, profile, handle, readyAt: null };
+    this.spares.push(spare);
+    void handle.ready.then((ready) => {
+      if (ready) spare.readyAt = Date.now();
+    });
+    void handle.exited
+      .catch(() => null)
+      .then((exit) => {
+        const at = this.spares.indexOf(spare);
+        if (at < 0) return; // taken by a trial, or evicted
+        this.spares.splice(at, 1);
+        this.stats.diedIdle += 1;
+        const how = exit ? (exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`) : 'failed to start';
+        this.options.log?.(`spare trial runner ${handle.pid} died while waiting (${how})${exit?.stderrTail ? `: ${exit.stderrTail.split('\n').slice(-3).join(' | ')}` : ''}`);
+        if (spare.readyAt !== null) this.refill(profile, key);
+      });
+  }
+}
+
+function profileKey(profile: RunnerProfile): string {
+  const env = Object.entries(profile.env)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify([profile.command, profile.preload, profile.cwd, env])).digest('hex');
+}

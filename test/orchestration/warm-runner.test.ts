@@ -1,0 +1,236 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundledRunnerPrefix } from '../../activities/runner-bundle.ts';
+import { RunnerPool, type RunnerProfile } from '../../activities/runner-pool.ts';
+import { spareRunnersFromEnv } from '../../activities/common.ts';
+import { runMmsweep } from '../cli/run-cli.ts';
+import { signalGroup, type RunnerHandle } from '../../activities/runner-process.ts';
+import { EXIT_CODES, type RunnerEvent } from '../../src/runner/protocol.ts';
+import { repoRoot, tempDir, waitUntil } from './harness.ts';
+
+/**
+ * Spare (warm) trial runners (activities/runner-pool.ts, src/cli/warm.ts) on the real runner bundle with no-op
+ * trials: a spare runs its trial exactly as a fresh runner would (events, result, exit code, resume from its
+ * checkpoint), a spare that dies is noticed and replaced, a trial whose profile (environment, backend) differs from
+ * the spare's gets a fresh runner, cancellation kills the runner's process group, and spares die with their worker.
+ */
+let command: string[];
+const scratch = tempDir('mmsweep-warm-runner-');
+const pools: RunnerPool[] = [];
+
+beforeAll(async () => {
+  command = await bundledRunnerPrefix();
+});
+
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+function pool(capacity = 1): RunnerPool {
+  const p = new RunnerPool({ capacity });
+  pools.push(p);
+  return p;
+}
+
+function profile(env: NodeJS.ProcessEnv = {}, preload = 'none'): RunnerProfile {
+  return { command, preload, env: { ...process.env, ...env }, cwd: repoRoot };
+}
+
+let trials = 0;
+/** A no-op trial's spec file and checkpoint directory, and the `train` arguments the worker sends. */
+function noopTrial(spec: { sleepMs: number; epochs: number; seed?: number }): { argv: string[]; dir: string } {
+  const dir = path.join(scratch, `trial-${trials++}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({ kind: 'noop', seed: 0, ...spec }));
+  return { dir, argv: ['train', '--spec', path.join(dir, 'spec.json'), '--checkpoint-dir', dir, '--resume', '--events', '--json'] };
+}
+
+async function run(runner: RunnerHandle, argv: string[], onEvent?: (e: RunnerEvent) => void) {
+  const events: RunnerEvent[] = [];
+  runner.setEventListener((e) => {
+    events.push(e);
+    onEvent?.(e);
+  });
+  runner.sendTrial(argv);
+  const exit = await runner.exited;
+  return { exit, events };
+}
+
+/** Whether a process runs (a zombie nobody reaped yet counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** A process's environment variable as Linux shows it (the lifeline's: the runner inherits it unchanged). */
+function environOf(pid: number, name: string): string | undefined {
+  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  return entries.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
+}
+
+describe('warm trial runners', () => {
+  it('a spare runs its trial like a fresh runner: events, result, exit code', async () => {
+    const p = pool();
+    const first = await p.acquire(profile());
+    expect(first.spare).toBe(false);
+    const a = noopTrial({ sleepMs: 0, epochs: 2 });
+    const fresh = await run(first.runner, a.argv);
+    expect(fresh.exit.code).toBe(EXIT_CODES.success);
+    expect(fresh.events.map((e) => e.type)).toEqual(['start', 'progress', 'epoch', 'progress', 'epoch', 'result']);
+
+    // The trial above left one spare behind, started while it ran.
+    expect(p.waiting()).toHaveLength(1);
+    const sparePid = p.waiting()[0]!.pid;
+    const second = await p.acquire(profile());
+    expect(second).toMatchObject({ spare: true, replaced: false });
+    expect(second.runner.pid).toBe(sparePid);
+    const b = noopTrial({ sleepMs: 0, epochs: 2, seed: 1 });
+    const warm = await run(second.runner, b.argv);
+    expect(warm.exit.code).toBe(EXIT_CODES.success);
+    expect(warm.events.map((e) => e.type)).toEqual(fresh.events.map((e) => e.type));
+    expect(warm.events.at(-1)).toMatchObject({ type: 'result', result: { epochs: 2, diverged: false } });
+    expect(alive(sparePid)).toBe(false); // one trial per process: it exited after it
+  });
+
+  it('a spare that dies while it waits is noticed and replaced by a fresh one', async () => {
+    const p = pool();
+    const { runner } = await p.acquire(profile());
+    await run(runner, noopTrial({ sleepMs: 0, epochs: 1 }).argv);
+    const spare = p.waiting()[0]!;
+    expect(await spare.ready).toBe(true);
+    signalGroup(spare.pid, 'SIGKILL');
+    await waitUntil(() => p.stats.diedIdle === 1 && p.waiting().length === 1, 30_000, () => `pool ${JSON.stringify(p.stats)}`);
+    const replacement = p.waiting()[0]!;
+    expect(replacement.pid).not.toBe(spare.pid);
+    const next = await p.acquire(profile());
+    expect(next.runner.pid).toBe(replacement.pid);
+    const { exit, events } = await run(next.runner, noopTrial({ sleepMs: 0, epochs: 1 }).argv);
+    expect(exit.code).toBe(EXIT_CODES.success);
+    expect(events.at(-1)?.type).toBe('result');
+  });
+
+  it('a runner that dies before it is ready is replaced once, and the trial runs on the next one', async () => {
+    const p = pool();
+    const killed: number[] = [];
+    const acquired = await p.acquire(profile(), {
+      onRunner: (r) => {
+        // The first runner is killed while it is still loading (a spare lost to the OOM killer, say).
+        if (killed.length === 0) {
+          killed.push(r.pid);
+          signalGroup(r.pid, 'SIGKILL');
+        }
+      },
+    });
+    expect(acquired.replaced).toBe(true);
+    expect(acquired.runner.pid).not.toBe(killed[0]);
+    const { exit, events } = await run(acquired.runner, noopTrial({ sleepMs: 0, epochs: 1 }).argv);
+    expect(exit.code).toBe(EXIT_CODES.success);
+    expect(events.at(-1)?.type).toBe('result');
+  });
+
+  it('a trial whose environment or backend differs from the spare gets a fresh runner with its own settings', async () => {
+    const p = pool();
+    const one = await p.acquire(profile({ TF_NUM_INTRAOP_THREADS: '1' }));
+    await run(one.runner, noopTrial({ sleepMs: 0, epochs: 1 }).argv);
+    const spare = p.waiting()[0]!;
+    expect(environOf(spare.pid, 'TF_NUM_INTRAOP_THREADS')).toBe('1');
+
+    const two = await p.acquire(profile({ TF_NUM_INTRAOP_THREADS: '2' }));
+    expect(two.spare).toBe(false);
+    expect(two.runner.pid).not.toBe(spare.pid);
+    expect(environOf(two.runner.pid, 'TF_NUM_INTRAOP_THREADS')).toBe('2');
+    expect(p.stats.mismatched).toBe(1);
+    // One spare per slot: the mismatched one made room for a spare of the new settings.
+    await waitUntil(() => !alive(spare.pid), 10_000, () => `old spare ${spare.pid} still alive`);
+    expect(p.waiting().map((r) => environOf(r.pid, 'TF_NUM_INTRAOP_THREADS'))).toEqual(['2']);
+    const { exit } = await run(two.runner, noopTrial({ sleepMs: 0, epochs: 1 }).argv);
+    expect(exit.code).toBe(EXIT_CODES.success);
+
+    const cpu = await p.acquire(profile({ TF_NUM_INTRAOP_THREADS: '2' }, 'cpu'));
+    expect(cpu.spare).toBe(false);
+    await cpu.runner.kill(1_000);
+  });
+
+  it('cancellation kills a running warm runner; the next one resumes from its checkpoint', async () => {
+    const p = pool();
+    const trial = noopTrial({ sleepMs: 2_000, epochs: 2, seed: 7 });
+    // First attempt: epoch 1 is checkpointed, then the trial is cancelled in epoch 2.
+    const first = await p.acquire(profile());
+    let epochs = 0;
+    const cancelled = run(first.runner, trial.argv, (e) => {
+      if (e.type === 'epoch' && ++epochs === 1) void first.runner.kill(1_000);
+    });
+    const { exit, events } = await cancelled;
+    expect(exit.signal ?? exit.code).not.toBe(EXIT_CODES.success);
+    expect(events.some((e) => e.type === 'result')).toBe(false);
+    expect(alive(first.runner.pid)).toBe(false);
+
+    // Second attempt on the spare: resumes after epoch 1 and finishes.
+    const second = await p.acquire(profile());
+    expect(second.spare).toBe(true);
+    const resumed = await run(second.runner, trial.argv);
+    expect(resumed.exit.code).toBe(EXIT_CODES.success);
+    expect(resumed.events[0]).toMatchObject({ type: 'start', resumedFromEpoch: 1 });
+    expect(resumed.events.filter((e) => e.type === 'epoch').map((e) => (e.type === 'epoch' ? e.metrics.epoch : 0))).toEqual([2]);
+  });
+
+  it('a spare that is killed before its trial reports the kill, not a result', async () => {
+    const p = pool();
+    const { runner } = await p.acquire(profile());
+    void runner.kill(1_000);
+    const exit = await runner.exited;
+    expect(exit.signal).toBe('SIGTERM');
+    expect(runner.hasExited()).toBe(true);
+  });
+
+  it('spares die with their worker, even one killed with SIGKILL', async () => {
+    // A stand-in worker: a pool with one spare; it prints the spare's pid and waits.
+    const script = path.join(scratch, 'worker.mts');
+    writeFileSync(
+      script,
+      [
+        `import { RunnerPool } from ${JSON.stringify(path.join(repoRoot, 'activities', 'runner-pool.ts'))};`,
+        `const p = new RunnerPool({ capacity: 1 });`,
+        `const { runner } = await p.acquire(${JSON.stringify(profile())});`,
+        `console.log(JSON.stringify({ taken: runner.pid, spare: p.waiting()[0].pid }));`,
+        `setInterval(() => {}, 1000);`,
+      ].join('\n'),
+    );
+    const worker = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      worker.stdout!.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) resolve(out.split('\n')[0]!);
+      });
+      worker.once('exit', (code) => reject(new Error(`stand-in worker exited with ${code}`)));
+    });
+    const pids = JSON.parse(line) as { taken: number; spare: number };
+    expect(alive(pids.taken) && alive(pids.spare)).toBe(true);
+    worker.kill('SIGKILL');
+    await waitUntil(() => !alive(pids.taken) && !alive(pids.spare), 20_000, () => `runners ${JSON.stringify(pids)} outlived their worker`);
+  });
+});
+
+describe('MMSWEEP_SPARE_RUNNERS', () => {
+  it('is one spare per slot by default, none with 0, and anything else is refused naming the variable', () => {
+    expect(spareRunnersFromEnv(4, {})).toBe(4);
+    expect(spareRunnersFromEnv(4, { MMSWEEP_SPARE_RUNNERS: '1' })).toBe(4);
+    expect(spareRunnersFromEnv(4, { MMSWEEP_SPARE_RUNNERS: '0' })).toBe(0);
+    for (const bad of ['2', 'yes', '-1', ' 0']) expect(() => spareRunnersFromEnv(4, { MMSWEEP_SPARE_RUNNERS: bad })).toThrow(/MMSWEEP_SPARE_RUNNERS must be 0 .* or 1/);
+  });
+
+  it('mmsweep worker refuses a bad value with exit code 2 before connecting anywhere', async () => {
+    const out = await runMmsweep(['worker', '--queue', 'nowhere'], { MMSWEEP_SPARE_RUNNERS: 'many', TEMPORAL_ADDRESS: '127.0.0.1:1', DATABASE_URL: 'postgres://u:secret@127.0.0.1:1/x' });
+    expect(out.exitCode).toBe(2);
+    expect(out.stderr).toMatch(/MMSWEEP_SPARE_RUNNERS must be 0 \(no spare runners\) or 1 .*got "many"/);
+    expect(out.stderr).not.toMatch(/secret/);
+  });
+});
