@@ -56,6 +56,33 @@ export function evaluateSplit(
 }
 
 /**
+ * Mean softmax cross-entropy over a split of ŷ (index 0) and of every per-branch head of a late-fusion net
+ * (indices 1…M), regular mode, inference BatchNorm, no augmentation: the training and held-out losses
+ * Gradient-Blending reads (Wang et al. 2020, §3.2). Sums per batch on the device, float64 on the host.
+ */
+export function headLosses(net: MultimodalNet, dataset: Dataset, split: SplitName, options: { batchSize: number }): number[] {
+  let sums: Float64Array | null = null;
+  let total = 0;
+  for (const batch of dataset.batches(split, { batchSize: options.batchSize, shuffle: false, augment: false, seed: 0, epoch: 1 })) {
+    const summed = tf.tidy(() => {
+      const out = net.forward(toTensors(dataset, batch), { mode: 'regular', training: false });
+      const heads = out.lateFusion?.unimodalLogits;
+      if (!heads) throw new Error('headLosses: the net has no per-branch heads (a late-fusion net built with unimodalHeads)');
+      const oneHot = tf.oneHot(tf.tensor1d(batch.y, 'int32'), dataset.numClasses).toFloat();
+      // −Σ_i log softmax(l_i)[y_i] of every head, stacked.
+      return tf.stack([out.logits, ...heads].map((l) => tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(l))))));
+    });
+    const host = summed.dataSync();
+    summed.dispose();
+    sums ??= new Float64Array(host.length);
+    host.forEach((v, i) => (sums![i]! += v));
+    total += batch.size;
+  }
+  if (!sums || total === 0) throw new Error(`headLosses: the ${split} split is empty`);
+  return Array.from(sums, (v) => v / total);
+}
+
+/**
  * h̄_k^j of every MMTM position j and modality k: the per-channel spatial means of its inputs, averaged with equal
  * weight over every sample of the training split (regular mode, inference BatchNorm; paper-spec §6.2).
  * Returns means[j][k].

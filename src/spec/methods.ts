@@ -1,0 +1,36 @@
+import { z } from 'zod';
+
+/**
+ * Hyperparameters of the balancing methods that came after the paper, each with its published default. A TrialSpec
+ * carries the block of its own algorithm only (filled with these defaults when parsed, so the trial key hashes
+ * them); specs of the paper's algorithms carry none, so their keys are unchanged.
+ */
+
+/**
+ * OGM-GE (Peng et al., CVPR 2022, §3.2–3.3): α of Eq. 10 — the official README's default setting is α = 0.1
+ * (0.8 recommended for CREMA-D); `noise` is the generalisation enhancement (GE, §3.3); modulation runs in
+ * epochs startEpoch…endEpoch (1-based, inclusive; the official default modulates the first 50 epochs).
+ */
+export const ogmGeSchema = z.object({
+  alpha: z.number().positive().default(0.1),
+  noise: z.boolean().default(true),
+  startEpoch: z.number().int().positive().default(1),
+  endEpoch: z.number().int().positive().default(50),
+});
+export type OgmGeSpec = z.infer<typeof ogmGeSchema>;
+
+/**
+ * Gradient-Blending (Wang et al., CVPR 2020, §4, online G-Blend): the blending weights of the fused and per-branch
+ * losses are re-estimated every `superEpoch` epochs from the change of each head's training and held-out loss.
+ */
+export const gradientBlendingSchema = z.object({
+  superEpoch: z.number().int().positive().default(1),
+});
+export type GradientBlendingSpec = z.infer<typeof gradientBlendingSchema>;
+
+/** The methods that read per-modality terms or heads of a late-fusion net (src/nn/late-fusion.ts). */
+export const LATE_FUSION_METHODS = ['ogm-ge', 'gradient-blending'] as const;
+export type LateFusionMethod = (typeof LATE_FUSION_METHODS)[number];
+
+/** The spec field that holds each method's hyperparameters. */
+export const METHOD_FIELDS = { 'ogm-ge': 'ogmGe', 'gradient-blending': 'gradientBlending' } as const satisfies Record<LateFusionMethod, string>;
