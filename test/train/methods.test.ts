@@ -1,0 +1,195 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createCmnistLateFusionNet } from '../../src/nn/cmnist.ts';
+import type { ForwardOutput } from '../../src/nn/types.ts';
+import { ogmGeSchema } from '../../src/spec/methods.ts';
+import { blendingWeights, GradientBlendingMethod, OgmGeMethod, ogmCoefficients } from '../../src/train/methods.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('OGM-GE coefficients (Peng et al. 2022, Eq. 9–10)', () => {
+  it('slows only the dominant modality: k = 1 − tanh(α·ρ) for ρ > 1 (values from Python math.tanh)', () => {
+    const a = ogmCoefficients([3.2, 1.6], 0.1);
+    expect(a.ratios[0]).toBeCloseTo(2, 12);
+    expect(a.ratios[1]).toBeCloseTo(0.5, 12);
+    expect(a.coefficients[0]).toBeCloseTo(0.802624679775096, 12);
+    expect(a.coefficients[1]).toBe(1);
+    const b = ogmCoefficients([1.0, 2.5], 0.8);
+    expect(b.coefficients[0]).toBe(1);
+    expect(b.coefficients[1]).toBeCloseTo(0.0359724199241831, 12);
+    // Equal scores: nobody dominates.
+    expect(ogmCoefficients([2, 2], 0.1).coefficients).toEqual([1, 1]);
+    expect(() => ogmCoefficients([1, 2, 3], 0.1)).toThrow(/two modalities/);
+  });
+});
+
+/** Softmax of one row, in plain JS. */
+function softmax(row: number[]): number[] {
+  const m = Math.max(...row);
+  const e = row.map((v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+describe('OGM-GE on a late-fusion CMNIST net', () => {
+  const K = 4;
+  const B = 6;
+  const labels = [0, 1, 2, 3, 1, 2];
+  const setup = () => {
+    const net = createCmnistLateFusionNet({ channels: [3, 1], numClasses: K, seed: 9, width: 0.5 });
+    let s = 777;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
+    const x = [3, 1].map((c) => tf.tensor(Float32Array.from({ length: B * 12 * 12 * c }, rand), [B, 12, 12, c]));
+    const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), K).toFloat() as tf.Tensor2D;
+    return { net, x, oneHot };
+  };
+
+  /** Raw CE(ŷ) gradients, the step's terms, and what the method observed. */
+  function step(method: OgmGeMethod, net: ReturnType<typeof setup>['net'], x: tf.Tensor[], oneHot: tf.Tensor2D) {
+    const kept: { terms?: number[][][]; observed?: tf.Tensor[] } = {};
+    const { value, grads } = tf.variableGrads(() => {
+      const out: ForwardOutput = net.forward(x, { mode: 'regular', training: true });
+      kept.terms = out.lateFusion!.terms.map((t) => t.arraySync() as number[][]);
+      kept.observed = method.observe(out, oneHot).map((t) => tf.keep(t));
+      return method.loss(out, oneHot);
+    }, net.trainableVariables as tf.Variable[]);
+    value.dispose();
+    return { grads, terms: kept.terms!, observed: kept.observed! };
+  }
+
+  it('scales the dominant encoder’s conv kernels by k (scores from the terms, by hand) and leaves the rest alone', () => {
+    const { net, x, oneHot } = setup();
+    const alpha = 0.5;
+    const method = new OgmGeMethod(ogmGeSchema.parse({ alpha, noise: false }), net.groups.theta, 3);
+    const { grads, terms, observed } = step(method, net, x, oneHot);
+    // Hand: s_u = Σ_i softmax(terms_u,i)[y_i]; ρ_u = s_u / s_other; k = 1 − tanh(α ρ) for ρ > 1.
+    const scores = terms.map((t) => t.reduce((acc, row, i) => acc + softmax(row)[labels[i]!]!, 0));
+    const rho = [scores[0]! / scores[1]!, scores[1]! / scores[0]!];
+    const k = rho.map((r) => (r > 1 ? 1 - Math.tanh(alpha * r) : 1));
+    expect(k.some((c) => c < 1)).toBe(true);
+    const raw = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, Array.from(g.dataSync())]));
+    method.modifyGradients(grads, observed, { epoch: 1, step: 1 });
+    expect(method.lastCoefficients[0]).toBeCloseTo(k[0]!, 5);
+    expect(method.lastCoefficients[1]).toBeCloseTo(k[1]!, 5);
+    let kernels = 0;
+    net.groups.theta.forEach((theta, u) => {
+      for (const v of theta) {
+        const after = grads[v.name]!.dataSync();
+        const factor = v.rank >= 4 ? k[u]! : 1;
+        if (v.rank >= 4) kernels += 1;
+        raw[v.name]!.forEach((g, i) => expect(after[i]).toBeCloseTo(g * factor, 6));
+      }
+    });
+    expect(kernels).toBe(8); // conv1…conv4 of two encoders
+    for (const w of [...net.fusionWeights, net.fusionBias]) {
+      const after = grads[w.variable.name]!.dataSync();
+      raw[w.variable.name]!.forEach((g, i) => expect(after[i]).toBe(g));
+    }
+    // Outside the modulation epochs nothing changes.
+    const late = new OgmGeMethod(ogmGeSchema.parse({ alpha, noise: true, endEpoch: 2 }), net.groups.theta, 3);
+    const again = step(late, net, x, oneHot);
+    const before = Object.fromEntries(Object.entries(again.grads).map(([n, g]) => [n, Array.from(g.dataSync())]));
+    late.modifyGradients(again.grads, again.observed, { epoch: 3, step: 1 });
+    for (const [n, g] of Object.entries(again.grads)) expect(Array.from(g.dataSync())).toEqual(before[n]);
+    tf.dispose([...Object.values(grads), ...observed, ...Object.values(again.grads), ...again.observed, ...x, oneHot]);
+    net.dispose();
+  });
+
+  it('GE adds zero-mean noise with the std of the modulated gradient, the same draw for the same step', () => {
+    const { net, x, oneHot } = setup();
+    const method = new OgmGeMethod(ogmGeSchema.parse({ alpha: 0.5, noise: true }), net.groups.theta, 3);
+    const draw = (stepNumber: number) => {
+      const { grads, observed } = step(method, net, x, oneHot);
+      const raw = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, Array.from(g.dataSync())]));
+      method.modifyGradients(grads, observed, { epoch: 1, step: stepNumber });
+      const out = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, Array.from(g.dataSync())]));
+      tf.dispose([...Object.values(grads), ...observed]);
+      return { raw, out, k: [...method.lastCoefficients] };
+    };
+    const a = draw(5);
+    // conv4 of encoder 0 (3·3·32·32 = 9216 values) and of encoder 1: noise = out − k·raw.
+    for (const u of [0, 1]) {
+      const v = net.groups.theta[u]!.filter((t) => t.rank >= 4).at(-1)!;
+      const scaled = a.raw[v.name]!.map((g) => g * a.k[u]!);
+      const noise = a.out[v.name]!.map((g, i) => g - scaled[i]!);
+      const n = noise.length;
+      const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
+      const std = (xs: number[]) => Math.sqrt(xs.reduce((p, q) => p + (q - mean(xs)) ** 2, 0) / (xs.length - 1));
+      const target = std(scaled) + 1e-8;
+      expect(n).toBe(9216);
+      expect(Math.abs(mean(noise))).toBeLessThan((4 * target) / Math.sqrt(n));
+      expect(std(noise) / target).toBeGreaterThan(0.95);
+      expect(std(noise) / target).toBeLessThan(1.05);
+    }
+    const b = draw(5);
+    const c = draw(6);
+    const name = net.groups.theta[1]![2]!.name; // conv1 kernel of encoder 1
+    expect(b.out[name]).toEqual(a.out[name]);
+    expect(c.out[name]).not.toEqual(a.out[name]);
+    tf.dispose([...x, oneHot]);
+    net.dispose();
+  });
+});
+
+describe('Gradient-Blending (Wang et al. 2020, §3.2, Eq. 6)', () => {
+  it('w_k ∝ ΔG_k / ΔO_k², Σ w = 1 (values from a Python computation)', () => {
+    const before = { train: [1.0, 1.2, 1.5], val: [1.1, 1.3, 1.6] };
+    const after = { train: [0.5, 0.9, 1.4], val: [0.8, 1.05, 1.45] };
+    const w = blendingWeights(before, after)!;
+    [0.044776119402985044, 0.5970149253731336, 0.3582089552238813].forEach((v, i) => expect(w[i]).toBeCloseTo(v, 10));
+    // A head whose held-out loss rose gets 0; when all do, no estimate.
+    const worse = blendingWeights(before, { train: [0.5, 0.9, 1.4], val: [0.8, 1.35, 1.45] })!;
+    expect(worse[1]).toBe(0);
+    expect(worse[0]! + worse[2]!).toBeCloseTo(1, 12);
+    expect(blendingWeights(before, { train: before.train, val: [1.2, 1.4, 1.7] })).toBeNull();
+  });
+
+  it('starts equal, re-estimates after every super-epoch from the probe, and weighs the head losses', () => {
+    const method = new GradientBlendingMethod({ superEpoch: 2 }, 2);
+    expect(method.weights).toEqual([1 / 3, 1 / 3, 1 / 3]);
+    const snapshots = [
+      { train: [1.0, 1.2, 1.5], val: [1.1, 1.3, 1.6] },
+      { train: [0.5, 0.9, 1.4], val: [0.8, 1.05, 1.45] },
+    ];
+    let calls = 0;
+    const probe = (split: 'train' | 'val') => {
+      const snap = snapshots[Math.floor(calls++ / 2)]!;
+      return snap[split];
+    };
+    method.onEpochBegin(1, probe);
+    method.onEpochEnd(1, probe); // not a super-epoch boundary: no probe
+    expect(calls).toBe(2);
+    method.onEpochBegin(2, probe); // the reference exists already
+    method.onEpochEnd(2, probe);
+    expect(calls).toBe(4);
+    expect(method.weights[1]).toBeCloseTo(0.5970149253731336, 10);
+    // State survives a checkpoint round trip.
+    const copy = new GradientBlendingMethod({ superEpoch: 2 }, 2);
+    copy.setState(JSON.parse(JSON.stringify(method.getState())));
+    expect(copy.weights).toEqual(method.weights);
+
+    // Loss = Σ w_i·CE(head_i), CE by hand.
+    const logits = [
+      [1, 0, -1],
+      [0.5, 0.2, 0.1],
+    ];
+    const heads = [
+      [[0, 1, 0], [2, 0, 0]],
+      [[0.3, 0.3, 0.3], [-1, 1, 0]],
+    ];
+    const y = [1, 0];
+    const ce = (ls: number[][]) => ls.reduce((acc, row, i) => acc - Math.log(softmax(row)[y[i]!]!), 0) / ls.length;
+    const expected = [logits, ...heads].reduce((acc, ls, i) => acc + method.weights[i]! * ce(ls), 0);
+    const t = (a: number[][]) => tf.tensor2d(a);
+    const out = {
+      logits: t(logits),
+      branchLogits: [],
+      branchFeatures: [],
+      lateFusion: { terms: [], unimodalLogits: heads.map(t) },
+    } as unknown as ForwardOutput;
+    const oneHot = tf.oneHot(tf.tensor1d(y, 'int32'), 3).toFloat() as tf.Tensor2D;
+    expect(method.loss(out, oneHot).dataSync()[0]).toBeCloseTo(expected, 5);
+  });
+});
