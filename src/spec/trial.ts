@@ -111,9 +111,10 @@ export const trainTrialSpecSchema = z.object({
   /**
    * `mmtm`: the MMTM fusion net (one branch per modality); `unimodal-se`: one branch with SE blocks on
    * `unimodalModality`; `late-fusion`: the same branches as encoders, one linear head on their concatenated
-   * features (CMNIST; src/nn/late-fusion.ts).
+   * features (CMNIST; src/nn/late-fusion.ts). Unset: `late-fusion` for the methods that need it (ogm-ge,
+   * gradient-blending), `mmtm` otherwise; the parsed spec holds the resolved value.
    */
-  architecture: z.enum(['mmtm', 'unimodal-se', 'late-fusion']).default('mmtm'),
+  architecture: z.enum(['mmtm', 'unimodal-se', 'late-fusion']).optional(),
   unimodalModality: z.union([z.literal(0), z.literal(1)]).default(0),
   algorithm: algorithmSchema.default('vanilla'),
   /**
@@ -180,7 +181,7 @@ export const trainTrialSpecSchema = z.object({
       });
     }
   }
-  checkMethod(spec, ctx);
+  checkMethod({ ...spec, architecture: resolvedArchitecture(spec) }, ctx);
   // Three-view ModelNet40 (paper-spec §8.6) trains one three-branch net with vanilla / guided / random; the
   // duplicated-input controls, RUBi and the uni-modal baselines are two-modality constructions.
   if (spec.dataset.name !== 'modelnet40' || spec.dataset.views.length <= 2) return;
@@ -209,11 +210,17 @@ export const trainTrialSpecSchema = z.object({
 }).transform((spec) => ({
   ...spec,
   profile: spec.profile ?? defaultProfileFor(spec.dataset.name),
+  architecture: resolvedArchitecture(spec),
   // The chosen method's hyperparameters with their published defaults (hashed into the key); none otherwise.
   ...(spec.algorithm === 'ogm-ge' ? { ogmGe: ogmGeSchema.parse(spec.ogmGe ?? {}) } : {}),
   ...(spec.algorithm === 'gradient-blending' ? { gradientBlending: gradientBlendingSchema.parse(spec.gradientBlending ?? {}) } : {}),
 }));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
+
+/** The architecture a spec names, or the default for its algorithm. */
+function resolvedArchitecture(spec: { architecture?: 'mmtm' | 'unimodal-se' | 'late-fusion'; algorithm: Algorithm }) {
+  return spec.architecture ?? ((LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm) ? 'late-fusion' : 'mmtm');
+}
 
 type CheckedSpec = {
   dataset: { name: string; heldOutValidation?: number };

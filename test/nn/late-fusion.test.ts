@@ -115,8 +115,8 @@ describe('late-fusion net: ŷ = Σ_k e_k·W_k + b (hand computation)', () => {
   it('refuses re-balancing modes, unimodalMeans without means, and means of the wrong width', () => {
     const net = make();
     const x = inputs();
-    expect(() => tf.tidy(() => net.forward(x, { mode: 'rebalance0', training: false }))).toThrow(/late-fusion net has none/);
-    expect(() => tf.tidy(() => net.forward(x, { mode: 'unimodalMeans', training: false }))).toThrow(/setSqueezeMeans/);
+    expect(() => tf.tidy(() => { net.forward(x, { mode: 'rebalance0', training: false }); })).toThrow(/late-fusion net has none/);
+    expect(() => tf.tidy(() => { net.forward(x, { mode: 'unimodalMeans', training: false }); })).toThrow(/setSqueezeMeans/);
     expect(() => net.setSqueezeMeans([[new Float32Array(8), new Float32Array(7)]])).toThrow(/8 values, 8 values/);
     net.dispose();
     x.forEach((t) => t.dispose());
