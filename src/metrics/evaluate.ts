@@ -83,6 +83,40 @@ export function headLosses(net: MultimodalNet, dataset: Dataset, split: SplitNam
 }
 
 /**
+ * Class means of every modality's final features e_k over the first ⌈fraction·batches⌉ batches of the training
+ * split (in dataset order, no augmentation, inference BatchNorm): PMR's prototypes (Fan et al. 2023, §3.2).
+ * Returns means[k][c] (F_k values each) and counts[c]; a class absent from those batches has count 0 and zeros.
+ */
+export function classFeatureMeans(
+  net: MultimodalNet,
+  dataset: Dataset,
+  options: { batchSize: number; fraction: number },
+): { means: Float32Array[][]; counts: number[] } {
+  const K = dataset.numClasses;
+  const batches = Math.max(1, Math.ceil((options.fraction * dataset.size('train')) / options.batchSize));
+  let sums: Float64Array[][] | null = null;
+  const counts = new Array<number>(K).fill(0);
+  let seen = 0;
+  for (const batch of dataset.batches('train', { batchSize: options.batchSize, shuffle: false, augment: false, seed: 0, epoch: 1 })) {
+    if (seen++ >= batches) break;
+    const perClass = tf.tidy(() => {
+      const out = net.forward(toTensors(dataset, batch), { mode: 'regular', training: false });
+      const oneHot = tf.oneHot(tf.tensor1d(batch.y, 'int32'), K).toFloat();
+      // oneHotᵀ·e_k: the per-class feature sums (K×F_k) on the device.
+      return out.branchFeatures.map((e) => tf.matMul(oneHot, e, true, false));
+    });
+    const host = perClass.map((t) => t.dataSync() as Float32Array);
+    const widths = perClass.map((t) => t.shape[1]!);
+    perClass.forEach((t) => t.dispose());
+    sums ??= widths.map((f) => Array.from({ length: K }, () => new Float64Array(f)));
+    sums.forEach((perModality, k) => perModality.forEach((row, c) => row.forEach((_, j) => (row[j]! += host[k]![c * widths[k]! + j]!))));
+    for (const y of batch.y) counts[y]! += 1;
+  }
+  if (!sums) throw new Error('classFeatureMeans: the training split is empty');
+  return { means: sums.map((perModality) => perModality.map((row, c) => Float32Array.from(row, (v) => (counts[c]! > 0 ? v / counts[c]! : 0)))), counts };
+}
+
+/**
  * h̄_k^j of every MMTM position j and modality k: the per-channel spatial means of its inputs, averaged with equal
  * weight over every sample of the training split (regular mode, inference BatchNorm; paper-spec §6.2).
  * Returns means[j][k].

@@ -161,6 +161,7 @@ export const ALGORITHM_LABELS: Record<Algorithm, string> = {
   guided: '+ guided (proposed)',
   'ogm-ge': 'late fusion + OGM-GE',
   'gradient-blending': 'late fusion + Gradient-Blending',
+  pmr: 'late fusion + PMR',
 };
 
 export const MODALITY_LABELS: Record<Modalities, string> = {

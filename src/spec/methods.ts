@@ -28,9 +28,25 @@ export const gradientBlendingSchema = z.object({
 });
 export type GradientBlendingSpec = z.infer<typeof gradientBlendingSchema>;
 
-/** The methods that read per-modality terms or heads of a late-fusion net (src/nn/late-fusion.ts). */
-export const LATE_FUSION_METHODS = ['ogm-ge', 'gradient-blending'] as const;
+/**
+ * PMR (Fan et al., CVPR 2023) as its official code trains it (main_Prototype_grad.py; the paper's prototypical
+ * entropy regularisation is not in that script, so not here): `alpha` weighs the prototypical cross-entropy of the
+ * slower modality (code default 1.0), `momentum` mixes the previous prototypes into the new ones (0.2),
+ * `prototypeFraction` of the training split computes them (a tenth), modulation in epochs startEpoch…endEpoch
+ * (the code: its first 101 of 150 epochs; here 1…100).
+ */
+export const pmrSchema = z.object({
+  alpha: z.number().nonnegative().default(1),
+  momentum: z.number().min(0).max(1).default(0.2),
+  prototypeFraction: z.number().positive().max(1).default(0.1),
+  startEpoch: z.number().int().positive().default(1),
+  endEpoch: z.number().int().positive().default(100),
+});
+export type PmrSpec = z.infer<typeof pmrSchema>;
+
+/** The methods that read per-modality terms, features or heads of a late-fusion net (src/nn/late-fusion.ts). */
+export const LATE_FUSION_METHODS = ['ogm-ge', 'gradient-blending', 'pmr'] as const;
 export type LateFusionMethod = (typeof LATE_FUSION_METHODS)[number];
 
 /** The spec field that holds each method's hyperparameters. */
-export const METHOD_FIELDS = { 'ogm-ge': 'ogmGe', 'gradient-blending': 'gradientBlending' } as const satisfies Record<LateFusionMethod, string>;
+export const METHOD_FIELDS = { 'ogm-ge': 'ogmGe', 'gradient-blending': 'gradientBlending', pmr: 'pmr' } as const satisfies Record<LateFusionMethod, string>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
-import { gradientBlendingSchema, LATE_FUSION_METHODS, METHOD_FIELDS, ogmGeSchema } from './methods.ts';
+import { gradientBlendingSchema, LATE_FUSION_METHODS, METHOD_FIELDS, ogmGeSchema, pmrSchema } from './methods.ts';
 import { InvalidSpecError, parseStrict } from './strict.ts';
 
 /**
@@ -140,6 +140,8 @@ export const trainTrialSpecSchema = z.object({
   ogmGe: ogmGeSchema.partial().optional(),
   /** Gradient-Blending hyperparameters (only with algorithm 'gradient-blending'; defaults filled in when parsed). */
   gradientBlending: gradientBlendingSchema.partial().optional(),
+  /** PMR hyperparameters (only with algorithm 'pmr'; defaults filled in when parsed). */
+  pmr: pmrSchema.partial().optional(),
   /** Seed of the model initialisation and of the data order (0 when unset, so a bare `mmsweep train` runs). */
   seed: z.number().int().nonnegative().default(0),
   /** Epoch cap (the code's loop runs epochs 1…299). */
@@ -214,6 +216,7 @@ export const trainTrialSpecSchema = z.object({
   // The chosen method's hyperparameters with their published defaults (hashed into the key); none otherwise.
   ...(spec.algorithm === 'ogm-ge' ? { ogmGe: ogmGeSchema.parse(spec.ogmGe ?? {}) } : {}),
   ...(spec.algorithm === 'gradient-blending' ? { gradientBlending: gradientBlendingSchema.parse(spec.gradientBlending ?? {}) } : {}),
+  ...(spec.algorithm === 'pmr' ? { pmr: pmrSchema.parse(spec.pmr ?? {}) } : {}),
 }));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
 
@@ -228,12 +231,13 @@ type CheckedSpec = {
   algorithm: Algorithm;
   ogmGe?: unknown;
   gradientBlending?: unknown;
+  pmr?: unknown;
 };
 
 /** Which algorithm runs on which architecture, and method hyperparameters only for their own method. */
 function checkMethod(spec: CheckedSpec, ctx: z.RefinementCtx): void {
   const late = (LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm);
-  for (const [method, field] of Object.entries(METHOD_FIELDS) as [string, 'ogmGe' | 'gradientBlending'][]) {
+  for (const [method, field] of Object.entries(METHOD_FIELDS) as [string, 'ogmGe' | 'gradientBlending' | 'pmr'][]) {
     if (spec[field] !== undefined && spec.algorithm !== method) {
       ctx.addIssue({
         code: 'custom',

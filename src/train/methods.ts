@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardOutput } from '../nn/types.ts';
-import { gradientBlendingSchema, ogmGeSchema, type GradientBlendingSpec, type OgmGeSpec } from '../spec/methods.ts';
+import { gradientBlendingSchema, ogmGeSchema, pmrSchema, type GradientBlendingSpec, type OgmGeSpec, type PmrSpec } from '../spec/methods.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { hashSeedParts } from '../util/rng.ts';
 import type { BalancerState } from './balancers.ts';
@@ -19,8 +19,8 @@ export interface TrainingMethod {
   observe(out: ForwardOutput, oneHot: tf.Tensor2D): tf.Tensor[];
   /** Replace entries of `grads` (keyed by tfjs variable name) in place, disposing what it replaces. */
   modifyGradients(grads: tf.NamedTensorMap, observed: readonly tf.Tensor[], step: StepInfo): void;
-  onEpochBegin(epoch: number, probe: HeadLossProbe): void;
-  onEpochEnd(epoch: number, probe: HeadLossProbe): void;
+  onEpochBegin(epoch: number, probe: EpochProbe): void;
+  onEpochEnd(epoch: number, probe: EpochProbe): void;
   getState(): BalancerState;
   setState(state: BalancerState): void;
 }
@@ -31,14 +31,20 @@ export interface StepInfo {
   step: number;
 }
 
-/** Mean CE of ŷ and of every per-branch head over a split (metrics/evaluate.ts `headLosses`). */
-export type HeadLossProbe = (split: 'train' | 'val') => number[];
+/** Whole-split measurements a method may take between epochs (src/metrics/evaluate.ts). */
+export interface EpochProbe {
+  /** Mean CE of ŷ and of every per-branch head over a split (`headLosses`). */
+  headLosses(split: 'train' | 'val'): number[];
+  /** Class means [modality][class] of the final features over a fraction of the training split (`classFeatureMeans`). */
+  classFeatureMeans(fraction: number): { means: Float32Array[][]; counts: number[] };
+}
 
 /** What a method is built from: the trial's spec and which variables form each encoder θk. */
 export interface MethodContext {
   spec: TrainTrialSpec;
   /** θk per modality, as the net groups them. */
   encoders: readonly (readonly tf.Variable[])[];
+  numClasses: number;
 }
 
 /** Vanilla training of whatever net: its default loss, gradients untouched. */
@@ -211,13 +217,13 @@ export class GradientBlendingMethod implements TrainingMethod {
 
   modifyGradients(): void {}
 
-  onEpochBegin(_epoch: number, probe: HeadLossProbe): void {
-    this.reference ??= { train: probe('train'), val: probe('val') };
+  onEpochBegin(_epoch: number, probe: EpochProbe): void {
+    this.reference ??= { train: probe.headLosses('train'), val: probe.headLosses('val') };
   }
 
-  onEpochEnd(epoch: number, probe: HeadLossProbe): void {
+  onEpochEnd(epoch: number, probe: EpochProbe): void {
     if (epoch % this.options.superEpoch !== 0) return;
-    const now = { train: probe('train'), val: probe('val') };
+    const now = { train: probe.headLosses('train'), val: probe.headLosses('val') };
     const weights = blendingWeights(this.reference!, now);
     if (weights) this.weights = weights;
     this.history.push({ epoch, weights: [...this.weights] });
@@ -235,6 +241,106 @@ export class GradientBlendingMethod implements TrainingMethod {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// PMR (Fan, Xu, Wu, Zheng & Tao, "PMR: Prototypical Modal Rebalance for Multimodal Learning", CVPR 2023)
+
+/**
+ * Prototype-based class probabilities of features e (B×F) against prototypes c (K×F), as PMR's non-parametric
+ * classifier (§3.2): logits −‖e_i − c_k‖₂ (the official code's negative Euclidean distance, no temperature).
+ */
+export function prototypeLogits(e: tf.Tensor2D, c: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const squared = tf.add(tf.sub(tf.sum(tf.square(e), 1, true), tf.mul(2, tf.matMul(e, c, false, true))), tf.sum(tf.square(c), 1).reshape([1, -1]));
+    // Clamped away from 0: √ has an infinite slope there (a sample exactly on its prototype).
+    return tf.neg(tf.sqrt(tf.maximum(squared, 1e-12))) as tf.Tensor2D;
+  });
+}
+
+/**
+ * PMR as its official code trains a two-modality net: per step, with p_k = softmax(−‖e_k − c_k‖) the prototype
+ * classifier of modality k and s_k = Σ_i p_k(y_i | x_i) its summed true-class score, ρ = s_0 / s_1 (the
+ * prototype-based imbalance ratio, §3.3); the loss is CE(ŷ) + α·PCE of the slower modality (PCE = CE of the
+ * prototype logits, §3.3): modality 1 when ρ > 1, modality 0 when ρ < 1, neither when ρ = 1 (the code's constant
+ * coefficients, not a function of ρ). Outside epochs startEpoch…endEpoch the loss is CE(ŷ).
+ * Prototypes c_k = class means of e_k over a fraction of the training split: computed before epoch 1 and after
+ * every epoch, mixed with the previous ones, c ← (1 − μ)·c_new + μ·c_old (the code's momentum update). A class
+ * absent from that fraction keeps its previous prototype (the code would divide by zero). The official script
+ * computes CMNIST prototypes on its test loader; we use the training split.
+ */
+export class PmrMethod implements TrainingMethod {
+  /** prototypes[k] = K×F_k, row-major; null before the first computation. */
+  prototypes: Float32Array[] | null = null;
+  private widths: number[] = [];
+  lastRatio = 1;
+  /** Coefficients of PCE_0, PCE_1 in the last step's loss. */
+  lastCoefficients: number[] = [0, 0];
+  private epoch = 0;
+
+  constructor(
+    readonly options: PmrSpec,
+    private readonly numClasses: number,
+  ) {}
+
+  loss(out: ForwardOutput, oneHot: tf.Tensor2D): tf.Scalar {
+    const ce = crossEntropy(out.logits, oneHot);
+    this.lastCoefficients = [0, 0];
+    if (this.epoch < this.options.startEpoch || this.epoch > this.options.endEpoch) return ce;
+    if (!this.prototypes) throw new Error('PMR: no prototypes yet (onEpochBegin computes them before the first step)');
+    if (out.branchFeatures.length !== 2) throw new Error(`PMR is defined for two modalities, got ${out.branchFeatures.length}`);
+    const logits = out.branchFeatures.map((e, k) => prototypeLogits(e, tf.tensor2d(this.prototypes![k]!, [this.numClasses, this.widths[k]!])));
+    // s_k on the host: the branch taken is a constant of the step, as in the code.
+    const scores = tf.tidy(() => tf.stack(logits.map((l) => tf.sum(tf.mul(tf.softmax(l), oneHot))))).dataSync();
+    this.lastRatio = scores[0]! / scores[1]!;
+    const slower = this.lastRatio > 1 ? 1 : this.lastRatio < 1 ? 0 : null;
+    if (slower === null || this.options.alpha === 0) return ce;
+    this.lastCoefficients[slower] = this.options.alpha;
+    return tf.add(ce, tf.mul(crossEntropy(logits[slower]!, oneHot), this.options.alpha)) as tf.Scalar;
+  }
+
+  observe(): tf.Tensor[] {
+    return [];
+  }
+
+  modifyGradients(): void {}
+
+  onEpochBegin(epoch: number, probe: EpochProbe): void {
+    this.epoch = epoch;
+    if (!this.prototypes) this.update(probe, 0);
+  }
+
+  onEpochEnd(_epoch: number, probe: EpochProbe): void {
+    this.update(probe, this.options.momentum);
+  }
+
+  /** c ← (1 − μ)·c_new + μ·c_old per class present in the probed data; absent classes keep c_old (or 0). */
+  private update(probe: EpochProbe, momentum: number): void {
+    const { means, counts } = probe.classFeatureMeans(this.options.prototypeFraction);
+    this.widths = means.map((perClass) => perClass[0]!.length);
+    const old = this.prototypes;
+    this.prototypes = means.map((perClass, k) => {
+      const F = this.widths[k]!;
+      const next = new Float32Array(this.numClasses * F);
+      perClass.forEach((row, c) => {
+        for (let j = 0; j < F; j++) {
+          const previous = old ? old[k]![c * F + j]! : 0;
+          next[c * F + j] = counts[c]! > 0 ? (old ? (1 - momentum) * row[j]! + momentum * previous : row[j]!) : previous;
+        }
+      });
+      return next;
+    });
+  }
+
+  getState(): BalancerState {
+    return { prototypes: this.prototypes?.map((p) => Array.from(p)) ?? null, widths: this.widths };
+  }
+
+  setState(state: BalancerState): void {
+    const prototypes = state.prototypes as number[][] | null | undefined;
+    this.prototypes = prototypes ? prototypes.map((p) => Float32Array.from(p)) : null;
+    this.widths = (state.widths as number[] | undefined) ?? [];
+  }
+}
+
 /** The method of a spec's algorithm; vanilla and the paper's algorithms train with `fallbackLoss`. */
 export function createMethod(ctx: MethodContext, fallbackLoss: (out: ForwardOutput, oneHot: tf.Tensor2D) => tf.Scalar): TrainingMethod {
   const { spec } = ctx;
@@ -244,6 +350,8 @@ export function createMethod(ctx: MethodContext, fallbackLoss: (out: ForwardOutp
       return new OgmGeMethod(ogmGeSchema.parse(spec.ogmGe ?? {}), ctx.encoders, spec.seed);
     case 'gradient-blending':
       return new GradientBlendingMethod(gradientBlendingSchema.parse(spec.gradientBlending ?? {}), ctx.encoders.length);
+    case 'pmr':
+      return new PmrMethod(pmrSchema.parse(spec.pmr ?? {}), ctx.numClasses);
     default:
       return new PlainMethod(fallbackLoss);
   }

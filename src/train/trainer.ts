@@ -5,7 +5,7 @@ import type { CheckpointRef, EpochMetrics, TrialEvent, TrialResult } from '../sp
 import { trialFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { trialKey } from '../spec/keys.ts';
-import { correctCounts, evaluateSplit, headLosses, toTensors, utilizationReport } from '../metrics/evaluate.ts';
+import { classFeatureMeans, correctCounts, evaluateSplit, headLosses, toTensors, utilizationReport } from '../metrics/evaluate.ts';
 import { sparsityRatio } from '../metrics/sparsity.ts';
 import { GuidedBalancer, RandomBalancer, VanillaBalancer, type Balancer, type BalancerState } from './balancers.ts';
 import * as fs from 'node:fs';
@@ -23,7 +23,7 @@ import {
 } from './checkpoint.ts';
 import { sumsOfSquares } from '../backend/native-ops.ts';
 import { defaultLoss } from './loss.ts';
-import { createMethod, type HeadLossProbe } from './methods.ts';
+import { createMethod, type EpochProbe } from './methods.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
 import { Sgd } from './sgd.ts';
@@ -125,6 +125,7 @@ export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balance
     // The later methods modify losses or gradients (src/train/methods.ts); every forward is regular.
     case 'ogm-ge':
     case 'gradient-blending':
+    case 'pmr':
       return new VanillaBalancer();
     case 'guided':
       return new GuidedBalancer({ alpha: spec.alpha, q: spec.q, startEpoch: spec.balancingStartEpoch });
@@ -175,8 +176,11 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     (rubi
       ? (out: ForwardOutput, oneHot: tf.Tensor2D) => rubi.loss(out, oneHot)
       : defaultLoss);
-  const method = createMethod({ spec, encoders: net.groups.theta }, lossFn);
-  const probeHeads: HeadLossProbe = (split) => headLosses(net, dataset, split, { batchSize: spec.evalBatchSize });
+  const method = createMethod({ spec, encoders: net.groups.theta, numClasses: dataset.numClasses }, lossFn);
+  const probeHeads: EpochProbe = {
+    headLosses: (split) => headLosses(net, dataset, split, { batchSize: spec.evalBatchSize }),
+    classFeatureMeans: (fraction) => classFeatureMeans(net, dataset, { batchSize: spec.evalBatchSize, fraction }),
+  };
   const key = trialKey(spec);
 
   let epoch = 0;

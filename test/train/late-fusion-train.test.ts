@@ -9,6 +9,8 @@ import { createNet } from '../../src/nn/index.ts';
 import type { TrialEvent } from '../../src/spec/contracts.ts';
 import { trainTrialSpecSchema, type TrainTrialSpecInput } from '../../src/spec/trial.ts';
 import { HaltedForTest, trainTrial } from '../../src/train/trainer.ts';
+import * as tf from '@tensorflow/tfjs';
+import { classFeatureMeans, toTensors } from '../../src/metrics/evaluate.ts';
 
 /**
  * The later balancing methods through the real trainer on the real CMNIST late-fusion net (wasm, tiny subset and
@@ -59,7 +61,7 @@ const mk = () => {
 };
 
 describe('late fusion + methods through trainTrial (CMNIST, wasm)', () => {
-  it.each(['vanilla', 'ogm-ge', 'gradient-blending'] as const)('%s trains, measures d_util and d_speed, and resumes bit-for-bit', async (algorithm) => {
+  it.each(['vanilla', 'ogm-ge', 'gradient-blending', 'pmr'] as const)('%s trains, measures d_util and d_speed, and resumes bit-for-bit', async (algorithm) => {
     const spec = specOf({ algorithm });
     const full = await go(spec, mk());
     const r = full.result;
@@ -85,4 +87,35 @@ describe('late fusion + methods through trainTrial (CMNIST, wasm)', () => {
     expect(resumed.result.dSpeed).toBe(r.dSpeed);
     expect(resumed.result.dUtil).toBe(r.dUtil);
   }, 240_000);
+});
+
+describe('classFeatureMeans (PMR prototypes)', () => {
+  it('equals the class means of the features of the first batches, computed by hand', () => {
+    const spec = specOf({ algorithm: 'pmr' });
+    const net = createNet(spec, dataset);
+    try {
+      const { means, counts } = classFeatureMeans(net, dataset, { batchSize: 32, fraction: 0.5 }); // 2 of 3 batches
+      const sums = [0, 1].map(() => new Map<number, number[]>());
+      const seen = new Array(10).fill(0);
+      let b = 0;
+      for (const batch of dataset.batches('train', { batchSize: 32, shuffle: false, augment: false, seed: 0, epoch: 1 })) {
+        if (b++ >= 2) break;
+        const features = tf.tidy(() => net.forward(toTensors(dataset, batch), { mode: 'regular', training: false }).branchFeatures.map((e) => e.arraySync() as number[][]));
+        batch.y.forEach((c, i) => {
+          seen[c] += 1;
+          features.forEach((rows, k) => {
+            const acc = sums[k]!.get(c) ?? new Array(rows[i]!.length).fill(0);
+            rows[i]!.forEach((v, j) => (acc[j] += v));
+            sums[k]!.set(c, acc);
+          });
+        });
+      }
+      expect(counts).toEqual(seen);
+      means.forEach((perClass, k) =>
+        perClass.forEach((row, c) => row.forEach((v, j) => expect(v).toBeCloseTo(seen[c] ? sums[k]!.get(c)![j]! / seen[c] : 0, 4))),
+      );
+    } finally {
+      net.dispose();
+    }
+  });
 });

@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createCmnistLateFusionNet } from '../../src/nn/cmnist.ts';
 import type { ForwardOutput } from '../../src/nn/types.ts';
 import { ogmGeSchema } from '../../src/spec/methods.ts';
-import { blendingWeights, GradientBlendingMethod, OgmGeMethod, ogmCoefficients } from '../../src/train/methods.ts';
+import { pmrSchema } from '../../src/spec/methods.ts';
+import { blendingWeights, GradientBlendingMethod, OgmGeMethod, ogmCoefficients, PmrMethod, prototypeLogits } from '../../src/train/methods.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -154,9 +155,11 @@ describe('Gradient-Blending (Wang et al. 2020, §3.2, Eq. 6)', () => {
       { train: [0.5, 0.9, 1.4], val: [0.8, 1.05, 1.45] },
     ];
     let calls = 0;
-    const probe = (split: 'train' | 'val') => {
-      const snap = snapshots[Math.floor(calls++ / 2)]!;
-      return snap[split];
+    const probe = {
+      headLosses: (split: 'train' | 'val') => snapshots[Math.floor(calls++ / 2)]![split],
+      classFeatureMeans: () => {
+        throw new Error('not used by Gradient-Blending');
+      },
     };
     method.onEpochBegin(1, probe);
     method.onEpochEnd(1, probe); // not a super-epoch boundary: no probe
@@ -191,5 +194,65 @@ describe('Gradient-Blending (Wang et al. 2020, §3.2, Eq. 6)', () => {
     } as unknown as ForwardOutput;
     const oneHot = tf.oneHot(tf.tensor1d(y, 'int32'), 3).toFloat() as tf.Tensor2D;
     expect(method.loss(out, oneHot).dataSync()[0]).toBeCloseTo(expected, 5);
+  });
+});
+
+describe('PMR (Fan et al. 2023, §3.2–3.3, as the official code trains)', () => {
+  it('prototype logits are −‖e − c‖₂', () => {
+    const l = prototypeLogits(tf.tensor2d([[0, 0], [3, 4]]), tf.tensor2d([[0, 0], [1, 0]])).arraySync();
+    expect(l[0]![0]).toBeCloseTo(0, 5);
+    expect(l[0]![1]).toBeCloseTo(-1, 6);
+    expect(l[1]![0]).toBeCloseTo(-5, 6);
+    expect(l[1]![1]).toBeCloseTo(-Math.sqrt(20), 5);
+  });
+
+  it('prototypes: class means first, then (1 − μ)·new + μ·old; an absent class keeps its prototype', () => {
+    const method = new PmrMethod(pmrSchema.parse({ momentum: 0.25 }), 2);
+    const rounds = [
+      { means: [[Float32Array.of(1, 2), Float32Array.of(3, 4)], [Float32Array.of(5), Float32Array.of(6)]], counts: [3, 2] },
+      { means: [[Float32Array.of(9, 10), Float32Array.of(0, 0)], [Float32Array.of(1), Float32Array.of(0)]], counts: [4, 0] },
+    ];
+    let call = 0;
+    const probe = { headLosses: () => [], classFeatureMeans: () => rounds[call++]! };
+    method.onEpochBegin(1, probe);
+    expect(method.prototypes!.map((p) => Array.from(p))).toEqual([[1, 2, 3, 4], [5, 6]]);
+    method.onEpochBegin(1, probe); // already there: no second probe
+    expect(call).toBe(1);
+    method.onEpochEnd(1, probe);
+    expect(Array.from(method.prototypes![0]!)).toEqual([0.75 * 9 + 0.25 * 1, 0.75 * 10 + 0.25 * 2, 3, 4]);
+    expect(Array.from(method.prototypes![1]!)).toEqual([0.75 * 1 + 0.25 * 5, 6]);
+    const copy = new PmrMethod(pmrSchema.parse({}), 2);
+    copy.setState(JSON.parse(JSON.stringify(method.getState())));
+    expect(copy.prototypes).toEqual(method.prototypes);
+  });
+
+  it('loss = CE(ŷ) + α·PCE of the modality with the lower prototype score (hand computation)', () => {
+    const alpha = 0.7;
+    const method = new PmrMethod(pmrSchema.parse({ alpha, endEpoch: 3 }), 3);
+    // Prototypes (K = 3): modality 0 in 2-d, modality 1 in 1-d.
+    method.setState({ prototypes: [[0, 0, 1, 0, 0, 1], [0, 1, 2]], widths: [2, 1] });
+    const probe = { headLosses: () => [], classFeatureMeans: () => ({ means: [], counts: [] }) };
+    method.onEpochBegin(2, probe);
+    const e0 = [[0.1, 0.1], [0.9, 0.2]];
+    const e1 = [[1.8], [0.4]];
+    const logits = [[0.2, 0.1, -0.3], [0.0, 0.5, 0.1]];
+    const y = [0, 1];
+    const out = { logits: tf.tensor2d(logits), branchLogits: [], branchFeatures: [tf.tensor2d(e0), tf.tensor2d(e1)] } as unknown as ForwardOutput;
+    const oneHot = tf.oneHot(tf.tensor1d(y, 'int32'), 3).toFloat() as tf.Tensor2D;
+    const protos = [[[0, 0], [1, 0], [0, 1]], [[0], [1], [2]]];
+    const protoLogits = (es: number[][], cs: number[][]) => es.map((e) => cs.map((c) => -Math.sqrt(c.reduce((acc, ci, j) => acc + (e[j]! - ci) ** 2, 0))));
+    const pl = [protoLogits(e0, protos[0]!), protoLogits(e1, protos[1]!)];
+    const score = (ls: number[][]) => ls.reduce((acc, row, i) => acc + softmax(row)[y[i]!]!, 0);
+    const ce = (ls: number[][]) => ls.reduce((acc, row, i) => acc - Math.log(softmax(row)[y[i]!]!), 0) / ls.length;
+    const rho = score(pl[0]!) / score(pl[1]!);
+    const slower = rho > 1 ? 1 : 0;
+    const expected = ce(logits) + alpha * ce(pl[slower]!);
+    expect(method.loss(out, oneHot).dataSync()[0]).toBeCloseTo(expected, 5);
+    expect(method.lastRatio).toBeCloseTo(rho, 5);
+    expect(method.lastCoefficients[slower]).toBe(alpha);
+    expect(method.lastCoefficients[1 - slower]).toBe(0);
+    // Past endEpoch: CE(ŷ) only.
+    method.onEpochBegin(4, probe);
+    expect(method.loss(out, oneHot).dataSync()[0]).toBeCloseTo(ce(logits), 5);
   });
 });
