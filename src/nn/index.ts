@@ -51,9 +51,9 @@ export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet
   }
 }
 
-/** Gradient-Blending weighs a loss on every per-branch head (Wang et al. 2020, §4); the other methods need none. */
+/** Gradient-Blending and MMPareto train a loss on every per-branch head; the other methods need none. */
 export function methodNeedsUnimodalHeads(algorithm: TrainTrialSpec['algorithm']): boolean {
-  return algorithm === 'gradient-blending';
+  return algorithm === 'gradient-blending' || algorithm === 'mmpareto';
 }
 
 /** Loads pretrained I3D weights into a fresh net; frees the net if the file does not fit. */

@@ -162,6 +162,7 @@ export const ALGORITHM_LABELS: Record<Algorithm, string> = {
   'ogm-ge': 'late fusion + OGM-GE',
   'gradient-blending': 'late fusion + Gradient-Blending',
   pmr: 'late fusion + PMR',
+  mmpareto: 'late fusion + MMPareto',
 };
 
 export const MODALITY_LABELS: Record<Modalities, string> = {

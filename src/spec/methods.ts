@@ -44,9 +44,18 @@ export const pmrSchema = z.object({
 });
 export type PmrSpec = z.infer<typeof pmrSchema>;
 
+/**
+ * MMPareto (Wei & Hu, ICML 2024) as its official code trains (code/MMPareto.py): `gamma` scales the combined
+ * encoder gradients (1.5 there, a constant of the script).
+ */
+export const mmParetoSchema = z.object({
+  gamma: z.number().positive().default(1.5),
+});
+export type MmParetoSpec = z.infer<typeof mmParetoSchema>;
+
 /** The methods that read per-modality terms, features or heads of a late-fusion net (src/nn/late-fusion.ts). */
-export const LATE_FUSION_METHODS = ['ogm-ge', 'gradient-blending', 'pmr'] as const;
+export const LATE_FUSION_METHODS = ['ogm-ge', 'gradient-blending', 'pmr', 'mmpareto'] as const;
 export type LateFusionMethod = (typeof LATE_FUSION_METHODS)[number];
 
 /** The spec field that holds each method's hyperparameters. */
-export const METHOD_FIELDS = { 'ogm-ge': 'ogmGe', 'gradient-blending': 'gradientBlending', pmr: 'pmr' } as const satisfies Record<LateFusionMethod, string>;
+export const METHOD_FIELDS = { 'ogm-ge': 'ogmGe', 'gradient-blending': 'gradientBlending', pmr: 'pmr', mmpareto: 'mmPareto' } as const satisfies Record<LateFusionMethod, string>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
-import { gradientBlendingSchema, LATE_FUSION_METHODS, METHOD_FIELDS, ogmGeSchema, pmrSchema } from './methods.ts';
+import { gradientBlendingSchema, LATE_FUSION_METHODS, METHOD_FIELDS, mmParetoSchema, ogmGeSchema, pmrSchema } from './methods.ts';
 import { InvalidSpecError, parseStrict } from './strict.ts';
 
 /**
@@ -142,6 +142,8 @@ export const trainTrialSpecSchema = z.object({
   gradientBlending: gradientBlendingSchema.partial().optional(),
   /** PMR hyperparameters (only with algorithm 'pmr'; defaults filled in when parsed). */
   pmr: pmrSchema.partial().optional(),
+  /** MMPareto hyperparameters (only with algorithm 'mmpareto'; defaults filled in when parsed). */
+  mmPareto: mmParetoSchema.partial().optional(),
   /** Seed of the model initialisation and of the data order (0 when unset, so a bare `mmsweep train` runs). */
   seed: z.number().int().nonnegative().default(0),
   /** Epoch cap (the code's loop runs epochs 1…299). */
@@ -217,6 +219,7 @@ export const trainTrialSpecSchema = z.object({
   ...(spec.algorithm === 'ogm-ge' ? { ogmGe: ogmGeSchema.parse(spec.ogmGe ?? {}) } : {}),
   ...(spec.algorithm === 'gradient-blending' ? { gradientBlending: gradientBlendingSchema.parse(spec.gradientBlending ?? {}) } : {}),
   ...(spec.algorithm === 'pmr' ? { pmr: pmrSchema.parse(spec.pmr ?? {}) } : {}),
+  ...(spec.algorithm === 'mmpareto' ? { mmPareto: mmParetoSchema.parse(spec.mmPareto ?? {}) } : {}),
 }));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
 
@@ -232,12 +235,13 @@ type CheckedSpec = {
   ogmGe?: unknown;
   gradientBlending?: unknown;
   pmr?: unknown;
+  mmPareto?: unknown;
 };
 
 /** Which algorithm runs on which architecture, and method hyperparameters only for their own method. */
 function checkMethod(spec: CheckedSpec, ctx: z.RefinementCtx): void {
   const late = (LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm);
-  for (const [method, field] of Object.entries(METHOD_FIELDS) as [string, 'ogmGe' | 'gradientBlending' | 'pmr'][]) {
+  for (const [method, field] of Object.entries(METHOD_FIELDS) as [string, 'ogmGe' | 'gradientBlending' | 'pmr' | 'mmPareto'][]) {
     if (spec[field] !== undefined && spec.algorithm !== method) {
       ctx.addIssue({
         code: 'custom',

@@ -1,6 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardOutput } from '../nn/types.ts';
-import { gradientBlendingSchema, ogmGeSchema, pmrSchema, type GradientBlendingSpec, type OgmGeSpec, type PmrSpec } from '../spec/methods.ts';
+import {
+  gradientBlendingSchema,
+  mmParetoSchema,
+  ogmGeSchema,
+  pmrSchema,
+  type GradientBlendingSpec,
+  type MmParetoSpec,
+  type OgmGeSpec,
+  type PmrSpec,
+} from '../spec/methods.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { hashSeedParts } from '../util/rng.ts';
 import type { BalancerState } from './balancers.ts';
@@ -17,8 +26,13 @@ export interface TrainingMethod {
   loss(out: ForwardOutput, oneHot: tf.Tensor2D): tf.Scalar;
   /** What the method needs from this step's forward, computed on the tape (the caller keeps and disposes them). */
   observe(out: ForwardOutput, oneHot: tf.Tensor2D): tf.Tensor[];
-  /** Replace entries of `grads` (keyed by tfjs variable name) in place, disposing what it replaces. */
-  modifyGradients(grads: tf.NamedTensorMap, observed: readonly tf.Tensor[], step: StepInfo): void;
+  /**
+   * Replace entries of `grads` (keyed by tfjs variable name) in place, disposing what it replaces. `auxiliary[i]`
+   * holds the gradients of `auxiliaryLosses()[i]` on the same batch (a variable the loss does not reach: absent).
+   */
+  modifyGradients(grads: tf.NamedTensorMap, observed: readonly tf.Tensor[], step: StepInfo, auxiliary: readonly tf.NamedTensorMap[]): void;
+  /** Further losses whose gradients the method needs separately (the trainer runs one more pass for each). */
+  auxiliaryLosses?(): ((out: ForwardOutput, oneHot: tf.Tensor2D) => tf.Scalar)[];
   onEpochBegin(epoch: number, probe: EpochProbe): void;
   onEpochEnd(epoch: number, probe: EpochProbe): void;
   getState(): BalancerState;
@@ -42,8 +56,10 @@ export interface EpochProbe {
 /** What a method is built from: the trial's spec and which variables form each encoder θk. */
 export interface MethodContext {
   spec: TrainTrialSpec;
-  /** θk per modality, as the net groups them. */
+  /** θk per modality, as the net groups them (with the per-branch head, when the net has one). */
   encoders: readonly (readonly tf.Variable[])[];
+  /** The per-branch heads' variables per modality (empty without heads). */
+  heads: readonly (readonly tf.Variable[])[];
   numClasses: number;
 }
 
@@ -341,6 +357,97 @@ export class PmrMethod implements TrainingMethod {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// MMPareto (Wei & Hu, "MMPareto: Boosting Multimodal Learning with Innocent Unimodal Assistance", ICML 2024)
+
+/**
+ * Weights (w_m, w_u) of the multimodal and the uni-modal gradient of one encoder (§4, and the official code):
+ * equal (½, ½) when the two agree (cosine > 0), otherwise the min-norm point of their convex hull (MGDA; the
+ * two-vector closed form the code's MinNormSolver uses, with its 0.999 / 0.001 guards).
+ * Inputs are the dot products mm = g_m·g_m, mu = g_m·g_u, uu = g_u·g_u.
+ */
+export function paretoWeights(mm: number, mu: number, uu: number): { cosine: number; weights: [number, number] } {
+  const cosine = mu / Math.max(Math.sqrt(mm) * Math.sqrt(uu), 1e-8);
+  if (cosine > 0) return { cosine, weights: [0.5, 0.5] };
+  let gamma: number;
+  if (mu >= mm) gamma = 0.999;
+  else if (mu >= uu) gamma = 0.001;
+  else gamma = (uu - mu) / (mm + uu - 2 * mu);
+  return { cosine, weights: [gamma, 1 - gamma] };
+}
+
+/**
+ * MMPareto as its official code trains a late-fusion net with per-branch heads: loss L = CE(ŷ) + Σ_k CE(head_k);
+ * for the encoder of modality k (heads and the fused head keep their plain gradient of L) with g_m = ∇CE(ŷ) and
+ * g_u = ∇CE(head_k) over all its tensors, weights (w_m, w_u) = `paretoWeights`, then per tensor
+ *   g_new = 2·w_m·g_m + 2·w_u·g_u;  g = γ·max(1, ‖∇L‖ / ‖g_new‖)·g_new
+ * (the code keeps at least the magnitude of the plain gradient ∇L of that tensor, and scales by γ = 1.5).
+ * g_m comes from one more forward/backward of CE(ŷ) alone; g_u = ∇L − g_m on encoder k (no other loss reaches it).
+ */
+export class MmParetoMethod implements TrainingMethod {
+  /** The last step's cosine and weights per modality (for tests and logs). */
+  last: { cosine: number; weights: [number, number] }[] = [];
+  private readonly bodies: (readonly tf.Variable[])[];
+
+  constructor(
+    readonly options: MmParetoSpec,
+    encoders: readonly (readonly tf.Variable[])[],
+    heads: readonly (readonly tf.Variable[])[],
+  ) {
+    if (heads.length !== encoders.length) throw new Error('MMPareto needs a late-fusion net with per-branch heads');
+    this.bodies = encoders.map((vs, k) => vs.filter((v) => !heads[k]!.includes(v)));
+  }
+
+  loss(out: ForwardOutput, oneHot: tf.Tensor2D): tf.Scalar {
+    const heads = out.lateFusion?.unimodalLogits;
+    if (!heads) throw new Error('MMPareto needs a late-fusion net with per-branch heads');
+    return tf.tidy(() => [out.logits, ...heads].map((l) => crossEntropy(l, oneHot)).reduce((a, b) => tf.add(a, b)) as tf.Scalar);
+  }
+
+  auxiliaryLosses(): ((out: ForwardOutput, oneHot: tf.Tensor2D) => tf.Scalar)[] {
+    return [(out, oneHot) => crossEntropy(out.logits, oneHot)];
+  }
+
+  observe(): tf.Tensor[] {
+    return [];
+  }
+
+  modifyGradients(grads: tf.NamedTensorMap, _observed: readonly tf.Tensor[], _step: StepInfo, auxiliary: readonly tf.NamedTensorMap[]): void {
+    const multimodal = auxiliary[0];
+    if (!multimodal) throw new Error('MMPareto: the trainer did not compute the multimodal gradient');
+    this.last = this.bodies.map((body) => {
+      const present = body.filter((v) => grads[v.name]);
+      const gm = present.map((v) => multimodal[v.name] ?? tf.zerosLike(v));
+      const gu = present.map((v, i) => tf.sub(grads[v.name]!, gm[i]!));
+      const dot = (a: tf.Tensor[], b: tf.Tensor[]) => tf.addN(a.map((t, i) => tf.sum(tf.mul(t, b[i]!))));
+      const [mm, mu, uu] = tf.tidy(() => tf.stack([dot(gm, gm), dot(gm, gu), dot(gu, gu)]).dataSync());
+      const result = paretoWeights(mm!, mu!, uu!);
+      const [wm, wu] = result.weights;
+      present.forEach((v, i) => {
+        const total = grads[v.name]!;
+        const combined = tf.tidy(() => {
+          const next = tf.add(tf.mul(gm[i]!, 2 * wm), tf.mul(gu[i]!, 2 * wu));
+          // γ·max(1, ‖∇L‖/‖g_new‖)·g_new, the ratio as a device scalar (a zero g_new stays zero).
+          const ratio = tf.div(tf.norm(total), tf.maximum(tf.norm(next), 1e-30));
+          return tf.mul(next, tf.mul(tf.maximum(ratio, 1), this.options.gamma));
+        });
+        total.dispose();
+        grads[v.name] = combined;
+      });
+      tf.dispose(gu);
+      tf.dispose(gm.filter((t, i) => t !== multimodal[present[i]!.name]));
+      return result;
+    });
+  }
+
+  onEpochBegin(): void {}
+  onEpochEnd(): void {}
+  getState(): BalancerState {
+    return {};
+  }
+  setState(): void {}
+}
+
 /** The method of a spec's algorithm; vanilla and the paper's algorithms train with `fallbackLoss`. */
 export function createMethod(ctx: MethodContext, fallbackLoss: (out: ForwardOutput, oneHot: tf.Tensor2D) => tf.Scalar): TrainingMethod {
   const { spec } = ctx;
@@ -352,6 +459,8 @@ export function createMethod(ctx: MethodContext, fallbackLoss: (out: ForwardOutp
       return new GradientBlendingMethod(gradientBlendingSchema.parse(spec.gradientBlending ?? {}), ctx.encoders.length);
     case 'pmr':
       return new PmrMethod(pmrSchema.parse(spec.pmr ?? {}), ctx.numClasses);
+    case 'mmpareto':
+      return new MmParetoMethod(mmParetoSchema.parse(spec.mmPareto ?? {}), ctx.encoders, ctx.heads);
     default:
       return new PlainMethod(fallbackLoss);
   }

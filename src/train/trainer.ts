@@ -24,6 +24,7 @@ import {
 import { sumsOfSquares } from '../backend/native-ops.ts';
 import { defaultLoss } from './loss.ts';
 import { createMethod, type EpochProbe } from './methods.ts';
+import { LateFusionNet } from '../nn/late-fusion.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
 import { Sgd } from './sgd.ts';
@@ -126,6 +127,7 @@ export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balance
     case 'ogm-ge':
     case 'gradient-blending':
     case 'pmr':
+    case 'mmpareto':
       return new VanillaBalancer();
     case 'guided':
       return new GuidedBalancer({ alpha: spec.alpha, q: spec.q, startEpoch: spec.balancingStartEpoch });
@@ -176,7 +178,8 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     (rubi
       ? (out: ForwardOutput, oneHot: tf.Tensor2D) => rubi.loss(out, oneHot)
       : defaultLoss);
-  const method = createMethod({ spec, encoders: net.groups.theta, numClasses: dataset.numClasses }, lossFn);
+  const heads = net instanceof LateFusionNet && net.unimodalHeads ? net.encoders.map((e) => e.head.map((p) => p.variable)) : [];
+  const method = createMethod({ spec, encoders: net.groups.theta, heads, numClasses: dataset.numClasses }, lossFn);
   const probeHeads: EpochProbe = {
     headLosses: (split) => headLosses(net, dataset, split, { batchSize: spec.evalBatchSize }),
     classFeatureMeans: (fraction) => classFeatureMeans(net, dataset, { batchSize: spec.evalBatchSize, fraction }),
@@ -323,9 +326,21 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
         kept.observed = method.observe(out, oneHot).map((t) => tf.keep(t));
         return method.loss(out, oneHot);
       }, variables);
+      // Gradients of further losses on the same batch (MMPareto): one more forward/backward each, after which the
+      // net's state (BatchNorm running statistics) is put back as the step's own forward left it.
+      const auxiliary = (method.auxiliaryLosses?.() ?? []).map((lossOf) => {
+        const saved = net.getState();
+        try {
+          const { value, grads } = tf.variableGrads(() => lossOf(net.forward(inputs, { mode, training: true }), oneHot), variables);
+          value.dispose();
+          return grads;
+        } finally {
+          net.setState(saved);
+        }
+      });
       // The method's gradient (OGM-GE's modulated one) is what the optimizer and µ see from here on.
-      method.modifyGradients(namedGrads, kept.observed!, { epoch, step: step + 1 });
-      tf.dispose(kept.observed!);
+      method.modifyGradients(namedGrads, kept.observed!, { epoch, step: step + 1 }, auxiliary);
+      tf.dispose([...kept.observed!, ...auxiliary.flatMap((g) => Object.values(g))]);
 
       // A variable the loss does not reach (e.g. branch k's excitation in a re-balancing step) has a zero
       // gradient and is still updated through momentum/weight decay, as PyTorch with zeroed grads does.

@@ -61,7 +61,7 @@ const mk = () => {
 };
 
 describe('late fusion + methods through trainTrial (CMNIST, wasm)', () => {
-  it.each(['vanilla', 'ogm-ge', 'gradient-blending', 'pmr'] as const)('%s trains, measures d_util and d_speed, and resumes bit-for-bit', async (algorithm) => {
+  it.each(['vanilla', 'ogm-ge', 'gradient-blending', 'pmr', 'mmpareto'] as const)('%s trains, measures d_util and d_speed, and resumes bit-for-bit', async (algorithm) => {
     const spec = specOf({ algorithm });
     const full = await go(spec, mk());
     const r = full.result;

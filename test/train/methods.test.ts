@@ -3,8 +3,18 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createCmnistLateFusionNet } from '../../src/nn/cmnist.ts';
 import type { ForwardOutput } from '../../src/nn/types.ts';
 import { ogmGeSchema } from '../../src/spec/methods.ts';
-import { pmrSchema } from '../../src/spec/methods.ts';
-import { blendingWeights, GradientBlendingMethod, OgmGeMethod, ogmCoefficients, PmrMethod, prototypeLogits } from '../../src/train/methods.ts';
+import { mmParetoSchema, pmrSchema } from '../../src/spec/methods.ts';
+import {
+  blendingWeights,
+  GradientBlendingMethod,
+  MmParetoMethod,
+  OgmGeMethod,
+  ogmCoefficients,
+  paretoWeights,
+  PmrMethod,
+  prototypeLogits,
+} from '../../src/train/methods.ts';
+import { crossEntropy } from '../../src/train/loss.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -254,5 +264,73 @@ describe('PMR (Fan et al. 2023, §3.2–3.3, as the official code trains)', () =
     // Past endEpoch: CE(ŷ) only.
     method.onEpochBegin(4, probe);
     expect(method.loss(out, oneHot).dataSync()[0]).toBeCloseTo(ce(logits), 5);
+  });
+});
+
+describe('MMPareto (Wei & Hu 2024, §4 and the official code)', () => {
+  it('weights: ½, ½ without conflict; the min-norm point of the two gradients with one', () => {
+    expect(paretoWeights(1, 0.5, 4)).toEqual({ cosine: 0.25, weights: [0.5, 0.5] });
+    // g_m·g_m = 4, g_m·g_u = −1, g_u·g_u = 1: γ = (1 + 1)/(4 + 1 + 2) = 2/7 on g_m.
+    const conflict = paretoWeights(4, -1, 1);
+    expect(conflict.cosine).toBeCloseTo(-0.5, 12);
+    expect(conflict.weights[0]).toBeCloseTo(2 / 7, 12);
+    expect(conflict.weights[1]).toBeCloseTo(5 / 7, 12);
+    // The min-norm point is orthogonal to g_m − g_u: (γ g_m + (1−γ) g_u)·(g_m − g_u) = 0.
+    const [g] = conflict.weights;
+    expect(g * 4 + (1 - 2 * g) * -1 - (1 - g) * 1).toBeCloseTo(0, 12);
+  });
+
+  it('combines each encoder’s multimodal and uni-modal gradients per tensor, γ·max(1, ‖∇L‖/‖g_new‖)·g_new (by hand)', () => {
+    const K = 4;
+    const B = 6;
+    const net = createCmnistLateFusionNet({ channels: [3, 1], numClasses: K, seed: 4, width: 0.25, unimodalHeads: true });
+    let s = 99;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
+    const x = [3, 1].map((c) => tf.tensor(Float32Array.from({ length: B * 12 * 12 * c }, rand), [B, 12, 12, c]));
+    const oneHot = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 1, 2], 'int32'), K).toFloat() as tf.Tensor2D;
+    const heads = net.encoders.map((e) => e.head.map((p) => p.variable));
+    const method = new MmParetoMethod(mmParetoSchema.parse({}), net.groups.theta, heads);
+    const variables = net.trainableVariables as tf.Variable[];
+    const gradsOf = (lossOf: (out: ForwardOutput) => tf.Scalar) => {
+      const saved = net.getState();
+      const { value, grads } = tf.variableGrads(() => lossOf(net.forward(x, { mode: 'regular', training: true })), variables);
+      value.dispose();
+      net.setState(saved);
+      return grads;
+    };
+    const total = gradsOf((out) => method.loss(out, oneHot));
+    const multimodal = gradsOf((out) => crossEntropy(out.logits, oneHot));
+    const host = (m: tf.NamedTensorMap) => Object.fromEntries(Object.entries(m).map(([n, g]) => [n, Array.from(g.dataSync())]));
+    const t = host(total);
+    const m = host(multimodal);
+    method.modifyGradients(total, [], { epoch: 1, step: 1 }, [multimodal]);
+    const after = host(total);
+    const dot = (a: number[], b: number[]) => a.reduce((acc, v, i) => acc + v * b[i]!, 0);
+    const norm = (a: number[]) => Math.sqrt(dot(a, a));
+    net.groups.theta.forEach((theta, k) => {
+      const body = theta.filter((v) => !heads[k]!.includes(v));
+      expect(body.length).toBe(10);
+      const gm = body.flatMap((v) => m[v.name] ?? new Array(v.size).fill(0));
+      const gu = body.flatMap((v) => t[v.name]!.map((g, i) => g - (m[v.name]?.[i] ?? 0)));
+      const cos = dot(gm, gu) / (norm(gm) * norm(gu));
+      let w: number[];
+      if (cos > 0) w = [0.5, 0.5];
+      else {
+        const gamma = (dot(gu, gu) - dot(gm, gu)) / (dot(gm, gm) + dot(gu, gu) - 2 * dot(gm, gu));
+        w = [gamma, 1 - gamma];
+      }
+      expect(method.last[k]!.cosine).toBeCloseTo(cos, 4);
+      for (const v of body) {
+        const gmv = m[v.name] ?? new Array(v.size).fill(0);
+        const next = t[v.name]!.map((g, i) => 2 * w[0]! * gmv[i]! + 2 * w[1]! * (g - gmv[i]!));
+        const scale = 1.5 * Math.max(1, norm(t[v.name]!) / norm(next));
+        after[v.name]!.forEach((g, i) => expect(g).toBeCloseTo(scale * next[i]!, 5));
+      }
+      // The per-branch head keeps its plain gradient.
+      for (const v of heads[k]!) expect(after[v.name]).toEqual(t[v.name]);
+    });
+    for (const w of [...net.fusionWeights, net.fusionBias]) expect(after[w.variable.name]).toEqual(t[w.variable.name]);
+    tf.dispose([...Object.values(total), ...Object.values(multimodal), ...x, oneHot]);
+    net.dispose();
   });
 });
