@@ -13,6 +13,11 @@ import { z } from 'zod';
  */
 export const ogmGeSchema = z.object({
   alpha: z.number().positive().default(0.1),
+  /**
+   * `published`: k = 1 − tanh(α·ρ) (Eq. 10 and the official code); `shifted`: k = 1 − tanh(α·(ρ − 1)), the form of
+   * some later re-implementations (k → 1 as the modalities balance).
+   */
+  coefficient: z.enum(['published', 'shifted']).default('published'),
   noise: z.boolean().default(true),
   startEpoch: z.number().int().positive().default(1),
   endEpoch: z.number().int().positive().default(50),

@@ -86,13 +86,18 @@ export class PlainMethod implements TrainingMethod {
  * modality u (Eq. 8, from u's share of the fused logits), ρ_u = s_u / s_v for the other modality v, and
  *   k_u = 1 − tanh(α·ρ_u) if ρ_u > 1, else 1.
  * Only the dominant modality (ρ > 1) is slowed down. This is the published form (the official code computes
- * 1 − tanh(α·relu(ρ)), the same for ρ > 1); some later re-implementations use tanh(α·(ρ − 1)), which we do not.
+ * 1 − tanh(α·relu(ρ)), the same for ρ > 1); `shifted` gives 1 − tanh(α·(ρ − 1)) of some later re-implementations.
  */
-export function ogmCoefficients(scores: readonly number[], alpha: number): { ratios: number[]; coefficients: number[] } {
+export function ogmCoefficients(
+  scores: readonly number[],
+  alpha: number,
+  form: OgmGeSpec['coefficient'] = 'published',
+): { ratios: number[]; coefficients: number[] } {
   if (scores.length !== 2) throw new Error(`OGM-GE is defined for two modalities (Peng et al. Eq. 9), got ${scores.length}`);
   const [s0, s1] = scores as [number, number];
   const ratios = [s0 / s1, s1 / s0];
-  const coefficients = ratios.map((rho) => (rho > 1 ? 1 - Math.tanh(alpha * rho) : 1));
+  const offset = form === 'shifted' ? 1 : 0;
+  const coefficients = ratios.map((rho) => (rho > 1 ? 1 - Math.tanh(alpha * (rho - offset)) : 1));
   return { ratios, coefficients };
 }
 
@@ -132,7 +137,7 @@ export class OgmGeMethod implements TrainingMethod {
 
   modifyGradients(grads: tf.NamedTensorMap, observed: readonly tf.Tensor[], step: StepInfo): void {
     const scores = Array.from(observed[0]!.dataSync());
-    const { ratios, coefficients } = ogmCoefficients(scores, this.options.alpha);
+    const { ratios, coefficients } = ogmCoefficients(scores, this.options.alpha, this.options.coefficient);
     this.lastRatios = ratios;
     this.lastCoefficients = coefficients;
     if (step.epoch < this.options.startEpoch || step.epoch > this.options.endEpoch) {

@@ -26,7 +26,7 @@ describe('method hyperparameters in the TrialSpec', () => {
   it('fills the published defaults of the chosen method, resolves late fusion, and hashes the values', () => {
     const ogm = parse({ algorithm: 'ogm-ge' });
     expect(ogm.architecture).toBe('late-fusion');
-    expect(ogm.ogmGe).toEqual({ alpha: 0.1, noise: true, startEpoch: 1, endEpoch: 50 });
+    expect(ogm.ogmGe).toEqual({ alpha: 0.1, coefficient: 'published', noise: true, startEpoch: 1, endEpoch: 50 });
     expect(trialKey(ogm)).toBe(trialKey({ dataset: { name: 'cmnist' }, lr: 0.01, algorithm: 'ogm-ge', ogmGe: { alpha: 0.1 } }));
     expect(trialKey(ogm)).not.toBe(trialKey({ dataset: { name: 'cmnist' }, lr: 0.01, algorithm: 'ogm-ge', ogmGe: { alpha: 0.8 } }));
     const gb = parse({ algorithm: 'gradient-blending', dataset: { name: 'cmnist', heldOutValidation: 5000 } });

@@ -30,6 +30,8 @@ describe('OGM-GE coefficients (Peng et al. 2022, Eq. 9–10)', () => {
     const b = ogmCoefficients([1.0, 2.5], 0.8);
     expect(b.coefficients[0]).toBe(1);
     expect(b.coefficients[1]).toBeCloseTo(0.0359724199241831, 12);
+    // The shifted form of later re-implementations: 1 − tanh(0.1·(2 − 1)).
+    expect(ogmCoefficients([3.2, 1.6], 0.1, 'shifted').coefficients[0]).toBeCloseTo(0.9003320053750442, 12);
     // Equal scores: nobody dominates.
     expect(ogmCoefficients([2, 2], 0.1).coefficients).toEqual([1, 1]);
     expect(() => ogmCoefficients([1, 2, 3], 0.1)).toThrow(/two modalities/);
