@@ -67,7 +67,7 @@ export function conditionOf(spec: TrialSpec): TrialConditionColumns {
     kind: 'train',
     dataset: spec.dataset.name,
     datasetVariant: datasetVariant(spec),
-    architecture: spec.architecture === 'mmtm' ? 'mmtm' : `unimodal-se:m${spec.unimodalModality}`,
+    architecture: spec.architecture === 'unimodal-se' ? `unimodal-se:m${spec.unimodalModality}` : spec.architecture,
     modalities: spec.modalities,
     algorithm: spec.algorithm,
     profile: overrides.length > 0 ? `${spec.profile}+${overrides.join(',')}` : spec.profile,

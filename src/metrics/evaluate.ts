@@ -56,6 +56,67 @@ export function evaluateSplit(
 }
 
 /**
+ * Mean softmax cross-entropy over a split of ŷ (index 0) and of every per-branch head of a late-fusion net
+ * (indices 1…M), regular mode, inference BatchNorm, no augmentation: the training and held-out losses
+ * Gradient-Blending reads (Wang et al. 2020, §3.2). Sums per batch on the device, float64 on the host.
+ */
+export function headLosses(net: MultimodalNet, dataset: Dataset, split: SplitName, options: { batchSize: number }): number[] {
+  let sums: Float64Array | null = null;
+  let total = 0;
+  for (const batch of dataset.batches(split, { batchSize: options.batchSize, shuffle: false, augment: false, seed: 0, epoch: 1 })) {
+    const summed = tf.tidy(() => {
+      const out = net.forward(toTensors(dataset, batch), { mode: 'regular', training: false });
+      const heads = out.lateFusion?.unimodalLogits;
+      if (!heads) throw new Error('headLosses: the net has no per-branch heads (a late-fusion net built with unimodalHeads)');
+      const oneHot = tf.oneHot(tf.tensor1d(batch.y, 'int32'), dataset.numClasses).toFloat();
+      // −Σ_i log softmax(l_i)[y_i] of every head, stacked.
+      return tf.stack([out.logits, ...heads].map((l) => tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(l))))));
+    });
+    const host = summed.dataSync();
+    summed.dispose();
+    sums ??= new Float64Array(host.length);
+    host.forEach((v, i) => (sums![i]! += v));
+    total += batch.size;
+  }
+  if (!sums || total === 0) throw new Error(`headLosses: the ${split} split is empty`);
+  return Array.from(sums, (v) => v / total);
+}
+
+/**
+ * Class means of every modality's final features e_k over the first ⌈fraction·batches⌉ batches of the training
+ * split (in dataset order, no augmentation, inference BatchNorm): PMR's prototypes (Fan et al. 2023, §3.2).
+ * Returns means[k][c] (F_k values each) and counts[c]; a class absent from those batches has count 0 and zeros.
+ */
+export function classFeatureMeans(
+  net: MultimodalNet,
+  dataset: Dataset,
+  options: { batchSize: number; fraction: number },
+): { means: Float32Array[][]; counts: number[] } {
+  const K = dataset.numClasses;
+  const batches = Math.max(1, Math.ceil((options.fraction * dataset.size('train')) / options.batchSize));
+  let sums: Float64Array[][] | null = null;
+  const counts = new Array<number>(K).fill(0);
+  let seen = 0;
+  for (const batch of dataset.batches('train', { batchSize: options.batchSize, shuffle: false, augment: false, seed: 0, epoch: 1 })) {
+    if (seen++ >= batches) break;
+    const perClass = tf.tidy(() => {
+      const out = net.forward(toTensors(dataset, batch), { mode: 'regular', training: false });
+      const oneHot = tf.oneHot(tf.tensor1d(batch.y, 'int32'), K).toFloat();
+      // oneHotᵀ·e_k: the per-class feature sums (K×F_k) on the device.
+      return out.branchFeatures.map((e) => tf.matMul(oneHot, e, true, false));
+    });
+    const host = perClass.map((t) => t.dataSync() as Float32Array);
+    const widths = perClass.map((t) => t.shape[1]!);
+    perClass.forEach((t) => t.dispose());
+    sums ??= widths.map((f) => Array.from({ length: K }, () => new Float64Array(f)));
+    sums.forEach((perModality, k) => perModality.forEach((row, c) => row.forEach((_, j) => (row[j]! += host[k]![c * widths[k]! + j]!))));
+    for (const y of batch.y) counts[y]! += 1;
+  }
+  if (!sums) throw new Error('classFeatureMeans: the training split is empty');
+  return { means: sums.map((perModality) => perModality.map((row, c) => Float32Array.from(row, (v) => (counts[c]! > 0 ? v / counts[c]! : 0)))), counts };
+}
+
+/**
  * h̄_k^j of every MMTM position j and modality k: the per-channel spatial means of its inputs, averaged with equal
  * weight over every sample of the training split (regular mode, inference BatchNorm; paper-spec §6.2).
  * Returns means[j][k].

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm, Conv2d, disposeParameters, globalAvgPool, Linear, maxPool2d, type Init, type NamedVariable, type StateEntry } from './layers.ts';
+import { LateFusionNet } from './late-fusion.ts';
 import { MultiBranchMmtmNet, StagedSeNet, type MmtmNetOptions, type SeNetOptions, type StagedBranch } from './multi-branch.ts';
 
 /**
@@ -118,5 +119,36 @@ export function createCmnistUnimodalSeNet(options: CmnistUnimodalSeNetOptions): 
     positions: options.sePositions ?? DEFAULT_MMTM_POSITIONS,
     seed: options.seed,
     fidelity: options.fidelity,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Late fusion (src/nn/late-fusion.ts): the same 4-conv branches as encoders, one linear head on their features
+
+export interface CmnistLateFusionNetOptions {
+  channels: readonly number[];
+  numClasses: number;
+  seed: number;
+  width?: number;
+  /** Keep each branch's own head as a per-branch classifier (Gradient-Blending). */
+  unimodalHeads?: boolean;
+}
+
+/**
+ * The CMNIST late-fusion network: branch k is the 4-conv branch of the MMTM net (same names `branch<k>.…`, so the
+ * same seed starts the encoders identically), its pooled 64-d features (at width 1) concatenated into one
+ * Linear(Σ F_k → K).
+ */
+export function createCmnistLateFusionNet(options: CmnistLateFusionNetOptions): LateFusionNet<CmnistBranch> {
+  const width = options.width ?? 1;
+  return new LateFusionNet({
+    name: 'CmnistLateFusionNet',
+    encoders: options.channels.map((c, k) => {
+      const branch = new CmnistBranch({ seed: options.seed, prefix: `branch${k}` }, c, options.numClasses, width);
+      return { branch, head: branch.head.parameters };
+    }),
+    numClasses: options.numClasses,
+    seed: options.seed,
+    unimodalHeads: options.unimodalHeads ?? false,
   });
 }

@@ -2,7 +2,7 @@ import type { Dataset } from '../data/types.ts';
 import { trialFidelity } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { UnimodalAsMultimodal } from './unimodal.ts';
-import { createCmnistNet, createCmnistUnimodalSeNet } from './cmnist.ts';
+import { createCmnistLateFusionNet, createCmnistNet, createCmnistUnimodalSeNet } from './cmnist.ts';
 import { createI3dNet, createI3dUnimodalSeNet } from './i3d.ts';
 import { createResnet18MmtmNet, createResnet18UnimodalSeNet } from './resnet18.ts';
 import { loadI3dWeightsFile } from './weights.ts';
@@ -20,6 +20,11 @@ export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet
   const common = { numClasses: dataset.numClasses, seed: spec.seed, fidelity, width: spec.width };
   const unimodal = spec.architecture === 'unimodal-se';
   const k = spec.unimodalModality;
+  if (spec.architecture === 'late-fusion') {
+    // The spec schema admits late fusion on CMNIST only; per-branch heads exactly when the method trains them.
+    if (spec.dataset.name !== 'cmnist') throw new Error(`no late-fusion network for dataset ${spec.dataset.name}`);
+    return createCmnistLateFusionNet({ ...common, channels, unimodalHeads: methodNeedsUnimodalHeads(spec.algorithm) });
+  }
   switch (spec.dataset.name) {
     case 'cmnist':
       return unimodal
@@ -44,6 +49,11 @@ export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet
       throw new Error(`no network for dataset ${JSON.stringify((unknown as { name?: unknown }).name)}`);
     }
   }
+}
+
+/** Gradient-Blending and MMPareto train a loss on every per-branch head; the other methods need none. */
+export function methodNeedsUnimodalHeads(algorithm: TrainTrialSpec['algorithm']): boolean {
+  return algorithm === 'gradient-blending' || algorithm === 'mmpareto';
 }
 
 /** Loads pretrained I3D weights into a fresh net; frees the net if the file does not fit. */

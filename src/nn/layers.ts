@@ -41,7 +41,8 @@ export function childInit(init: Init, name: string): Init {
   return { seed: init.seed, prefix: init.prefix ? `${init.prefix}.${name}` : name };
 }
 
-function uniformVariable(init: Init, name: string, shape: number[], bound: number): NamedVariable {
+/** A trainable variable drawn uniform in ±bound from the named stream `<prefix>.<name>` (PyTorch's Linear/Conv init). */
+export function uniformVariable(init: Init, name: string, shape: number[], bound: number): NamedVariable {
   const fullName = `${init.prefix}.${name}`;
   const size = shape.reduce((a, b) => a * b, 1);
   const values = uniformValues(init.seed, fullName, size, bound);

@@ -50,6 +50,19 @@ export interface ForwardOutput {
   branchFeatures: tf.Tensor2D[];
   /** squeezed[j][k]: the squeezed input h_k (B×C_k) of MMTM position j (only with `collectSqueezed`). */
   squeezed?: tf.Tensor2D[][];
+  /** Only from a late-fusion net (src/nn/late-fusion.ts). */
+  lateFusion?: LateFusionOutput;
+}
+
+/**
+ * What a late-fusion net adds to its forward output: ŷ = Σ_k e_k·W_k + b split into per-modality shares, and the
+ * per-branch heads when the net has them.
+ */
+export interface LateFusionOutput {
+  /** terms[k] = e_k·W_k + b/M (B×K): modality k's share of ŷ, the bias split equally (Σ_k terms[k] = ŷ). */
+  terms: tf.Tensor2D[];
+  /** The per-branch heads' logits (B×K each), one per modality; absent when the net was built without them. */
+  unimodalLogits?: tf.Tensor2D[];
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   type Figure,
 } from './figures.ts';
 import type { ReportData } from './model.ts';
+import { METHOD_TABLE_COLUMNS, buildMethodTable } from './methods.ts';
 import { TABLE1_CSV_COLUMNS, buildTable1, table1CsvRows, type Table1 } from './table1.ts';
 
 export interface ReportOptions {
@@ -113,6 +114,12 @@ export function buildReport(data: ReportData, options: ReportOptions = {}): Repo
       columns: TABLE1_CSV_COLUMNS,
     },
     { name: 'conditions', title: 'Per-condition summary (SQL view condition_summary)', rows: conditionRows },
+    {
+      name: 'methods',
+      title: 'Method comparison: A(f), A(f_k), A(f_k′), d_util, d_speed, wall time per trial (mean ± sample std over the seeds)',
+      rows: buildMethodTable(data.trials),
+      columns: METHOD_TABLE_COLUMNS,
+    },
     { name: 'trials', title: 'Every training trial with its result', rows: trialRows },
     { name: 'distributions', title: 'd_util / d_speed distributions per condition', rows: distributions.rows },
     { name: 'proxy-correlation', title: 'Pearson correlation of d_speed with d_util', rows: proxy.rows },

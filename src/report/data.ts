@@ -50,9 +50,9 @@ function toDate(value: Date | string | null): Date | null {
   return value instanceof Date ? value : new Date(value);
 }
 
-/** Splits the store's architecture column (`mmtm` or `unimodal-se:m<k>`, db/conditions.ts). */
-export function parseArchitecture(architecture: string): { architecture: 'mmtm' | 'unimodal-se'; modality: 0 | 1 | null } | null {
-  if (architecture === 'mmtm') return { architecture: 'mmtm', modality: null };
+/** Splits the store's architecture column (`mmtm`, `late-fusion` or `unimodal-se:m<k>`, db/conditions.ts). */
+export function parseArchitecture(architecture: string): { architecture: 'mmtm' | 'late-fusion' | 'unimodal-se'; modality: 0 | 1 | null } | null {
+  if (architecture === 'mmtm' || architecture === 'late-fusion') return { architecture, modality: null };
   const m = /^unimodal-se:m([01])$/.exec(architecture);
   if (m) return { architecture: 'unimodal-se', modality: Number(m[1]) as 0 | 1 };
   return null;

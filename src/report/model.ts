@@ -55,7 +55,7 @@ export interface ReportTrial {
   trialKey: string;
   column: DatasetColumn;
   modalities: Modalities;
-  architecture: 'mmtm' | 'unimodal-se';
+  architecture: 'mmtm' | 'late-fusion' | 'unimodal-se';
   /** For `unimodal-se` trials: which modality the single branch sees. */
   unimodalModality: 0 | 1 | null;
   algorithm: Algorithm;
@@ -171,6 +171,10 @@ export const ALGORITHM_LABELS: Record<Algorithm, string> = {
   rubi: '+ RUBi',
   random: '+ random (proposed)',
   guided: '+ guided (proposed)',
+  'ogm-ge': 'late fusion + OGM-GE',
+  'gradient-blending': 'late fusion + Gradient-Blending',
+  pmr: 'late fusion + PMR',
+  mmpareto: 'late fusion + MMPareto',
 };
 
 export const MODALITY_LABELS: Record<Modalities, string> = {
@@ -182,5 +186,6 @@ export const MODALITY_LABELS: Record<Modalities, string> = {
 /** The condition a trial belongs to for distributions and sweeps (one curve / one histogram each). */
 export function conditionLabel(t: Pick<ReportTrial, 'column' | 'modalities' | 'algorithm' | 'architecture' | 'unimodalModality'>): string {
   if (t.architecture === 'unimodal-se') return `${t.column} · uni-modal SE m${t.unimodalModality}`;
+  if (t.architecture === 'late-fusion') return `${t.column} · late fusion · ${MODALITY_LABELS[t.modalities]} · ${t.algorithm}`;
   return `${t.column} · ${MODALITY_LABELS[t.modalities]} · ${t.algorithm}`;
 }

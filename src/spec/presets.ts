@@ -276,6 +276,35 @@ function modelnet40Alpha(small: boolean): StudySpec {
   );
 }
 
+/**
+ * Issue 19: the later balancing methods next to the paper's algorithms on CMNIST, each measured with d_util and
+ * d_speed: the MMTM net with vanilla, RUBi, random and guided (Table 1's CMNIST setting), and the late-fusion net
+ * with vanilla, OGM-GE, Gradient-Blending, PMR and MMPareto (their published defaults, src/spec/methods.ts), 3 seeds each
+ * (1 in the small variant: nine trials, one per method). Every
+ * condition validates on 5,000 held-out training digits (Gradient-Blending estimates its weights on the
+ * validation split, which by default is CMNIST's test split), so all share one data setup.
+ */
+function balanceCmnist(small: boolean): StudySpec {
+  const { base: table1Base, runs } = table1Setting('cmnist', small);
+  const base = { ...table1Base, dataset: { name: 'cmnist', heldOutValidation: 5000 }, ...(small ? { subset: { train: 2000, val: 500, test: 500 } } : {}) };
+  const late = { ...base, architecture: 'late-fusion' };
+  return study(
+    `balance-cmnist${small ? '-small' : ''}`,
+    `${small ? 'Reduced ' : ''}balancing methods on CMNIST: MMTM vanilla/RUBi/random/guided and late-fusion vanilla/OGM-GE/Gradient-Blending/PMR/MMPareto × ${small ? '1 seed' : '3 seeds'}`,
+    [
+      condition('mmtm vanilla', { ...base, algorithm: 'vanilla' }, runs),
+      condition('mmtm rubi', { ...base, algorithm: 'rubi', rubiBiasModality: DATASETS.cmnist.rubiBias }, runs),
+      condition('mmtm random', { ...base, algorithm: 'random' }, runs),
+      condition('mmtm guided', { ...base, algorithm: 'guided' }, runs),
+      condition('late-fusion vanilla', { ...late, algorithm: 'vanilla' }, runs),
+      condition('late-fusion ogm-ge', { ...late, algorithm: 'ogm-ge' }, runs),
+      condition('late-fusion gradient-blending', { ...late, algorithm: 'gradient-blending' }, runs),
+      condition('late-fusion pmr', { ...late, algorithm: 'pmr' }, runs),
+      condition('late-fusion mmpareto', { ...late, algorithm: 'mmpareto' }, runs),
+    ],
+  );
+}
+
 /** Orchestration check: trials that train nothing (the runner's `noop` kind). */
 function noop(name: string, trials: number, sleepMs: number, epochs: number): StudySpec {
   return study(name, `${trials} noop trials (${epochs} epochs of ${sleepMs} ms each): exercises orchestration only`, [
@@ -293,6 +322,7 @@ for (const small of [false, true]) {
   builders.push([`modelnet40-q${s}`, () => modelnet40Q(small)]);
   builders.push([`modelnet40-alpha${s}`, () => modelnet40Alpha(small)]);
   builders.push([`cmnist-calibration${s}`, () => cmnistCalibration(small)]);
+  builders.push([`balance-cmnist${s}`, () => balanceCmnist(small)]);
 }
 builders.push(['noop-small', () => noop('noop-small', 8, 200, 2)]);
 builders.push(['noop-200', () => noop('noop-200', 200, 100, 1)]);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
+import { gradientBlendingSchema, LATE_FUSION_METHODS, METHOD_FIELDS, mmParetoSchema, ogmGeSchema, pmrSchema } from './methods.ts';
 import { InvalidSpecError, parseStrict } from './strict.ts';
 
 /**
@@ -96,15 +97,24 @@ export type DatasetSpec = z.infer<typeof datasetSpecSchema>;
 export const modalitiesSchema = z.enum(['distinct', 'duplicate-m0', 'duplicate-m1']);
 export type Modalities = z.infer<typeof modalitiesSchema>;
 
-export const algorithmSchema = z.enum(['vanilla', 'guided', 'random', 'rubi']);
+/**
+ * The paper's algorithms (vanilla, guided, random, RUBi; MMTM net) and the later balancing methods (late-fusion
+ * net; src/spec/methods.ts).
+ */
+export const algorithmSchema = z.enum(['vanilla', 'guided', 'random', 'rubi', ...LATE_FUSION_METHODS]);
 export type Algorithm = z.infer<typeof algorithmSchema>;
 
 export const trainTrialSpecSchema = z.object({
   kind: z.literal('train').default('train'),
   dataset: datasetSpecSchema,
   modalities: modalitiesSchema.default('distinct'),
-  /** `mmtm`: the MMTM fusion net (one branch per modality); `unimodal-se`: one branch with SE blocks on `unimodalModality`. */
-  architecture: z.enum(['mmtm', 'unimodal-se']).default('mmtm'),
+  /**
+   * `mmtm`: the MMTM fusion net (one branch per modality); `unimodal-se`: one branch with SE blocks on
+   * `unimodalModality`; `late-fusion`: the same branches as encoders, one linear head on their concatenated
+   * features (CMNIST; src/nn/late-fusion.ts). Unset: `late-fusion` for the methods that need it (ogm-ge,
+   * gradient-blending), `mmtm` otherwise; the parsed spec holds the resolved value.
+   */
+  architecture: z.enum(['mmtm', 'unimodal-se', 'late-fusion']).optional(),
   unimodalModality: z.union([z.literal(0), z.literal(1)]).default(0),
   algorithm: algorithmSchema.default('vanilla'),
   /**
@@ -126,6 +136,14 @@ export const trainTrialSpecSchema = z.object({
   q: z.number().int().positive().default(5),
   /** RUBi: the bias modality whose features drive the mask (paper-spec §9.2). */
   rubiBiasModality: z.union([z.literal(0), z.literal(1)]).default(0),
+  /** OGM-GE hyperparameters (only with algorithm 'ogm-ge'; defaults filled in when parsed). */
+  ogmGe: ogmGeSchema.partial().optional(),
+  /** Gradient-Blending hyperparameters (only with algorithm 'gradient-blending'; defaults filled in when parsed). */
+  gradientBlending: gradientBlendingSchema.partial().optional(),
+  /** PMR hyperparameters (only with algorithm 'pmr'; defaults filled in when parsed). */
+  pmr: pmrSchema.partial().optional(),
+  /** MMPareto hyperparameters (only with algorithm 'mmpareto'; defaults filled in when parsed). */
+  mmPareto: mmParetoSchema.partial().optional(),
   /** Seed of the model initialisation and of the data order (0 when unset, so a bare `mmsweep train` runs). */
   seed: z.number().int().nonnegative().default(0),
   /** Epoch cap (the code's loop runs epochs 1…299). */
@@ -167,6 +185,7 @@ export const trainTrialSpecSchema = z.object({
       });
     }
   }
+  checkMethod({ ...spec, architecture: resolvedArchitecture(spec) }, ctx);
   // Three-view ModelNet40 (paper-spec §8.6) trains one three-branch net with vanilla / guided / random; the
   // duplicated-input controls, RUBi and the uni-modal baselines are two-modality constructions.
   if (spec.dataset.name !== 'modelnet40' || spec.dataset.views.length <= 2) return;
@@ -192,8 +211,79 @@ export const trainTrialSpecSchema = z.object({
       message: `'unimodal-se' is a uni-modal baseline that uses one view, but ${views} has three: give two views and pick the baseline's view with unimodalModality, or use architecture 'mmtm'`,
     });
   }
-}).transform((spec) => ({ ...spec, profile: spec.profile ?? defaultProfileFor(spec.dataset.name) }));
+}).transform((spec) => ({
+  ...spec,
+  profile: spec.profile ?? defaultProfileFor(spec.dataset.name),
+  architecture: resolvedArchitecture(spec),
+  // The chosen method's hyperparameters with their published defaults (hashed into the key); none otherwise.
+  ...(spec.algorithm === 'ogm-ge' ? { ogmGe: ogmGeSchema.parse(spec.ogmGe ?? {}) } : {}),
+  ...(spec.algorithm === 'gradient-blending' ? { gradientBlending: gradientBlendingSchema.parse(spec.gradientBlending ?? {}) } : {}),
+  ...(spec.algorithm === 'pmr' ? { pmr: pmrSchema.parse(spec.pmr ?? {}) } : {}),
+  ...(spec.algorithm === 'mmpareto' ? { mmPareto: mmParetoSchema.parse(spec.mmPareto ?? {}) } : {}),
+}));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
+
+/** The architecture a spec names, or the default for its algorithm. */
+function resolvedArchitecture(spec: { architecture?: 'mmtm' | 'unimodal-se' | 'late-fusion'; algorithm: Algorithm }) {
+  return spec.architecture ?? ((LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm) ? 'late-fusion' : 'mmtm');
+}
+
+type CheckedSpec = {
+  dataset: { name: string; heldOutValidation?: number };
+  architecture: string;
+  algorithm: Algorithm;
+  ogmGe?: unknown;
+  gradientBlending?: unknown;
+  pmr?: unknown;
+  mmPareto?: unknown;
+};
+
+/** Which algorithm runs on which architecture, and method hyperparameters only for their own method. */
+function checkMethod(spec: CheckedSpec, ctx: z.RefinementCtx): void {
+  const late = (LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm);
+  for (const [method, field] of Object.entries(METHOD_FIELDS) as [string, 'ogmGe' | 'gradientBlending' | 'pmr' | 'mmPareto'][]) {
+    if (spec[field] !== undefined && spec.algorithm !== method) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [field],
+        message: `${field} holds the hyperparameters of '${method}', but the algorithm is '${spec.algorithm}': set algorithm '${method}' or drop ${field}`,
+      });
+    }
+  }
+  if (late && spec.architecture !== 'late-fusion') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['architecture'],
+      message: `'${spec.algorithm}' balances the branches of a late-fusion net, but the architecture is '${spec.architecture}': set architecture 'late-fusion'`,
+    });
+  }
+  if (spec.architecture === 'late-fusion') {
+    if (spec.dataset.name !== 'cmnist') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['architecture'],
+        message: `'late-fusion' is built for cmnist so far, not ${spec.dataset.name}: use architecture 'mmtm'`,
+      });
+    }
+    if (spec.algorithm === 'guided' || spec.algorithm === 'random' || spec.algorithm === 'rubi') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['algorithm'],
+        message: `'${spec.algorithm}' acts on the MMTM net (its gates or branch heads), not on 'late-fusion': use vanilla, ${LATE_FUSION_METHODS.join(', ')}, or architecture 'mmtm'`,
+      });
+    }
+  }
+  // G-Blend estimates its weights on held-out data; CMNIST's default validation split is the test split.
+  if (spec.algorithm === 'gradient-blending' && spec.dataset.name === 'cmnist' && spec.dataset.heldOutValidation === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['dataset', 'heldOutValidation'],
+      message:
+        "'gradient-blending' estimates its weights on the validation split, which for cmnist is the test split unless " +
+        'dataset.heldOutValidation is set: set it (e.g. 5000) so the weights never see test digits',
+    });
+  }
+}
 export type TrainTrialSpecInput = z.input<typeof trainTrialSpecSchema>;
 
 /** A trial that trains nothing and sleeps: measures orchestration overhead. */

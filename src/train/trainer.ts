@@ -5,7 +5,7 @@ import type { CheckpointRef, EpochMetrics, TrialEvent, TrialResult } from '../sp
 import { trialFidelity, type FidelitySwitches } from '../spec/fidelity.ts';
 import type { TrainTrialSpec } from '../spec/trial.ts';
 import { trialKey } from '../spec/keys.ts';
-import { correctCounts, evaluateSplit, toTensors, utilizationReport } from '../metrics/evaluate.ts';
+import { classFeatureMeans, correctCounts, evaluateSplit, headLosses, toTensors, utilizationReport } from '../metrics/evaluate.ts';
 import { sparsityRatio } from '../metrics/sparsity.ts';
 import { GuidedBalancer, RandomBalancer, VanillaBalancer, type Balancer, type BalancerState } from './balancers.ts';
 import * as fs from 'node:fs';
@@ -22,7 +22,9 @@ import {
   type CheckpointContent,
 } from './checkpoint.ts';
 import { sumsOfSquares } from '../backend/native-ops.ts';
-import { branchLoss } from './loss.ts';
+import { defaultLoss } from './loss.ts';
+import { createMethod, type EpochProbe } from './methods.ts';
+import { LateFusionNet } from '../nn/late-fusion.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
 import { Sgd } from './sgd.ts';
@@ -103,6 +105,8 @@ interface CheckpointPayload {
   plateau: PlateauState;
   stopping: StoppingState;
   balancer: BalancerState;
+  /** The training method's state (Gradient-Blending weights …); absent in checkpoints of older versions. */
+  method?: BalancerState;
   speed: SpeedState;
   variableNames: string[];
   slotPresent: boolean[];
@@ -119,6 +123,11 @@ export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balance
   switch (spec.algorithm) {
     case 'vanilla':
     case 'rubi':
+    // The later methods modify losses or gradients (src/train/methods.ts); every forward is regular.
+    case 'ogm-ge':
+    case 'gradient-blending':
+    case 'pmr':
+    case 'mmpareto':
       return new VanillaBalancer();
     case 'guided':
       return new GuidedBalancer({ alpha: spec.alpha, q: spec.q, startEpoch: spec.balancingStartEpoch });
@@ -168,7 +177,13 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     options.lossFn ??
     (rubi
       ? (out: ForwardOutput, oneHot: tf.Tensor2D) => rubi.loss(out, oneHot)
-      : (out: ForwardOutput, oneHot: tf.Tensor2D) => branchLoss(out.branchLogits, oneHot));
+      : defaultLoss);
+  const heads = net instanceof LateFusionNet && net.unimodalHeads ? net.encoders.map((e) => e.head.map((p) => p.variable)) : [];
+  const method = createMethod({ spec, encoders: net.groups.theta, heads, numClasses: dataset.numClasses }, lossFn);
+  const probeHeads: EpochProbe = {
+    headLosses: (split) => headLosses(net, dataset, split, { batchSize: spec.evalBatchSize }),
+    classFeatureMeans: (fraction) => classFeatureMeans(net, dataset, { batchSize: spec.evalBatchSize, fraction }),
+  };
   const key = trialKey(spec);
 
   let epoch = 0;
@@ -208,6 +223,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     plateau.setState(p.plateau);
     stopping.setState(p.stopping);
     balancer.setState(p.balancer);
+    method.setState(p.method ?? {});
     speed.setState(p.speed);
     epoch = p.epoch;
     step = p.step;
@@ -279,6 +295,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     midEpoch = null;
     const epochStart = Date.now() - (resumed?.epochWallSeconds ?? 0) * 1000;
     balancer.onEpochBegin(epoch);
+    method.onEpochBegin(epoch, probeHeads);
     const lrUsed = sgd.lr;
     let lossSum = resumed?.lossSum ?? 0;
     let penaltySum = resumed?.penaltySum ?? 0;
@@ -302,12 +319,28 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       const inputs = toTensors(dataset, batch);
       const y = tf.tensor1d(batch.y, 'int32');
       const oneHot = tf.oneHot(y, numClasses).toFloat() as tf.Tensor2D;
-      const kept: { counts?: tf.Tensor1D } = {};
+      const kept: { counts?: tf.Tensor1D; observed?: tf.Tensor[] } = {};
       const { value: loss, grads: namedGrads } = tf.variableGrads(() => {
         const out = net.forward(inputs, { mode, training: true, regularTrainingStep: regular });
         kept.counts = tf.keep(correctCounts([out.logits, ...out.branchLogits], y));
-        return lossFn(out, oneHot);
+        kept.observed = method.observe(out, oneHot).map((t) => tf.keep(t));
+        return method.loss(out, oneHot);
       }, variables);
+      // Gradients of further losses on the same batch (MMPareto): one more forward/backward each, after which the
+      // net's state (BatchNorm running statistics) is put back as the step's own forward left it.
+      const auxiliary = (method.auxiliaryLosses?.() ?? []).map((lossOf) => {
+        const saved = net.getState();
+        try {
+          const { value, grads } = tf.variableGrads(() => lossOf(net.forward(inputs, { mode, training: true }), oneHot), variables);
+          value.dispose();
+          return grads;
+        } finally {
+          net.setState(saved);
+        }
+      });
+      // The method's gradient (OGM-GE's modulated one) is what the optimizer and µ see from here on.
+      method.modifyGradients(namedGrads, kept.observed!, { epoch, step: step + 1 }, auxiliary);
+      tf.dispose([...kept.observed!, ...auxiliary.flatMap((g) => Object.values(g))]);
 
       // A variable the loss does not reach (e.g. branch k's excitation in a re-balancing step) has a zero
       // gradient and is still updated through momentum/weight decay, as PyTorch with zeroed grads does.
@@ -407,6 +440,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     const test = evaluateSplit(net, dataset, 'test', { mode: evalMode, batchSize: spec.evalBatchSize });
     const pct = (n: number) => (seen > 0 ? (100 * n) / seen : 0);
 
+    method.onEpochEnd(epoch, probeHeads);
     // Epoch-end order of the code (§5.1): stopping → LR schedule → balancer → history → best checkpoint.
     finished = stopping.shouldStop(epoch, correct[0]!, seen);
     const meanLoss = seen > 0 ? lossSum / seen : 0;
@@ -484,6 +518,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
         plateau: plateau.getState(),
         stopping: stopping.getState(),
         balancer: balancer.getState(),
+        method: method.getState(),
         speed: speed.getState(),
         variableNames: variables.map((v) => v.name),
         slotPresent: sgdState.buffers.map((b) => b !== null),

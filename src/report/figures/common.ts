@@ -42,11 +42,11 @@ export function slug(text: string): string {
     .replace(/^-+|-+$/g, '');
 }
 
-const ALGORITHM_ORDER = ['vanilla', 'guided', 'random', 'rubi'];
+const ALGORITHM_ORDER = ['vanilla', 'guided', 'random', 'rubi', 'ogm-ge', 'gradient-blending', 'pmr', 'mmpareto'];
 const MODALITY_ORDER = ['distinct', 'duplicate-m0', 'duplicate-m1'];
 
 function conditionOrder(t: ReportTrial): number {
-  const arch = t.architecture === 'unimodal-se' ? 100 + (t.unimodalModality ?? 0) : 0;
+  const arch = t.architecture === 'unimodal-se' ? 100 + (t.unimodalModality ?? 0) : t.architecture === 'late-fusion' ? 50 : 0;
   return arch + ALGORITHM_ORDER.indexOf(t.algorithm) * 3 + MODALITY_ORDER.indexOf(t.modalities);
 }
 

@@ -77,7 +77,8 @@ export function buildDistributions(
   trials: readonly ReportTrial[],
   options: { binCount?: number } = {},
 ): { figures: DistributionFigure[]; rows: Record<string, unknown>[] } {
-  const population = sweepPopulation(trials).filter((t) => t.architecture === 'mmtm');
+  // Every multi-modal net (MMTM and late fusion: one histogram per method); the uni-modal baselines have no d_util.
+  const population = sweepPopulation(trials).filter((t) => t.architecture !== 'unimodal-se');
   const figures: DistributionFigure[] = [];
   const rows: Record<string, unknown>[] = [];
   const columns = [...new Set(population.map((t) => t.column))];
