@@ -178,6 +178,8 @@ export const KIM_COLORED_BASELINE: readonly { sigma2: number; accuracy: number }
 
 /** Epochs of the calibration protocol (best-validation test accuracy within them). */
 export const CALIBRATION_EPOCHS = 3;
+/** The gray-only net of the calibration is still rising at 3 epochs (97.6 %); at 8 it passes 98.5 % (src/data/README.md). */
+export const CALIBRATION_GRAY_EPOCHS = 8;
 
 /**
  * The CMNIST palette calibration (src/data/README.md): the colored-only uni-modal SE net at each σ² of Kim et al.'s
@@ -206,7 +208,8 @@ function cmnistCalibration(small: boolean): StudySpec {
     `${small ? 'Reduced ' : ''}CMNIST palette calibration: colored-only SE net at σ² ∈ {${[...sigma2s].sort((a, b) => a - b).join(', ')}} (Kim et al.'s baseline table), gray-only SE net${small ? '' : ', rgb-corners at σ² 0.02'}`,
     [
       ...judged.map((sigma2) => colored(sigma2)),
-      condition('gray', { ...se, unimodalModality: 1, dataset: { name: 'cmnist' } }),
+      // Gray checks that the digits are intact (≥ 98.5 %), not the palette: it needs more than 3 epochs to get there.
+      condition('gray', { ...se, unimodalModality: 1, dataset: { name: 'cmnist' }, ...(small ? {} : { maxEpochs: CALIBRATION_GRAY_EPOCHS }) }),
       ...sigma2s.filter((s) => !judged.includes(s)).map((sigma2) => colored(sigma2)),
       ...(small ? [] : [colored(0.02, 'rgb-corners')]),
     ],

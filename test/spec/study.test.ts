@@ -6,7 +6,7 @@ import { trialKey, planStudy } from '../../src/spec/keys.ts';
 import { logSpaced, logUniformSamples } from '../../src/spec/random.ts';
 import { expandStudy, parseStudySpec, lrValues } from '../../src/spec/study.ts';
 import { extendStudySpec } from '../../src/spec/study-model.ts';
-import { CALIBRATION_EPOCHS, getPreset, listPresets, PRESETS } from '../../src/spec/presets.ts';
+import { CALIBRATION_EPOCHS, CALIBRATION_GRAY_EPOCHS, getPreset, listPresets, PRESETS } from '../../src/spec/presets.ts';
 import { parseTrialSpec } from '../../src/spec/trial.ts';
 
 describe('canonical JSON and trial keys', () => {
@@ -109,7 +109,8 @@ describe('presets', () => {
     ]);
     for (const t of trials) {
       if (t.kind !== 'train') throw new Error('calibration trials train');
-      expect([t.architecture, t.algorithm, t.profile, t.lr, t.momentum, t.batchSize, t.maxEpochs, t.width]).toEqual(['unimodal-se', 'vanilla', 'paper', 0.01, 0.9, 128, CALIBRATION_EPOCHS, 1]);
+      const epochs = t.unimodalModality === 1 ? CALIBRATION_GRAY_EPOCHS : CALIBRATION_EPOCHS;
+      expect([t.architecture, t.algorithm, t.profile, t.lr, t.momentum, t.batchSize, t.maxEpochs, t.width]).toEqual(['unimodal-se', 'vanilla', 'paper', 0.01, 0.9, 128, epochs, 1]);
       expect(t.subset).toEqual({});
     }
   });
