@@ -1,8 +1,10 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, registerTrials, upsertStudy, type DbHandle } from '../../db/index.ts';
+import { embeddedFiles, openDatabase, registerTrials, upsertStudy, type DbHandle } from '../../db/index.ts';
 import { register as registerSql } from '../../src/cli/commands/sql.ts';
 import { cmnistSpec } from '../db/store.suite.ts';
 import { copyPgliteTemplate, createServerDatabase, SERVER_ADMIN_URL, tempDir } from '../db/targets.ts';
@@ -532,4 +534,226 @@ describe('U4 and S4 (partly)', () => {
       await handle.close();
     }
   }, 120_000);
+});
+
+/** Modes of everything under `dir` that are not `dirMode` (directories) or `fileMode` (files). */
+function looseModes(dir: string, dirMode = 0o700, fileMode = 0o600): string[] {
+  const loose: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    const file = path.join(entry.parentPath, entry.name);
+    const mode = fs.statSync(file).mode & 0o777;
+    if ((entry.isDirectory() && mode !== dirMode) || (entry.isFile() && mode !== fileMode)) loose.push(`${file} ${mode.toString(8)}`);
+  }
+  return loose;
+}
+
+/** Inodes of the TCP sockets this process listens on (from /proc: what `ss -ltnp` would list for it). */
+function listeningTcpInodes(): string[] {
+  const mine = new Set<string>();
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`));
+      if (m) mine.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const listening: string[] = [];
+  for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    if (!fs.existsSync(table)) continue;
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] === '0A' && mine.has(cols[9])) listening.push(cols[9]); // 0A: LISTEN
+    }
+  }
+  return listening;
+}
+
+/** A client process, waited for without blocking this process (which serves the embedded database). */
+function spawnAsync(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** psql as another local user (nobody): what any other account on the machine could do. */
+async function psqlAsNobody(url: string): Promise<{ status: number | null; output: string }> {
+  const out = await spawnAsync('runuser', ['-u', 'nobody', '--', 'psql', url, '-w', '-Atc', 'select count(*) from studies'], { PATH: process.env.PATH });
+  return { status: out.status, output: `${out.stdout}${out.stderr}` };
+}
+
+describe('S4: the embedded database is its owner\'s alone', () => {
+  // A home in a directory every user can traverse, as a home directory or a project checkout often is.
+  const open = fs.mkdtempSync(path.join(os.tmpdir(), 'mmsweep-s4-'));
+  fs.chmodSync(open, 0o755);
+  afterAll(() => fs.rmSync(open, { recursive: true, force: true }));
+  const asRoot = process.getuid?.() === 0;
+
+  it('files 0600 and directories 0700 inside the database directory, on open and after close', async () => {
+    const dataDir = path.join(open, 'modes', 'db');
+    await copyPgliteTemplate(dataDir);
+    for (const entry of fs.readdirSync(dataDir, { withFileTypes: true, recursive: true })) {
+      fs.chmodSync(path.join(entry.parentPath, entry.name), entry.isDirectory() ? 0o755 : 0o644);
+    }
+    const handle = await openDatabase({ url: '', dataDir });
+    try {
+      expect(looseModes(dataDir)).toEqual([]);
+      expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
+      expect(fs.statSync(embeddedFiles(dataDir).lock).mode & 0o777).toBe(0o600);
+      expect(fs.statSync(embeddedFiles(dataDir).server).mode & 0o777).toBe(0o600);
+      await upsertStudy(handle.db, { id: 'modes', name: 'modes', spec: {} }); // new rows, maybe new files
+    } finally {
+      await handle.close();
+    }
+    expect(looseModes(dataDir)).toEqual([]);
+    expect(fs.readdirSync(dataDir, { recursive: true }).length).toBeGreaterThan(100); // PGlite's files are there
+  }, 120_000);
+
+  it('served on a Unix socket in a 0700 directory, no TCP listener; psql of the owner works, another user is refused', async () => {
+    const dataDir = path.join(open, 'sock', 'db');
+    await copyPgliteTemplate(dataDir);
+    const before = listeningTcpInodes();
+    const restore = withEnv({ MMSWEEP_DB_PORT: undefined });
+    const handle = await openDatabase({ url: '', dataDir });
+    restore();
+    try {
+      await upsertStudy(handle.db, { id: 's4', name: 's4', spec: {} });
+      expect(handle.url).toBe(`postgres://postgres@localhost/postgres?host=${dataDir}.sock`);
+      expect(listeningTcpInodes()).toEqual(before);
+      expect(fs.statSync(`${dataDir}.sock`).mode & 0o777).toBe(0o700);
+      const own = await spawnAsync('psql', [handle.url!, '-Atc', 'select count(*) from studies']);
+      expect(`${own.stdout}${own.stderr}`).toBe('1\n');
+      if (asRoot) {
+        const other = await psqlAsNobody(handle.url!);
+        expect(other.status).not.toBe(0);
+        expect(other.output).toMatch(/Permission denied/);
+      }
+    } finally {
+      await handle.close();
+    }
+    expect(fs.existsSync(path.join(`${dataDir}.sock`, '.s.PGSQL.5432'))).toBe(false);
+  }, 120_000);
+
+  it('on a TCP port (MMSWEEP_DB_PORT) every connection needs the per-home password', async () => {
+    const dataDir = path.join(open, 'tcp', 'db');
+    await copyPgliteTemplate(dataDir);
+    const restore = withEnv({ MMSWEEP_DB_PORT: '0' });
+    let handle: DbHandle | undefined;
+    try {
+      handle = await openDatabase({ url: '', dataDir });
+      await upsertStudy(handle.db, { id: 'tcp', name: 'tcp', spec: {} });
+      const url = new URL(handle.url!);
+      expect(url.hostname).toBe('127.0.0.1');
+      expect(url.password).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      expect(fs.readFileSync(`${dataDir}.password`, 'utf8').trim()).toBe(url.password);
+      expect(fs.statSync(`${dataDir}.password`).mode & 0o777).toBe(0o600);
+      expect(handle.displayName).not.toContain(url.password);
+      // mmsweep db url prints it to the owner (the server file is 0600).
+      const { register: registerDb } = await import('../../src/cli/commands/db.ts');
+      const restoreHome = withEnv({ MMSWEEP_HOME: path.dirname(dataDir), DATABASE_URL: undefined });
+      try {
+        expect((await runInProcess(registerDb, ['db', 'url'])).stdout).toBe(`${handle.url}\n`);
+      } finally {
+        restoreHome();
+      }
+      const own = await spawnAsync('psql', [handle.url!, '-Atc', 'select id, status from studies']);
+      expect(`${own.stdout}${own.stderr}`).toMatch(/^tcp\|\w+\n$/);
+      const statusBefore = own.stdout.split('|')[1];
+      expect(statusBefore).not.toBe('failed\n');
+      for (const password of ['', 'wrong-password']) {
+        const other = new URL(handle.url!);
+        other.password = password;
+        const refused = await spawnAsync('psql', [other.toString(), '-w', '-Atc', `update studies set status = 'failed'`]);
+        expect(refused.status, password).not.toBe(0);
+        expect(refused.stderr, password).toMatch(/password authentication failed|no password supplied/);
+      }
+      const wrong = postgres({ host: '127.0.0.1', port: Number(url.port), user: 'postgres', password: 'x'.repeat(32), database: 'postgres', max: 1, onnotice: () => {} });
+      await expect(wrong`update studies set status = 'failed'`).rejects.toThrow(/password authentication failed/);
+      await wrong.end();
+      if (asRoot) {
+        const bare = new URL(handle.url!);
+        bare.password = '';
+        const other = await psqlAsNobody(bare.toString());
+        expect(other.status).not.toBe(0);
+      }
+      const status = await spawnAsync('psql', [handle.url!, '-Atc', 'select status from studies']);
+      expect(status.stdout).toBe(statusBefore); // none of the refused updates ran
+    } finally {
+      restore();
+      await handle?.close();
+    }
+  }, 120_000);
+});
+
+describe('U3: two mmsweep run on one MMSWEEP_HOME', () => {
+  it('takePidLock: a live holder is reported, a dead one is taken over, release removes only our own lock', async () => {
+    const { takePidLock } = await import('../../src/util/pid-lock.ts');
+    const dir = path.join(scratch, 'u3-unit');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'run.lock');
+    const sleeper = spawn('sleep', ['60']);
+    try {
+      fs.writeFileSync(file, JSON.stringify({ pid: sleeper.pid, study: 'other' }));
+      expect(takePidLock(file)).toEqual({ holder: { pid: sleeper.pid, detail: { pid: sleeper.pid, study: 'other' } } });
+      expect(JSON.parse(fs.readFileSync(file, 'utf8')).pid).toBe(sleeper.pid); // untouched
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((resolve) => sleeper.once('exit', resolve));
+    }
+    const lock = takePidLock(file, { study: 'mine' }); // the holder is dead now
+    expect('release' in lock).toBe(true);
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid, study: 'mine' });
+    expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
+    for (const garbage of ['', '{"pid":', 'not json']) {
+      (lock as { release(): void }).release();
+      fs.writeFileSync(file, garbage);
+      const again = takePidLock(file);
+      expect('release' in again, JSON.stringify(garbage)).toBe(true);
+    }
+    fs.writeFileSync(file, JSON.stringify({ pid: 1 })); // someone else's now (pid 1 lives)
+    (lock as { release(): void }).release();
+    expect(fs.existsSync(file)).toBe(true);
+  });
+
+  it('the second run exits 2 naming the home and the first run\'s pid, and the first runs on; Ctrl-C of the first frees the home', async () => {
+    const home = path.join(scratch, 'u3-home');
+    await copyPgliteTemplate(path.join(home, 'db'));
+    const specFile = path.join(scratch, 'u3-study.json');
+    fs.writeFileSync(specFile, JSON.stringify({ name: 'u3', conditions: [{ label: 'noop', base: { kind: 'noop', sleepMs: 1000, epochs: 600 }, seeds: [0] }] }));
+    const env = { ...process.env, MMSWEEP_HOME: home, DATABASE_URL: '', MMSWEEP_DEBUG: '' };
+    const first = spawn(process.execPath, ['bin/mmsweep.js', 'run', specFile, '--slots', '1', '--no-progress'], { cwd: (await import('./run-cli.ts')).repoRoot, env });
+    let firstErr = '';
+    first.stderr.on('data', (d) => (firstErr += d));
+    const firstExit = new Promise<number | null>((resolve) => first.on('close', (code) => resolve(code)));
+    try {
+      const lockFile = path.join(home, 'run.lock');
+      for (let i = 0; i < 600 && !/started study u3|continuing study u3/.test(firstErr); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(firstErr).toMatch(/started study u3/);
+      expect(JSON.parse(fs.readFileSync(lockFile, 'utf8'))).toMatchObject({ pid: first.pid, study: 'u3' });
+
+      const second = await runMmsweep(['run', specFile, '--slots', '1', '--no-progress'], { MMSWEEP_HOME: home, DATABASE_URL: '' });
+      expect(second.exitCode, second.stderr).toBe(2);
+      expect(second.stderr).toContain(`another mmsweep run, process ${first.pid} (study u3, since `);
+      expect(second.stderr).toContain(`is using MMSWEEP_HOME ${home}.`);
+      expect(second.stderr).not.toMatch(/\n\s+at |Temporal dev server/);
+      expect(first.exitCode).toBeNull(); // the first one runs on
+      expect(JSON.parse(fs.readFileSync(lockFile, 'utf8')).pid).toBe(first.pid);
+
+      first.kill('SIGINT');
+      expect(await firstExit).toBe(130);
+      expect(fs.existsSync(lockFile)).toBe(false);
+    } finally {
+      if (first.exitCode === null) first.kill('SIGKILL');
+    }
+  }, 300_000);
 });

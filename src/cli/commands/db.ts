@@ -45,7 +45,7 @@ export function register(program: Command): void {
 
   db.command('serve')
     .description('Hold the embedded database and serve it over the Postgres wire protocol until Ctrl-C')
-    .option('--port <port>', 'port on 127.0.0.1 (default: MMSWEEP_DB_PORT or any free port)')
+    .option('--port <port>', 'serve on 127.0.0.1:<port> (0: any free port) with the per-home password, instead of the Unix socket (default: MMSWEEP_DB_PORT)')
     .action(async (opts: { port?: string }) => {
       const { openDatabase, DatabaseConnectionError } = await import('../../../db/client.ts');
       if (process.env.DATABASE_URL) {
@@ -56,7 +56,7 @@ export function register(program: Command): void {
       const port = opts.port === undefined ? undefined : Number(opts.port);
       if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
         process.stderr.write(`mmsweep: --port must be an integer in 0…65535, got "${opts.port}"\n`);
-        process.exitCode = 1;
+        process.exitCode = 2;
         return;
       }
       let handle;
