@@ -456,7 +456,27 @@ async function migrateWith(db: Db, driver: DbHandle['driver']): Promise<void> {
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
     await migrate(db as never, { migrationsFolder });
   }
+  await db.execute(sql.raw(regrantReadOnlySql));
 }
+
+/**
+ * After every migration run: SELECT on every table and view in public for the read-only role `mmsweep sql` uses.
+ * The default privileges of migration 0004 cover only tables created by the role that ran it; a later migration
+ * run by another role (an administrator's `mmsweep db migrate`) would otherwise add tables `mmsweep sql` cannot
+ * read. Tables this role does not own are skipped by Postgres with a warning, hence the notice level.
+ */
+const regrantReadOnlySql = `DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'mmsweep_readonly') THEN
+    SET LOCAL client_min_messages = error;
+    BEGIN
+      GRANT USAGE ON SCHEMA public TO mmsweep_readonly;
+      GRANT SELECT ON ALL TABLES IN SCHEMA public TO mmsweep_readonly;
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+  END IF;
+END
+$$`;
 
 /** Cheap liveness check used by `mmsweep db url`. */
 export async function ping(db: Db): Promise<void> {

@@ -757,3 +757,44 @@ describe('U3: two mmsweep run on one MMSWEEP_HOME', () => {
     }
   }, 300_000);
 });
+
+describe('the read-only role reads tables a later migration adds', () => {
+  it('a table created by another role than the one that ran migration 0004 is readable by mmsweep sql after migrating', async () => {
+    const { migrateDatabase } = await import('../../db/index.ts');
+    const admin = postgres(SERVER_ADMIN_URL, { max: 1, onnotice: () => {} });
+    const app = `mmsweep_app_regrant_${process.pid}`;
+    const db = `mmsweep_test_regrant_${process.pid}_${Date.now().toString(36)}`;
+    try {
+      await admin.unsafe(`create role ${app} login nosuperuser nocreatedb nocreaterole`);
+      await admin.unsafe(`create database ${db} owner ${app}`);
+      await admin.unsafe(`grant mmsweep_readonly to ${app}`);
+      const appUrl = SERVER_ADMIN_URL.replace('postgres://postgres@', `postgres://${app}@`).replace(/\/[^/]*$/, `/${db}`);
+      const suUrl = SERVER_ADMIN_URL.replace(/\/[^/]*$/, `/${db}`);
+      // Migration 0004 runs as the application role: its default privileges are that role's.
+      await (await openDatabase({ url: appUrl })).close();
+      // A later migration, run by an administrator (superuser), adds a table.
+      const su = postgres(suUrl, { max: 1, onnotice: () => {} });
+      await su.unsafe(`create table later_table (x int); insert into later_table values (42)`);
+      await su.end();
+      const before = await runMmsweep(['sql', 'select x from later_table'], { DATABASE_URL: appUrl });
+      expect(before.exitCode).toBe(2); // the premise: not readable yet
+      expect(before.stderr).toMatch(/permission denied for table later_table/);
+      // The administrator's migration run ends by granting SELECT on every table to the read-only role.
+      const handle = await openDatabase({ url: suUrl, migrate: false });
+      try {
+        await migrateDatabase(handle);
+      } finally {
+        await handle.close();
+      }
+      const after = await runMmsweep(['sql', 'select x from later_table', '--format', 'csv'], { DATABASE_URL: appUrl });
+      expect(after).toMatchObject({ exitCode: 0, stdout: 'x\n42\n' });
+      const write = await runMmsweep(['sql', 'delete from later_table'], { DATABASE_URL: appUrl });
+      expect(write.exitCode).toBe(2); // SELECT only
+    } finally {
+      await admin.unsafe(`drop database if exists ${db} with (force)`);
+      await admin.unsafe(`drop owned by ${app}`).catch(() => {});
+      await admin.unsafe(`drop role if exists ${app}`);
+      await admin.end();
+    }
+  }, 120_000);
+});
