@@ -798,3 +798,94 @@ describe('the read-only role reads tables a later migration adds', () => {
     }
   }, 120_000);
 });
+
+describe('S2: a guest query on the embedded database is bounded before it runs', () => {
+  let owner: DbHandle;
+  let restore: () => void;
+  const home = path.join(scratch, 'home-s2');
+
+  beforeAll(async () => {
+    await copyPgliteTemplate(path.join(home, 'db'));
+    restore = withEnv({ DATABASE_URL: undefined, MMSWEEP_HOME: home, MMSWEEP_DB_PORT: undefined });
+    owner = await openDatabase();
+    await upsertStudy(owner.db, { id: 's2', name: 's2', spec: {} });
+  }, 120_000);
+  afterAll(async () => {
+    await owner?.close();
+    restore?.();
+  });
+
+  // Each refused query would finish at once here (empty tables, small bounds) except the sleep: what is tested is
+  // that the shape is refused, since PGlite could not stop the same shape over real data once started.
+  const refused: [string, string, RegExp][] = [
+    ['a sleep (the report: it froze the study)', 'select pg_sleep(60)', /calls pg_sleep\(\)/],
+    ['a sleep as a FROM function', 'select * from pg_sleep_for(\'60 seconds\')', /calls pg_sleep_for\(\)/],
+    ['SQL run from text, built at run time', `select query_to_xml('select pg_' || 'sleep(60)', true, false, '')`, /calls query_to_xml\(\)/],
+    ['a recursive query', 'with recursive t(n) as (select 1 union all select n + 1 from t where n < 3) select count(*) from t', /it is recursive/],
+    ['generate_series over a subquery\'s bound', 'select count(*) from generate_series(1, (select 0))', /generate_series\(.*\) has bounds the planner cannot see/],
+    ['generate_series over a column', 'select count(*) from studies, generate_series(1, length(id) - 100) g', /has bounds the planner cannot see/],
+    ['a forgotten join condition (estimated far beyond the timeout)', 'select count(*) from epochs a, epochs b, epochs c, epochs d', /the planner estimates it at cost [\d,]+, more than the 150,000 that fit in the 30000 ms --timeout/],
+  ];
+
+  it.each(refused)('refuses %s (exit 2), naming why and what to do', async (_what, query, reason) => {
+    const out = await runInProcess(registerSql, ['sql', query]);
+    expect(out.stderr).toMatch(/^mmsweep: refused on the embedded database: /);
+    expect(out.stderr).toMatch(reason);
+    expect(out.stderr).toMatch(/raise --timeout, or run it on a Postgres server \(DATABASE_URL\)/);
+    expect(out.exitCode).toBe(2);
+    expect(out.stdout).toBe('');
+  }, 45_000);
+
+  it('runs bounded queries: tables, constant generate_series (also over dates), a larger --timeout lets a costlier plan through', async () => {
+    const table = await runInProcess(registerSql, ['sql', 'select id from studies', '--format', 'csv']);
+    expect(table).toMatchObject({ exitCode: 0, stdout: 'id\ns2\n' });
+    const series = await runInProcess(registerSql, ['sql', 'select count(*)::int as n from generate_series(1, 1000)', '--format', 'csv']);
+    expect(series).toMatchObject({ exitCode: 0, stdout: 'n\n1000\n' });
+    const dates = await runInProcess(registerSql, ['sql', `select d::date::text as d from generate_series('2020-01-01'::date, '2020-01-03'::date, '1 day'::interval) d`, '--format', 'csv']);
+    expect(dates).toMatchObject({ exitCode: 0, stdout: 'd\n2020-01-01\n2020-01-02\n2020-01-03\n' });
+    // count(*) over 10⁵ rows: cost 1,250 (+ startup) by the planner's default SRF costing; refused under 1 ms × 5, run under 1 s.
+    const q = 'select count(*)::int as n from generate_series(1, 100000)';
+    const tight = await runInProcess(registerSql, ['sql', q, '--timeout', '1']);
+    expect(tight.exitCode).toBe(2);
+    expect(tight.stderr).toMatch(/more than the 5 that fit in the 1 ms --timeout/);
+    const loose = await runInProcess(registerSql, ['sql', q, '--timeout', '1000', '--format', 'csv']);
+    expect(loose).toMatchObject({ exitCode: 0, stdout: 'n\n100000\n' });
+  }, 60_000);
+
+  it('--max-rows: more rows than allowed is refused (exit 2), exactly as many is returned', async () => {
+    const over = await runInProcess(registerSql, ['sql', 'select n from generate_series(1, 11) n', '--max-rows', '10']);
+    expect(over.exitCode).toBe(2);
+    expect(over.stderr).toMatch(/returns more than 10 rows \(--max-rows\)/);
+    expect(over.stdout).toBe('');
+    const exact = await runInProcess(registerSql, ['sql', 'select n from generate_series(1, 10) n', '--max-rows', '10', '--format', 'csv']);
+    expect(exact.exitCode).toBe(0);
+    expect(exact.stdout.trim().split('\n')).toHaveLength(11);
+    for (const bad of ['0', '-1', '1.5', 'ten']) {
+      const out = await runInProcess(registerSql, ['sql', 'select 1', '--max-rows', bad]);
+      expect(out.exitCode, bad).toBe(2);
+      expect(out.stderr).toContain(`--max-rows must be a positive integer, got "${bad}"`);
+    }
+  }, 60_000);
+});
+
+describe('S2 on the server: the timeout is enforced there, so the embedded-only refusals do not apply', () => {
+  it('pg_sleep is cancelled by the statement timeout; --max-rows holds', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    const restore = withEnv({ DATABASE_URL: database.url });
+    try {
+      const sleep = await runInProcess(registerSql, ['sql', 'select pg_sleep(30)', '--timeout', '300']);
+      expect(sleep.exitCode).toBe(1);
+      expect(sleep.stderr).toMatch(/cancelled after the 300 ms statement timeout/);
+      const recursive = await runInProcess(registerSql, ['sql', 'with recursive t(n) as (select 1 union all select n + 1 from t where n < 3) select count(*)::int as n from t', '--format', 'csv']);
+      expect(recursive).toMatchObject({ exitCode: 0, stdout: 'n\n3\n' });
+      const over = await runInProcess(registerSql, ['sql', 'select n from generate_series(1, 11) n', '--max-rows', '10']);
+      expect(over.exitCode).toBe(2);
+      expect(over.stderr).toMatch(/returns more than 10 rows/);
+    } finally {
+      restore();
+      await handle.close();
+      await database.drop();
+    }
+  }, 60_000);
+});
