@@ -7,6 +7,7 @@ import postgres from 'postgres';
 import * as schema from './schema.ts';
 import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
 import { pidAlive } from '../src/util/pid-lock.ts';
+import { mmsweepHome } from '../src/util/home.ts';
 import { SOCKET_FILE } from './embedded-server.ts';
 
 /**
@@ -69,9 +70,7 @@ export const migrationsFolder = fileURLToPath(new URL('./migrations', import.met
 /** The two-key advisory lock that serialises migrations across processes ('mmsw', 1). */
 export const MIGRATION_LOCK = [0x6d6d7377, 1] as const;
 
-export function mmsweepHome(cwd: string = process.cwd()): string {
-  return process.env.MMSWEEP_HOME ? path.resolve(process.env.MMSWEEP_HOME) : path.join(cwd, '.mmsweep');
-}
+export { mmsweepHome };
 
 export function defaultDataDir(): string {
   return path.join(mmsweepHome(), 'db');

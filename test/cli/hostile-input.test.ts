@@ -889,3 +889,59 @@ describe('S2 on the server: the timeout is enforced there, so the embedded-only 
     }
   }, 60_000);
 });
+
+describe('U4: subsets, the data cache and MMSWEEP_HOME', () => {
+  it('mmsweep train --subset / --subset-test larger than the data exits 2 naming the flag and the split size', async () => {
+    const base = ['train', '--lr', '0.01', '--seed', '0', '--width', '0.25', '--max-epochs', '1'];
+    const train = await runMmsweep([...base, '--subset', '60001'], {}, 300_000);
+    expect(train.exitCode, train.stderr).toBe(2);
+    expect(train.stderr).toContain('--subset (subset.train) is 60001, more than the 60000 examples of the cmnist train split; lower it or drop it');
+    expect(train.stderr).not.toMatch(/\n\s+at /);
+    const test = await runMmsweep([...base, '--subset', '100', '--subset-test', '10001'], {}, 300_000);
+    expect(test.exitCode, test.stderr).toBe(2);
+    expect(test.stderr).toContain('--subset-test (subset.test) is 10001, more than the 10000 examples of the cmnist test split');
+  }, 600_000);
+
+  it('a failed rename leaves no temp file; temp files of dead writers are swept, live ones kept', async () => {
+    const { writeCacheFile } = await import('../../src/data/cache.ts');
+    const dir = path.join(scratch, 'u4-cache');
+    fs.mkdirSync(path.join(dir, 'target.bin', 'occupied'), { recursive: true }); // a directory where the file goes
+    const bytes = new Uint8Array(1 << 20);
+    expect(() => writeCacheFile(path.join(dir, 'target.bin'), { k: 1 }, [{ name: 'a', bytes }])).toThrow();
+    expect(fs.readdirSync(dir)).toEqual(['target.bin']);
+
+    const dead = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const deadTemp = `other.bin.tmp-${dead.pid}-0123abcd`;
+    const liveTemp = `other.bin.tmp-1-0123abcd`; // pid 1 is alive: a writer still at work
+    fs.writeFileSync(path.join(dir, deadTemp), 'left by a killed writer');
+    fs.writeFileSync(path.join(dir, liveTemp), 'being written');
+    writeCacheFile(path.join(dir, 'fresh.bin'), { k: 1 }, [{ name: 'a', bytes }]);
+    expect(fs.readdirSync(dir).sort()).toEqual(['fresh.bin', liveTemp, 'target.bin'].sort());
+  });
+
+  it('the data cache lives under MMSWEEP_HOME: a moved home finds its cache (no regeneration, no stale path)', async () => {
+    const { resolveCacheDir, readCacheFile, writeCacheFile } = await import('../../src/data/cache.ts');
+    const { coloredCachePath } = await import('../../src/data/cmnist.ts');
+    const before = path.join(scratch, 'u4-home-before');
+    const after = path.join(scratch, 'u4-home-after');
+    const restore = withEnv({ MMSWEEP_HOME: before, MMSWEEP_CACHE_DIR: undefined });
+    try {
+      expect(resolveCacheDir()).toBe(path.join(before, 'cache'));
+      const coloring = { sigma2: 0.02, palette: 'hue-wheel', paletteSeed: 0 } as never;
+      const file = coloredCachePath(resolveCacheDir(), 'train', coloring, 7);
+      writeCacheFile(file, { k: 1 }, [{ name: 'a', bytes: new Uint8Array([1, 2, 3]) }]);
+      fs.renameSync(before, after);
+      process.env.MMSWEEP_HOME = after;
+      const moved = coloredCachePath(resolveCacheDir(), 'train', coloring, 7);
+      expect(moved.startsWith(path.join(after, 'cache'))).toBe(true);
+      const read = readCacheFile(moved, { k: 1 }, ['a']);
+      expect(read.status).toBe('ok');
+      // An explicit MMSWEEP_CACHE_DIR still wins.
+      process.env.MMSWEEP_CACHE_DIR = path.join(scratch, 'elsewhere');
+      expect(resolveCacheDir()).toBe(path.join(scratch, 'elsewhere'));
+    } finally {
+      restore();
+    }
+  });
+});
