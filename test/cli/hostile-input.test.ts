@@ -945,3 +945,48 @@ describe('U4: subsets, the data cache and MMSWEEP_HOME', () => {
     }
   });
 });
+
+describe('W2 for stored specs past 64 KiB (their documents travel by sha256)', () => {
+  const seeds = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+  const big = (over: { seeds?: number[]; maxEpochs?: number } = {}) => ({
+    name: 'w2-big',
+    conditions: [{ label: 'vanilla', base: { dataset: { name: 'cmnist' }, lr: 0.01, maxEpochs: over.maxEpochs ?? 3, width: 0.25 }, seeds: over.seeds ?? seeds(0, 100_000) }],
+  });
+
+  it('compares 10⁵ stored seeds with 2·10⁵ new ones at once and shows the difference in a few lines', async () => {
+    const { parseStudySpec } = await import('../../src/spec/study.ts');
+    const { checkStudyRerun } = await import('../../src/spec/study-change.ts');
+    const { INLINE_SPEC_BYTES } = await import('../../src/spec/study-model.ts');
+    const { canonicalJson } = await import('../../src/spec/canonical.ts');
+    const stored = parseStudySpec(big());
+    expect(Buffer.byteLength(canonicalJson(stored))).toBeGreaterThan(INLINE_SPEC_BYTES); // the premise
+    const more = parseStudySpec(big({ seeds: seeds(0, 200_000) }));
+    let message = '';
+    try {
+      checkStudyRerun(stored, more);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('condition "vanilla": seeds + 100,000 values [100000,100001,100002,…,199999]\nAdd --extend');
+    expect(message.length).toBeLessThan(400);
+    expect(checkStudyRerun(stored, more, { extend: true }).additions).toEqual(['condition "vanilla": seeds + 100,000 values [100000,100001,100002,…,199999]']);
+  }, 30_000);
+
+  it('mmsweep study start of a changed large spec exits 2 before contacting Temporal, with a short message', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    try {
+      const { parseStudySpec } = await import('../../src/spec/study.ts');
+      await upsertStudy(handle.db, { id: 'w2-big', name: 'w2-big', spec: parseStudySpec(big()) });
+      const changed = path.join(scratch, 'w2-big-changed.json');
+      fs.writeFileSync(changed, JSON.stringify(big({ maxEpochs: 5, seeds: seeds(0, 150_000) })));
+      const out = await runMmsweep(['study', 'start', changed, '--address', '127.0.0.1:1'], { DATABASE_URL: database.url });
+      expect(out.exitCode, out.stderr).toBe(2);
+      expect(out.stderr).toContain('already exists with a different spec:\n  condition "vanilla": base.maxEpochs 3 → 5\n  condition "vanilla": seeds + 50,000 values [100000,100001,100002,…,149999]');
+      expect(out.stderr.length).toBeLessThan(1000);
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
+  }, 120_000);
+});
