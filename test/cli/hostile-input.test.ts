@@ -658,11 +658,15 @@ describe('S4: the embedded database is its owner\'s alone', () => {
       expect(fs.readFileSync(`${dataDir}.password`, 'utf8').trim()).toBe(url.password);
       expect(fs.statSync(`${dataDir}.password`).mode & 0o777).toBe(0o600);
       expect(handle.displayName).not.toContain(url.password);
-      // mmsweep db url prints it to the owner (the server file is 0600).
+      // mmsweep db url prints it to the owner (the server file is 0600), masked unless asked for, like DATABASE_URL's.
       const { register: registerDb } = await import('../../src/cli/commands/db.ts');
       const restoreHome = withEnv({ MMSWEEP_HOME: path.dirname(dataDir), DATABASE_URL: undefined });
       try {
-        expect((await runInProcess(registerDb, ['db', 'url'])).stdout).toBe(`${handle.url}\n`);
+        const masked = await runInProcess(registerDb, ['db', 'url']);
+        expect(masked.stdout).toBe(`postgres://postgres:***@127.0.0.1:${url.port}/postgres\n`);
+        expect(masked.stderr).toContain('connect with: psql "$(mmsweep db url --show-password)"');
+        expect(masked.stderr).not.toContain(url.password);
+        expect((await runInProcess(registerDb, ['db', 'url', '--show-password'])).stdout).toBe(`${handle.url}\n`);
       } finally {
         restoreHome();
       }
