@@ -8,12 +8,12 @@ import * as schema from './schema.ts';
 import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
 import { pidAlive } from '../src/util/pid-lock.ts';
 import { mmsweepHome } from '../src/util/home.ts';
-import { SOCKET_FILE } from './embedded-server.ts';
+import { serveEmbedded, SOCKET_FILE } from './embedded-server.ts';
 
 /**
  * The client factory: `DATABASE_URL` (or `url`) → a Postgres server through postgres.js; otherwise the
  * embedded PGlite database in a project-local directory. The process that opens the directory (the owner)
- * serves it over the Postgres wire protocol on a local port and records the URL next to the directory, so
+ * serves it over the Postgres wire protocol (a Unix socket only its user can reach) and records the URL next to the directory, so
  * that psql, `mmsweep db url` and any second mmsweep process connect through that socket instead of opening
  * the directory (PGlite allows one process per directory).
  */
@@ -48,7 +48,10 @@ export interface OpenDatabaseOptions {
    * client's transaction from interleaving with another's on PGlite's single session.
    */
   serve?: boolean;
-  /** Port of the embedded socket server. Default: `MMSWEEP_DB_PORT`, else any free port. */
+  /**
+   * Serve the embedded database on 127.0.0.1:port (0: any free port) behind the per-home password. Default:
+   * `MMSWEEP_DB_PORT`, else a Unix socket in a 0700 directory and no TCP port (db/embedded-server.ts).
+   */
   port?: number;
   /** Apply pending migrations on open (default true). */
   migrate?: boolean;
@@ -235,7 +238,6 @@ async function connectServer(url: string, kind: DbHandle['kind'], options: OpenD
 /** Directories this process owns, so a second open in the same process goes through the socket too. */
 const ownedHere = new Map<string, EmbeddedServerInfo | null>();
 
-
 function readServerInfo(file: string): EmbeddedServerInfo | null {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as EmbeddedServerInfo;
@@ -361,7 +363,6 @@ async function openEmbeddedOwner(
     };
   }
 
-  const { serveEmbedded } = await import('./embedded-server.ts');
   const envPort = process.env.MMSWEEP_DB_PORT;
   const port = options.port ?? (envPort ? Number(envPort) : undefined);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {

@@ -93,6 +93,8 @@ export async function serveEmbedded(pglite: PGlite, dataDir: string, port: numbe
   };
 }
 
+/** How long a TCP client has to give the password. */
+const AUTH_TIMEOUT_MS = 10_000;
 const SSL_REQUEST = 80877103;
 const GSS_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
@@ -126,9 +128,14 @@ async function startPasswordServer(pglite: PGlite, port: number, password: strin
   const { PGLiteSocketHandler } = await import('@electric-sql/pglite-socket');
   const queue = new BatchAwareQueryQueue(pglite);
   const handlers = new Set<{ detach(close?: boolean): Promise<unknown> }>();
+  const unauthenticated = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     let buffer = Buffer.alloc(0);
     let startup: Buffer | null = null;
+    // A client that never finishes the handshake is dropped, and stop() does not wait for it.
+    unauthenticated.add(socket);
+    socket.setTimeout(AUTH_TIMEOUT_MS, () => socket.destroy());
+    socket.once('close', () => unauthenticated.delete(socket));
     const fail = (code: string, message: string) => {
       socket.removeAllListeners('data');
       socket.end(errorResponse(code, message));
@@ -169,6 +176,8 @@ async function startPasswordServer(pglite: PGlite, port: number, password: strin
           return fail('28P01', 'password authentication failed for the embedded mmsweep database (the password is in the URL `mmsweep db url` prints)');
         }
         socket.removeListener('data', onData);
+        socket.setTimeout(0);
+        unauthenticated.delete(socket);
         socket.pause();
         if (rest.length > 0) socket.unshift(rest);
         socket.unshift(startup);
@@ -185,6 +194,7 @@ async function startPasswordServer(pglite: PGlite, port: number, password: strin
     socket.on('error', () => socket.destroy());
   });
   (server as net.Server & { mmsweepHandlers?: typeof handlers }).mmsweepHandlers = handlers;
+  (server as net.Server & { mmsweepPending?: typeof unauthenticated }).mmsweepPending = unauthenticated;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => {
@@ -198,5 +208,6 @@ async function startPasswordServer(pglite: PGlite, port: number, password: strin
 async function stopServer(server: net.Server): Promise<void> {
   const handlers = (server as net.Server & { mmsweepHandlers?: Set<{ detach(close?: boolean): Promise<unknown> }> }).mmsweepHandlers;
   for (const handler of handlers ?? []) await handler.detach(true).catch(() => {});
+  for (const socket of (server as net.Server & { mmsweepPending?: Set<net.Socket> }).mmsweepPending ?? []) socket.destroy();
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }

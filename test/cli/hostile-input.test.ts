@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -692,6 +693,17 @@ describe('S4: the embedded database is its owner\'s alone', () => {
       }
       const status = await spawnAsync('psql', [handle.url!, '-Atc', 'select status from studies']);
       expect(status.stdout).toBe(statusBefore); // none of the refused updates ran
+      // Garbage instead of a startup packet is answered with an error and the connection closed; a client that says
+      // nothing does not keep close() waiting.
+      const garbage = await new Promise<string>((resolve) => {
+        const socket = net.connect(Number(url.port), '127.0.0.1', () => socket.write(Buffer.from([0, 0, 0, 8, 1, 2, 3, 4])));
+        let got = '';
+        socket.on('data', (d) => (got += d.toString('latin1')));
+        socket.on('close', () => resolve(got));
+      });
+      expect(garbage).toMatch(/^E.*unsupported frontend protocol/s);
+      const idle = net.connect(Number(url.port), '127.0.0.1');
+      await new Promise((resolve) => idle.once('connect', resolve));
     } finally {
       restore();
       await handle?.close();
