@@ -369,11 +369,12 @@ function isConstantArgumentList(args: string): boolean {
  * over bounds the planner cannot see (a subquery's result, a column).
  */
 async function checkEmbeddedBound(tx: RawTx, text: string, timeoutMs: number): Promise<void> {
-  const why = (reason: string) =>
+  const why = (reason: string, costly = false) =>
     new QueryBoundError(
       `refused on the embedded database: ${reason}. PGlite cannot stop a statement once it runs, and a long one would ` +
-        'stall the mmsweep process that holds the database (and the study it runs). Narrow the query (WHERE, LIMIT), raise ' +
-        '--timeout, or run it on a Postgres server (DATABASE_URL), where the timeout is enforced.',
+        'stall the mmsweep process that holds the database (and the study it runs). ' +
+        (costly ? 'Narrow the query (WHERE, LIMIT), raise --timeout, or run' : 'Rewrite the query without it, or run') +
+        ' it on a Postgres server (DATABASE_URL), where the timeout is enforced.',
     );
   if (unboundedFunctions.test(text.toLowerCase())) {
     throw why(`it calls ${unboundedFunctions.exec(text.toLowerCase())![1]}(), which waits or runs SQL text whose cost the planner cannot see`);
@@ -392,6 +393,6 @@ async function checkEmbeddedBound(tx: RawTx, text: string, timeoutMs: number): P
   const cost = Number(plan['Total Cost'] ?? 0);
   const budget = timeoutMs * EMBEDDED_COST_PER_MS;
   if (!(cost <= budget)) {
-    throw why(`the planner estimates it at cost ${Math.round(cost).toLocaleString('en')}, more than the ${budget.toLocaleString('en')} that fit in the ${timeoutMs} ms --timeout`);
+    throw why(`the planner estimates it at cost ${Math.round(cost).toLocaleString('en')}, more than the ${budget.toLocaleString('en')} that fit in the ${timeoutMs} ms --timeout`, true);
   }
 }
