@@ -1,6 +1,6 @@
 import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
 import { DatabaseConnectionError, openDatabase, type DbHandle } from './client.ts';
-import { QueryError, ReadOnlyRoleError, ReadOnlyViolationError } from './readonly.ts';
+import { QueryBoundError, QueryError, ReadOnlyRoleError, ReadOnlyViolationError } from './readonly.ts';
 import { UnknownStudyError } from './store.ts';
 
 /**
@@ -16,7 +16,7 @@ export class UsageError extends Error {
   }
 }
 
-const invalidInput = [UsageError, ReadOnlyViolationError];
+const invalidInput = [UsageError, ReadOnlyViolationError, QueryBoundError];
 const userErrors = [...invalidInput, DatabaseConnectionError, ReadOnlyRoleError, QueryError, UnknownStudyError];
 
 export async function withStore(body: (handle: DbHandle) => Promise<void>): Promise<void> {

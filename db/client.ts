@@ -6,12 +6,14 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
 import * as schema from './schema.ts';
 import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
-import { installBatchAwareQueue } from './socket-queue.ts';
+import { pidAlive } from '../src/util/pid-lock.ts';
+import { mmsweepHome } from '../src/util/home.ts';
+import { serveEmbedded, SOCKET_FILE } from './embedded-server.ts';
 
 /**
  * The client factory: `DATABASE_URL` (or `url`) → a Postgres server through postgres.js; otherwise the
  * embedded PGlite database in a project-local directory. The process that opens the directory (the owner)
- * serves it over the Postgres wire protocol on a local port and records the URL next to the directory, so
+ * serves it over the Postgres wire protocol (a Unix socket only its user can reach) and records the URL next to the directory, so
  * that psql, `mmsweep db url` and any second mmsweep process connect through that socket instead of opening
  * the directory (PGlite allows one process per directory).
  */
@@ -46,7 +48,10 @@ export interface OpenDatabaseOptions {
    * client's transaction from interleaving with another's on PGlite's single session.
    */
   serve?: boolean;
-  /** Port of the embedded socket server. Default: `MMSWEEP_DB_PORT`, else any free port. */
+  /**
+   * Serve the embedded database on 127.0.0.1:port (0: any free port) behind the per-home password. Default:
+   * `MMSWEEP_DB_PORT`, else a Unix socket in a 0700 directory and no TCP port (db/embedded-server.ts).
+   */
   port?: number;
   /** Apply pending migrations on open (default true). */
   migrate?: boolean;
@@ -68,9 +73,7 @@ export const migrationsFolder = fileURLToPath(new URL('./migrations', import.met
 /** The two-key advisory lock that serialises migrations across processes ('mmsw', 1). */
 export const MIGRATION_LOCK = [0x6d6d7377, 1] as const;
 
-export function mmsweepHome(cwd: string = process.cwd()): string {
-  return process.env.MMSWEEP_HOME ? path.resolve(process.env.MMSWEEP_HOME) : path.join(cwd, '.mmsweep');
-}
+export { mmsweepHome };
 
 export function defaultDataDir(): string {
   return path.join(mmsweepHome(), 'db');
@@ -147,7 +150,26 @@ function describeTarget(url: string): ServerTarget {
   }
   checkPercentEncoding(u, maskUrl(url));
   const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres';
+  const socketDir = splitSocketHost(url).socketDir;
+  if (socketDir) return { host: `socket ${socketDir}`, port: SOCKET_FILE, database };
   return { host: u.hostname || 'localhost', port: u.port || '5432', database };
+}
+
+/**
+ * libpq's `?host=/dir` (a Unix socket directory, as the embedded database is served): postgres.js takes it as an
+ * option, and would otherwise send `host` to the server as a setting.
+ */
+function splitSocketHost(url: string): { url: string; socketDir?: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { url };
+  }
+  const host = u.searchParams.get('host');
+  if (!host || !host.startsWith('/')) return { url };
+  u.searchParams.delete('host');
+  return { url: u.toString(), socketDir: host };
 }
 
 /** `db.execute()` returns an array on postgres.js and `{ rows }` on PGlite. */
@@ -176,7 +198,9 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
 async function connectServer(url: string, kind: DbHandle['kind'], options: OpenDatabaseOptions): Promise<DbHandle> {
   const target = describeTarget(url);
   const masked = maskUrl(url);
-  const client = postgres(url, {
+  const { url: tcpUrl, socketDir } = splitSocketHost(url);
+  const client = postgres(tcpUrl, {
+    ...(socketDir ? { host: socketDir } : {}),
     max: options.max ?? (kind === 'server' ? 4 : 2),
     connect_timeout: options.connectTimeoutSeconds ?? 10,
     onnotice: () => {},
@@ -214,15 +238,6 @@ async function connectServer(url: string, kind: DbHandle['kind'], options: OpenD
 /** Directories this process owns, so a second open in the same process goes through the socket too. */
 const ownedHere = new Map<string, EmbeddedServerInfo | null>();
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function readServerInfo(file: string): EmbeddedServerInfo | null {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as EmbeddedServerInfo;
@@ -250,7 +265,7 @@ async function openEmbedded(options: OpenDatabaseOptions): Promise<DbHandle> {
 
   for (let tries = 0; ; tries++) {
     try {
-      fs.writeFileSync(files.lock, String(process.pid), { flag: 'wx' });
+      fs.writeFileSync(files.lock, String(process.pid), { flag: 'wx', mode: 0o600 });
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -295,6 +310,19 @@ async function openEmbedded(options: OpenDatabaseOptions): Promise<DbHandle> {
   }
 }
 
+/**
+ * The results are the owner's: directories 0700 and files 0600 inside the database directory (PGlite creates them
+ * 0666 & umask). Run on open and on close; in between the 0700 top directory keeps other users out.
+ */
+export function restrictModes(dataDir: string): void {
+  fs.chmodSync(dataDir, 0o700);
+  for (const entry of fs.readdirSync(dataDir, { withFileTypes: true, recursive: true })) {
+    const file = path.join(entry.parentPath, entry.name);
+    if (entry.isDirectory()) fs.chmodSync(file, 0o700);
+    else if (entry.isFile()) fs.chmodSync(file, 0o600);
+  }
+}
+
 async function openEmbeddedOwner(
   dataDir: string,
   files: { lock: string; server: string },
@@ -304,10 +332,10 @@ async function openEmbeddedOwner(
   const { PGlite } = await import('@electric-sql/pglite');
   // The results are the owner's: nobody else may read or change the files (PGlite creates them 0666 & umask).
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(dataDir, 0o700);
+  restrictModes(dataDir);
   const pglite = new PGlite(dataDir);
   await pglite.waitReady;
-  fs.chmodSync(dataDir, 0o700);
+  restrictModes(dataDir);
   const { drizzle } = await import('drizzle-orm/pglite');
   const direct = drizzle(pglite, { schema }) as unknown as Db;
   // Migrate before serving, so that guests always find the current schema.
@@ -315,6 +343,8 @@ async function openEmbeddedOwner(
 
   const closeOwner = async () => {
     await pglite.close();
+    // Files PGlite created during the run (new relations, WAL segments) follow the umask.
+    restrictModes(dataDir);
     releaseFiles();
     process.removeListener('exit', releaseFiles);
     ownedHere.delete(dataDir);
@@ -333,24 +363,29 @@ async function openEmbeddedOwner(
     };
   }
 
-  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  const port = options.port ?? (process.env.MMSWEEP_DB_PORT ? Number(process.env.MMSWEEP_DB_PORT) : 0);
-  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port, maxConnections: 64 });
-  installBatchAwareQueue(server, pglite);
+  const envPort = process.env.MMSWEEP_DB_PORT;
+  const port = options.port ?? (envPort ? Number(envPort) : undefined);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
+    await closeOwner();
+    throw new InvalidDatabaseUrlError(`MMSWEEP_DB_PORT must be an integer in 0…65535, got "${envPort}"`);
+  }
+  let server: Awaited<ReturnType<typeof serveEmbedded>>;
   try {
-    await server.start();
+    server = await serveEmbedded(pglite, dataDir, port);
   } catch (error) {
-    await pglite.close();
+    await closeOwner();
+    const where = port === undefined ? `a Unix socket next to ${dataDir}` : `127.0.0.1:${port}`;
     throw new DatabaseConnectionError(
-      `cannot serve the embedded database on 127.0.0.1:${port}: ${(error as Error).message}. ` +
-        `Choose another port with MMSWEEP_DB_PORT.`,
+      `cannot serve the embedded database on ${where}: ${(error as Error).message}.` +
+        (port === undefined ? '' : ' Choose another port with MMSWEEP_DB_PORT.'),
       { cause: error },
     );
   }
-  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  const url = server.url;
   const info: EmbeddedServerInfo = { url, pid: process.pid, dataDir, startedAt: new Date().toISOString() };
   const tmp = `${files.server}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(info, null, 2) + '\n');
+  // The URL may carry the per-home password: readable by this user only.
+  fs.writeFileSync(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
   fs.renameSync(tmp, files.server);
   ownedHere.set(dataDir, info);
 
@@ -421,7 +456,27 @@ async function migrateWith(db: Db, driver: DbHandle['driver']): Promise<void> {
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
     await migrate(db as never, { migrationsFolder });
   }
+  await db.execute(sql.raw(regrantReadOnlySql));
 }
+
+/**
+ * After every migration run: SELECT on every table and view in public for the read-only role `mmsweep sql` uses.
+ * The default privileges of migration 0004 cover only tables created by the role that ran it; a later migration
+ * run by another role (an administrator's `mmsweep db migrate`) would otherwise add tables `mmsweep sql` cannot
+ * read. Tables this role does not own are skipped by Postgres with a warning, hence the notice level.
+ */
+const regrantReadOnlySql = `DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'mmsweep_readonly') THEN
+    SET LOCAL client_min_messages = error;
+    BEGIN
+      GRANT USAGE ON SCHEMA public TO mmsweep_readonly;
+      GRANT SELECT ON ALL TABLES IN SCHEMA public TO mmsweep_readonly;
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+  END IF;
+END
+$$`;
 
 /** Cheap liveness check used by `mmsweep db url`. */
 export async function ping(db: Db): Promise<void> {

@@ -9,10 +9,11 @@ import { canonicalJson } from '../src/spec/canonical.ts';
 import type { StudyOutcome, StudyWorkflowInput, studyWorkflow } from '../workflows/study.ts';
 import { connectionOptions, temporalTargetFromEnv, type TemporalTarget } from './connection.ts';
 import { stateFiles } from './temporal.ts';
+import { mmsweepHome } from '../src/util/home.ts';
 
 /** Local state of the embedded stack (dev server state file, checkpoints, workflow bundle cache). */
 export function localStateDir(): string {
-  return process.env.MMSWEEP_HOME ? path.resolve(process.env.MMSWEEP_HOME) : path.resolve('.mmsweep');
+  return mmsweepHome();
 }
 export function temporalStateDir(): string {
   return path.join(localStateDir(), 'temporal');

@@ -40,6 +40,20 @@ export function epochOrder(split: SplitName, size: number, shuffle: boolean, see
   return seededPermutation(size, Rng.from('epoch-order', split, seed, epoch));
 }
 
+/** A `subset` asks for more examples than its split has: invalid input (the runner names the flag). */
+export class SubsetTooLargeError extends Error {
+  override name = 'SubsetTooLargeError';
+  constructor(
+    readonly dataset: string,
+    readonly split: 'train' | 'val' | 'test',
+    readonly requested: number,
+    readonly available: number,
+    readonly unit = 'examples',
+  ) {
+    super(`subset.${split} = ${requested} exceeds the ${available} ${unit} of the ${dataset} ${split} split; lower it or drop it`);
+  }
+}
+
 /** The first `n` of a seeded shuffle of 0…count−1, sorted ascending (so a subset keeps the source order). */
 export function seededSubset(count: number, n: number, rng: Rng): Int32Array {
   const chosen = seededPermutation(count, rng).slice(0, n);

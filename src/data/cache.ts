@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { mmsweepHome } from '../util/home.ts';
+import { pidAlive } from '../util/pid-lock.ts';
 
 /**
  * The on-disk cache of generated data arrays.
  *
- * Location: the `cacheDir` option, else `$MMSWEEP_CACHE_DIR`, else `.mmsweep/cache/` under the current directory.
+ * Location: the `cacheDir` option, else `$MMSWEEP_CACHE_DIR`, else `cache/` under MMSWEEP_HOME (default `.mmsweep`).
  *
  * File format (one file per cached item):
  *   bytes 0–7   ASCII magic `MMSWDAT1`
@@ -21,7 +23,8 @@ const MAGIC = 'MMSWDAT1';
 
 export function resolveCacheDir(option?: string): string {
   const chosen = option ?? process.env.MMSWEEP_CACHE_DIR;
-  return resolve(chosen && chosen.length > 0 ? chosen : resolve(process.cwd(), '.mmsweep', 'cache'));
+  // Under MMSWEEP_HOME with the rest of the local state: a moved home finds its cache (issue 17, U4).
+  return resolve(chosen && chosen.length > 0 ? chosen : join(mmsweepHome(), 'cache'));
 }
 
 export interface CacheSection {
@@ -55,7 +58,28 @@ export function writeCacheFile(file: string, meta: CacheMeta, sections: CacheSec
     throw err;
   }
   closeSync(fd);
-  renameSync(temp, file);
+  try {
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  } finally {
+    sweepDeadTemps(dirname(file));
+  }
+}
+
+/** Temp files of writers that died before their rename (kill -9, power loss): readers never open them, but they are whole splits. */
+function sweepDeadTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/\.tmp-(\d+)-[0-9a-f]{8}$/.exec(name)?.[1]);
+    if (pid > 0 && pid !== process.pid && !pidAlive(pid)) rmSync(join(dir, name), { force: true });
+  }
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

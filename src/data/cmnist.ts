@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { CmnistPaletteName, Modalities } from '../spec/trial.ts';
 import type { SplitName } from './types.ts';
-import { ByteArrayDataset, seededSubset, type ByteModality, type ByteSplit } from './batching.ts';
+import { ByteArrayDataset, seededSubset, SubsetTooLargeError, type ByteModality, type ByteSplit } from './batching.ts';
 import { readCacheFile, resolveCacheDir, writeCacheFile, type CacheMeta } from './cache.ts';
 import { loadMnist, mnistPackageVersion, MNIST_PIXELS, MNIST_SIDE, type MnistSplitData } from './mnist.ts';
 import { Rng, seededPermutation } from '../util/rng.ts';
@@ -245,11 +245,17 @@ export function loadColoredSplit(kind: ColoringKind, coloring: Coloring, colorSe
   if (cached.status === 'invalid') log(`cmnist: cache file ${file} is invalid (${cached.reason}); regenerating it`);
   const started = performance.now();
   const split = generateColoredSplit(gray, kind, coloring, colorSeed);
-  writeCacheFile(file, meta, [
-    { name: 'images', bytes: split.images },
-    { name: 'colors', bytes: float32ToLE(split.colors) },
-    { name: 'meanColorClass', bytes: split.meanColorClass },
-  ]);
+  try {
+    writeCacheFile(file, meta, [
+      { name: 'images', bytes: split.images },
+      { name: 'colors', bytes: float32ToLE(split.colors) },
+      { name: 'meanColorClass', bytes: split.meanColorClass },
+    ]);
+  } catch (error) {
+    // The split is in memory: a cache that cannot be written (full disk, read-only home) costs time, not the trial.
+    log(`cmnist: cannot write the cache file ${file} (${(error as Error).message}); continuing without it`);
+    return split;
+  }
   log(`cmnist: generated ${kind} colors (σ²=${sigma2}, palette ${palette}, palette seed ${paletteSeed}, seed ${colorSeed}) in ${((performance.now() - started) / 1000).toFixed(2)} s → ${file}`);
   return split;
 }
@@ -373,7 +379,7 @@ export function createCmnistDataset(params: CmnistParams, options: CmnistDataset
     const available = pool?.length ?? source.count;
     if (n === undefined) return pool;
     if (!Number.isInteger(n) || n <= 0) throw new Error(`subset.${split} must be a positive integer, got ${n}`);
-    if (n > available) throw new Error(`subset.${split} = ${n} exceeds the ${available} examples of the cmnist ${split} split; lower it or drop it`);
+    if (n > available) throw new SubsetTooLargeError('cmnist', split, n, available);
     const chosen = seededSubset(available, n, Rng.from('cmnist-subset', sourceName, params.dataSeed));
     return pool ? chosen.map((i) => pool[i]!) : chosen;
   };

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Modalities } from '../spec/trial.ts';
-import { channelLookupTables, epochOrder, normaliseBytes, seededSubset, validateBatchOptions, type ByteModality } from './batching.ts';
+import { channelLookupTables, epochOrder, normaliseBytes, seededSubset, SubsetTooLargeError, validateBatchOptions, type ByteModality } from './batching.ts';
 import { resolveCacheDir } from './cache.ts';
 import { DataFileError } from './idx.ts';
 import { flipHorizontal, readPngRgb, resizeBilinear } from './image.ts';
@@ -301,7 +301,8 @@ export class Modelnet40Dataset implements Dataset {
     const subset = options.subset ?? {};
     for (const name of ['train', 'val', 'test'] as const) {
       const n = subset[name];
-      if (n === undefined || n >= splits[name].length) continue;
+      if (n !== undefined && n > splits[name].length) throw new SubsetTooLargeError('modelnet40', name, n, splits[name].length, 'objects');
+      if (n === undefined || n === splits[name].length) continue;
       const keep = seededSubset(splits[name].length, n, Rng.from('modelnet40-subset', name, options.splitSeed ?? 10));
       splits[name] = Array.from(keep, (i) => splits[name][i]!);
     }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Modalities, TrainTrialSpec } from '../spec/trial.ts';
-import { epochOrder, seededSubset, validateBatchOptions } from './batching.ts';
+import { epochOrder, seededSubset, SubsetTooLargeError, validateBatchOptions } from './batching.ts';
 import { resolveCacheDir } from './cache.ts';
 import {
   NVGESTURE_CLASSES,
@@ -327,7 +327,7 @@ export async function createNvgestureDataset(options: NvgestureDatasetOptions): 
     if (n === undefined) continue;
     positiveInteger(n, `subset.${split}`);
     if (n > bySplit[split].length) {
-      throw new Error(`nvgesture: subset.${split} = ${n} exceeds the ${bySplit[split].length} clips of the ${split} split; lower it or drop it`);
+      throw new SubsetTooLargeError('nvgesture', split, n, bySplit[split].length, 'clips');
     }
     const keep = seededSubset(bySplit[split].length, n, Rng.from('nvgesture-subset', split, splitSeed));
     bySplit[split] = Array.from(keep, (i) => bySplit[split][i]!);

@@ -46,11 +46,21 @@ async function runTrainTrial(spec: TrainTrialSpec, options: RunTrialOptions): Pr
   const { initBackend } = await import('../backend/index.ts');
   const backend = await initBackend(spec.backend);
   const { createDataset } = await import('../data/index.ts');
-  const dataset: Dataset = await createDataset(spec.dataset, {
-    modalities: spec.modalities,
-    subset: spec.subset,
-    cacheDir: options.cacheDir,
-  });
+  const { SubsetTooLargeError } = await import('../data/batching.ts');
+  let dataset: Dataset;
+  try {
+    dataset = await createDataset(spec.dataset, {
+      modalities: spec.modalities,
+      subset: spec.subset,
+      cacheDir: options.cacheDir,
+    });
+  } catch (error) {
+    if (!(error instanceof SubsetTooLargeError)) throw error;
+    const flag = error.split === 'train' ? '--subset' : `--subset-${error.split}`;
+    throw new RunnerInputError(
+      `${flag} (subset.${error.split}) is ${error.requested}, more than the ${error.available} ${error.unit} of the ${error.dataset} ${error.split} split; lower it or drop it`,
+    );
+  }
   const { createNet } = await import('../nn/index.ts');
   const { trainTrial } = await import('../train/trainer.ts');
   const unimodal = spec.architecture === 'unimodal-se';

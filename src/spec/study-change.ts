@@ -16,6 +16,13 @@ export interface StudyDifference {
 
 const show = (v: unknown) => (v === undefined ? '(unset)' : canonicalJson(v));
 
+/** A value list for a message: whole when short, else its first values, the last one and the count (a spec past 64 KiB holds 10⁵ seeds). */
+function showValues(values: readonly number[]): string {
+  if (values.length <= 8) return show(values);
+  const head = values.slice(0, 3).map((v) => canonicalJson(v));
+  return `${values.length.toLocaleString('en')} values [${head.join(',')},…,${canonicalJson(values[values.length - 1])}]`;
+}
+
 function baseChanges(label: string, stored: Record<string, unknown>, next: Record<string, unknown>, prefix = 'base'): string[] {
   const out: string[] = [];
   for (const key of [...new Set([...Object.keys(stored), ...Object.keys(next)])].sort()) {
@@ -39,11 +46,14 @@ function compareCondition(stored: StudyCondition, next: StudyCondition, out: Stu
     const b = next[field] as number[] | undefined;
     if (a === undefined && b === undefined) continue;
     if ((a === undefined) !== (b === undefined)) {
-      out.changes.push(`condition "${next.label}": ${field} ${show(a)} → ${show(b)}`);
+      const side = (v: number[] | undefined) => (v === undefined ? '(unset)' : showValues(v));
+      out.changes.push(`condition "${next.label}": ${field} ${side(a)} → ${side(b)}`);
       continue;
     }
-    const added = b!.filter((v) => !a!.includes(v));
-    if (added.length > 0) out.additions.push(`condition "${next.label}": ${field} + ${show(added)}`);
+    // A set: 10⁵ stored seeds against 2·10⁵ new ones is 3·10⁵ look-ups, not 2·10¹⁰ comparisons.
+    const had = new Set(a!);
+    const added = b!.filter((v) => !had.has(v));
+    if (added.length > 0) out.additions.push(`condition "${next.label}": ${field} + ${showValues(added)}`);
   }
 }
 

@@ -1,8 +1,11 @@
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, registerTrials, upsertStudy, type DbHandle } from '../../db/index.ts';
+import { embeddedFiles, openDatabase, registerTrials, upsertStudy, type DbHandle } from '../../db/index.ts';
 import { register as registerSql } from '../../src/cli/commands/sql.ts';
 import { cmnistSpec } from '../db/store.suite.ts';
 import { copyPgliteTemplate, createServerDatabase, SERVER_ADMIN_URL, tempDir } from '../db/targets.ts';
@@ -530,6 +533,477 @@ describe('U4 and S4 (partly)', () => {
       expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     } finally {
       await handle.close();
+    }
+  }, 120_000);
+});
+
+/** Modes of everything under `dir` that are not `dirMode` (directories) or `fileMode` (files). */
+function looseModes(dir: string, dirMode = 0o700, fileMode = 0o600): string[] {
+  const loose: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    const file = path.join(entry.parentPath, entry.name);
+    const mode = fs.statSync(file).mode & 0o777;
+    if ((entry.isDirectory() && mode !== dirMode) || (entry.isFile() && mode !== fileMode)) loose.push(`${file} ${mode.toString(8)}`);
+  }
+  return loose;
+}
+
+/** Inodes of the TCP sockets this process listens on (from /proc: what `ss -ltnp` would list for it). */
+function listeningTcpInodes(): string[] {
+  const mine = new Set<string>();
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`));
+      if (m) mine.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const listening: string[] = [];
+  for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    if (!fs.existsSync(table)) continue;
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] === '0A' && mine.has(cols[9])) listening.push(cols[9]); // 0A: LISTEN
+    }
+  }
+  return listening;
+}
+
+/** A client process, waited for without blocking this process (which serves the embedded database). */
+function spawnAsync(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** psql as another local user (nobody): what any other account on the machine could do. */
+async function psqlAsNobody(url: string): Promise<{ status: number | null; output: string }> {
+  const out = await spawnAsync('runuser', ['-u', 'nobody', '--', 'psql', url, '-w', '-Atc', 'select count(*) from studies'], { PATH: process.env.PATH });
+  return { status: out.status, output: `${out.stdout}${out.stderr}` };
+}
+
+describe('S4: the embedded database is its owner\'s alone', () => {
+  // A home in a directory every user can traverse, as a home directory or a project checkout often is.
+  const open = fs.mkdtempSync(path.join(os.tmpdir(), 'mmsweep-s4-'));
+  fs.chmodSync(open, 0o755);
+  afterAll(() => fs.rmSync(open, { recursive: true, force: true }));
+  const asRoot = process.getuid?.() === 0;
+
+  it('files 0600 and directories 0700 inside the database directory, on open and after close', async () => {
+    const dataDir = path.join(open, 'modes', 'db');
+    await copyPgliteTemplate(dataDir);
+    for (const entry of fs.readdirSync(dataDir, { withFileTypes: true, recursive: true })) {
+      fs.chmodSync(path.join(entry.parentPath, entry.name), entry.isDirectory() ? 0o755 : 0o644);
+    }
+    const handle = await openDatabase({ url: '', dataDir });
+    try {
+      expect(looseModes(dataDir)).toEqual([]);
+      expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
+      expect(fs.statSync(embeddedFiles(dataDir).lock).mode & 0o777).toBe(0o600);
+      expect(fs.statSync(embeddedFiles(dataDir).server).mode & 0o777).toBe(0o600);
+      await upsertStudy(handle.db, { id: 'modes', name: 'modes', spec: {} }); // new rows, maybe new files
+    } finally {
+      await handle.close();
+    }
+    expect(looseModes(dataDir)).toEqual([]);
+    expect(fs.readdirSync(dataDir, { recursive: true }).length).toBeGreaterThan(100); // PGlite's files are there
+  }, 120_000);
+
+  it('served on a Unix socket in a 0700 directory, no TCP listener; psql of the owner works, another user is refused', async () => {
+    const dataDir = path.join(open, 'sock', 'db');
+    await copyPgliteTemplate(dataDir);
+    const before = listeningTcpInodes();
+    const restore = withEnv({ MMSWEEP_DB_PORT: undefined });
+    const handle = await openDatabase({ url: '', dataDir });
+    restore();
+    try {
+      await upsertStudy(handle.db, { id: 's4', name: 's4', spec: {} });
+      expect(handle.url).toBe(`postgres://postgres@localhost/postgres?host=${dataDir}.sock`);
+      expect(listeningTcpInodes()).toEqual(before);
+      expect(fs.statSync(`${dataDir}.sock`).mode & 0o777).toBe(0o700);
+      const own = await spawnAsync('psql', [handle.url!, '-Atc', 'select count(*) from studies']);
+      expect(`${own.stdout}${own.stderr}`).toBe('1\n');
+      if (asRoot) {
+        const other = await psqlAsNobody(handle.url!);
+        expect(other.status).not.toBe(0);
+        expect(other.output).toMatch(/Permission denied/);
+      }
+    } finally {
+      await handle.close();
+    }
+    expect(fs.existsSync(path.join(`${dataDir}.sock`, '.s.PGSQL.5432'))).toBe(false);
+  }, 120_000);
+
+  it('on a TCP port (MMSWEEP_DB_PORT) every connection needs the per-home password', async () => {
+    const dataDir = path.join(open, 'tcp', 'db');
+    await copyPgliteTemplate(dataDir);
+    const restore = withEnv({ MMSWEEP_DB_PORT: '0' });
+    let handle: DbHandle | undefined;
+    try {
+      handle = await openDatabase({ url: '', dataDir });
+      await upsertStudy(handle.db, { id: 'tcp', name: 'tcp', spec: {} });
+      const url = new URL(handle.url!);
+      expect(url.hostname).toBe('127.0.0.1');
+      expect(url.password).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      expect(fs.readFileSync(`${dataDir}.password`, 'utf8').trim()).toBe(url.password);
+      expect(fs.statSync(`${dataDir}.password`).mode & 0o777).toBe(0o600);
+      expect(handle.displayName).not.toContain(url.password);
+      // mmsweep db url prints it to the owner (the server file is 0600), masked unless asked for, like DATABASE_URL's.
+      const { register: registerDb } = await import('../../src/cli/commands/db.ts');
+      const restoreHome = withEnv({ MMSWEEP_HOME: path.dirname(dataDir), DATABASE_URL: undefined });
+      try {
+        const masked = await runInProcess(registerDb, ['db', 'url']);
+        expect(masked.stdout).toBe(`postgres://postgres:***@127.0.0.1:${url.port}/postgres\n`);
+        expect(masked.stderr).toContain('connect with: psql "$(mmsweep db url --show-password)"');
+        expect(masked.stderr).not.toContain(url.password);
+        expect((await runInProcess(registerDb, ['db', 'url', '--show-password'])).stdout).toBe(`${handle.url}\n`);
+      } finally {
+        restoreHome();
+      }
+      const own = await spawnAsync('psql', [handle.url!, '-Atc', 'select id, status from studies']);
+      expect(`${own.stdout}${own.stderr}`).toMatch(/^tcp\|\w+\n$/);
+      const statusBefore = own.stdout.split('|')[1];
+      expect(statusBefore).not.toBe('failed\n');
+      for (const password of ['', 'wrong-password']) {
+        const other = new URL(handle.url!);
+        other.password = password;
+        const refused = await spawnAsync('psql', [other.toString(), '-w', '-Atc', `update studies set status = 'failed'`]);
+        expect(refused.status, password).not.toBe(0);
+        expect(refused.stderr, password).toMatch(/password authentication failed|no password supplied/);
+      }
+      const wrong = postgres({ host: '127.0.0.1', port: Number(url.port), user: 'postgres', password: 'x'.repeat(32), database: 'postgres', max: 1, onnotice: () => {} });
+      await expect(wrong`update studies set status = 'failed'`).rejects.toThrow(/password authentication failed/);
+      await wrong.end();
+      if (asRoot) {
+        const bare = new URL(handle.url!);
+        bare.password = '';
+        const other = await psqlAsNobody(bare.toString());
+        expect(other.status).not.toBe(0);
+      }
+      const status = await spawnAsync('psql', [handle.url!, '-Atc', 'select status from studies']);
+      expect(status.stdout).toBe(statusBefore); // none of the refused updates ran
+      // Garbage instead of a startup packet is answered with an error and the connection closed; a client that says
+      // nothing does not keep close() waiting.
+      const garbage = await new Promise<string>((resolve) => {
+        const socket = net.connect(Number(url.port), '127.0.0.1', () => socket.write(Buffer.from([0, 0, 0, 8, 1, 2, 3, 4])));
+        let got = '';
+        socket.on('data', (d) => (got += d.toString('latin1')));
+        socket.on('close', () => resolve(got));
+      });
+      expect(garbage).toMatch(/^E.*unsupported frontend protocol/s);
+      const idle = net.connect(Number(url.port), '127.0.0.1');
+      await new Promise((resolve) => idle.once('connect', resolve));
+    } finally {
+      restore();
+      await handle?.close();
+    }
+  }, 120_000);
+});
+
+describe('U3: two mmsweep run on one MMSWEEP_HOME', () => {
+  it('takePidLock: a live holder is reported, a dead one is taken over, release removes only our own lock', async () => {
+    const { takePidLock } = await import('../../src/util/pid-lock.ts');
+    const dir = path.join(scratch, 'u3-unit');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'run.lock');
+    const sleeper = spawn('sleep', ['60']);
+    try {
+      fs.writeFileSync(file, JSON.stringify({ pid: sleeper.pid, study: 'other' }));
+      expect(takePidLock(file)).toEqual({ holder: { pid: sleeper.pid, detail: { pid: sleeper.pid, study: 'other' } } });
+      expect(JSON.parse(fs.readFileSync(file, 'utf8')).pid).toBe(sleeper.pid); // untouched
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((resolve) => sleeper.once('exit', resolve));
+    }
+    const lock = takePidLock(file, { study: 'mine' }); // the holder is dead now
+    expect('release' in lock).toBe(true);
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid, study: 'mine' });
+    expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
+    for (const garbage of ['', '{"pid":', 'not json']) {
+      (lock as { release(): void }).release();
+      fs.writeFileSync(file, garbage);
+      const again = takePidLock(file);
+      expect('release' in again, JSON.stringify(garbage)).toBe(true);
+    }
+    fs.writeFileSync(file, JSON.stringify({ pid: 1 })); // someone else's now (pid 1 lives)
+    (lock as { release(): void }).release();
+    expect(fs.existsSync(file)).toBe(true);
+  });
+
+  it('the second run exits 2 naming the home and the first run\'s pid, and the first runs on; Ctrl-C of the first frees the home', async () => {
+    const home = path.join(scratch, 'u3-home');
+    await copyPgliteTemplate(path.join(home, 'db'));
+    const specFile = path.join(scratch, 'u3-study.json');
+    fs.writeFileSync(specFile, JSON.stringify({ name: 'u3', conditions: [{ label: 'noop', base: { kind: 'noop', sleepMs: 1000, epochs: 600 }, seeds: [0] }] }));
+    const env = { ...process.env, MMSWEEP_HOME: home, DATABASE_URL: '', MMSWEEP_DEBUG: '' };
+    const first = spawn(process.execPath, ['bin/mmsweep.js', 'run', specFile, '--slots', '1', '--no-progress'], { cwd: (await import('./run-cli.ts')).repoRoot, env });
+    let firstErr = '';
+    first.stderr.on('data', (d) => (firstErr += d));
+    const firstExit = new Promise<number | null>((resolve) => first.on('close', (code) => resolve(code)));
+    try {
+      const lockFile = path.join(home, 'run.lock');
+      for (let i = 0; i < 600 && !/started study u3|continuing study u3/.test(firstErr); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(firstErr).toMatch(/started study u3/);
+      expect(JSON.parse(fs.readFileSync(lockFile, 'utf8'))).toMatchObject({ pid: first.pid, study: 'u3' });
+
+      const second = await runMmsweep(['run', specFile, '--slots', '1', '--no-progress'], { MMSWEEP_HOME: home, DATABASE_URL: '' });
+      expect(second.exitCode, second.stderr).toBe(2);
+      expect(second.stderr).toContain(`another mmsweep run, process ${first.pid} (study u3, since `);
+      expect(second.stderr).toContain(`is using MMSWEEP_HOME ${home}.`);
+      expect(second.stderr).not.toMatch(/\n\s+at |Temporal dev server/);
+      expect(first.exitCode).toBeNull(); // the first one runs on
+      expect(JSON.parse(fs.readFileSync(lockFile, 'utf8')).pid).toBe(first.pid);
+
+      first.kill('SIGINT');
+      expect(await firstExit).toBe(130);
+      expect(fs.existsSync(lockFile)).toBe(false);
+    } finally {
+      if (first.exitCode === null) first.kill('SIGKILL');
+    }
+  }, 300_000);
+});
+
+describe('the read-only role reads tables a later migration adds', () => {
+  it('a table created by another role than the one that ran migration 0004 is readable by mmsweep sql after migrating', async () => {
+    const { migrateDatabase } = await import('../../db/index.ts');
+    const admin = postgres(SERVER_ADMIN_URL, { max: 1, onnotice: () => {} });
+    const app = `mmsweep_app_regrant_${process.pid}`;
+    const db = `mmsweep_test_regrant_${process.pid}_${Date.now().toString(36)}`;
+    try {
+      await admin.unsafe(`create role ${app} login nosuperuser nocreatedb nocreaterole`);
+      await admin.unsafe(`create database ${db} owner ${app}`);
+      await admin.unsafe(`grant mmsweep_readonly to ${app}`);
+      const appUrl = SERVER_ADMIN_URL.replace('postgres://postgres@', `postgres://${app}@`).replace(/\/[^/]*$/, `/${db}`);
+      const suUrl = SERVER_ADMIN_URL.replace(/\/[^/]*$/, `/${db}`);
+      // Migration 0004 runs as the application role: its default privileges are that role's.
+      await (await openDatabase({ url: appUrl })).close();
+      // A later migration, run by an administrator (superuser), adds a table.
+      const su = postgres(suUrl, { max: 1, onnotice: () => {} });
+      await su.unsafe(`create table later_table (x int); insert into later_table values (42)`);
+      await su.end();
+      const before = await runMmsweep(['sql', 'select x from later_table'], { DATABASE_URL: appUrl });
+      expect(before.exitCode).toBe(2); // the premise: not readable yet
+      expect(before.stderr).toMatch(/permission denied for table later_table/);
+      // The administrator's migration run ends by granting SELECT on every table to the read-only role.
+      const handle = await openDatabase({ url: suUrl, migrate: false });
+      try {
+        await migrateDatabase(handle);
+      } finally {
+        await handle.close();
+      }
+      const after = await runMmsweep(['sql', 'select x from later_table', '--format', 'csv'], { DATABASE_URL: appUrl });
+      expect(after).toMatchObject({ exitCode: 0, stdout: 'x\n42\n' });
+      const write = await runMmsweep(['sql', 'delete from later_table'], { DATABASE_URL: appUrl });
+      expect(write.exitCode).toBe(2); // SELECT only
+    } finally {
+      await admin.unsafe(`drop database if exists ${db} with (force)`);
+      await admin.unsafe(`drop owned by ${app}`).catch(() => {});
+      await admin.unsafe(`drop role if exists ${app}`);
+      await admin.end();
+    }
+  }, 120_000);
+});
+
+describe('S2: a guest query on the embedded database is bounded before it runs', () => {
+  let owner: DbHandle;
+  let restore: () => void;
+  const home = path.join(scratch, 'home-s2');
+
+  beforeAll(async () => {
+    await copyPgliteTemplate(path.join(home, 'db'));
+    restore = withEnv({ DATABASE_URL: undefined, MMSWEEP_HOME: home, MMSWEEP_DB_PORT: undefined });
+    owner = await openDatabase();
+    await upsertStudy(owner.db, { id: 's2', name: 's2', spec: {} });
+  }, 120_000);
+  afterAll(async () => {
+    await owner?.close();
+    restore?.();
+  });
+
+  // Each refused query would finish at once here (empty tables, small bounds) except the sleep: what is tested is
+  // that the shape is refused, since PGlite could not stop the same shape over real data once started.
+  const refused: [string, string, RegExp][] = [
+    ['a sleep (the report: it froze the study)', 'select pg_sleep(60)', /calls pg_sleep\(\)/],
+    ['a sleep as a FROM function', 'select * from pg_sleep_for(\'60 seconds\')', /calls pg_sleep_for\(\)/],
+    ['SQL run from text, built at run time', `select query_to_xml('select pg_' || 'sleep(60)', true, false, '')`, /calls query_to_xml\(\)/],
+    ['a recursive query', 'with recursive t(n) as (select 1 union all select n + 1 from t where n < 3) select count(*) from t', /it is recursive/],
+    ['generate_series over a subquery\'s bound', 'select count(*) from generate_series(1, (select 0))', /generate_series\(.*\) has bounds the planner cannot see/],
+    ['generate_series over a column', 'select count(*) from studies, generate_series(1, length(id) - 100) g', /has bounds the planner cannot see/],
+    ['a forgotten join condition (estimated far beyond the timeout)', 'select count(*) from epochs a, epochs b, epochs c, epochs d', /the planner estimates it at cost [\d,]+, more than the 150,000 that fit in the 30000 ms --timeout/],
+  ];
+
+  it.each(refused)('refuses %s (exit 2), naming why and what to do', async (_what, query, reason) => {
+    const out = await runInProcess(registerSql, ['sql', query]);
+    expect(out.stderr).toMatch(/^mmsweep: refused on the embedded database: /);
+    expect(out.stderr).toMatch(reason);
+    expect(out.stderr).toMatch(/(raise --timeout|Rewrite the query without it), or run it on a Postgres server \(DATABASE_URL\)/);
+    if (/estimates it at cost/.test(out.stderr)) expect(out.stderr).toContain('Narrow the query (WHERE, LIMIT), raise --timeout');
+    expect(out.exitCode).toBe(2);
+    expect(out.stdout).toBe('');
+  }, 45_000);
+
+  it('runs bounded queries: tables, constant generate_series (also over dates), a larger --timeout lets a costlier plan through', async () => {
+    const table = await runInProcess(registerSql, ['sql', 'select id from studies', '--format', 'csv']);
+    expect(table).toMatchObject({ exitCode: 0, stdout: 'id\ns2\n' });
+    const series = await runInProcess(registerSql, ['sql', 'select count(*)::int as n from generate_series(1, 1000)', '--format', 'csv']);
+    expect(series).toMatchObject({ exitCode: 0, stdout: 'n\n1000\n' });
+    const dates = await runInProcess(registerSql, ['sql', `select d::date::text as d from generate_series('2020-01-01'::date, '2020-01-03'::date, '1 day'::interval) d`, '--format', 'csv']);
+    expect(dates).toMatchObject({ exitCode: 0, stdout: 'd\n2020-01-01\n2020-01-02\n2020-01-03\n' });
+    // count(*) over 10⁵ rows: cost 1,250 (+ startup) by the planner's default SRF costing; refused under 1 ms × 5, run under 1 s.
+    const q = 'select count(*)::int as n from generate_series(1, 100000)';
+    const tight = await runInProcess(registerSql, ['sql', q, '--timeout', '1']);
+    expect(tight.exitCode).toBe(2);
+    expect(tight.stderr).toMatch(/more than the 5 that fit in the 1 ms --timeout/);
+    const loose = await runInProcess(registerSql, ['sql', q, '--timeout', '1000', '--format', 'csv']);
+    expect(loose).toMatchObject({ exitCode: 0, stdout: 'n\n100000\n' });
+  }, 60_000);
+
+  it('--max-rows: more rows than allowed is refused (exit 2), exactly as many is returned', async () => {
+    const over = await runInProcess(registerSql, ['sql', 'select n from generate_series(1, 11) n', '--max-rows', '10']);
+    expect(over.exitCode).toBe(2);
+    expect(over.stderr).toMatch(/returns more than 10 rows \(--max-rows\)/);
+    expect(over.stdout).toBe('');
+    const exact = await runInProcess(registerSql, ['sql', 'select n from generate_series(1, 10) n', '--max-rows', '10', '--format', 'csv']);
+    expect(exact.exitCode).toBe(0);
+    expect(exact.stdout.trim().split('\n')).toHaveLength(11);
+    for (const bad of ['0', '-1', '1.5', 'ten']) {
+      const out = await runInProcess(registerSql, ['sql', 'select 1', '--max-rows', bad]);
+      expect(out.exitCode, bad).toBe(2);
+      expect(out.stderr).toContain(`--max-rows must be a positive integer, got "${bad}"`);
+    }
+  }, 60_000);
+});
+
+describe('S2 on the server: the timeout is enforced there, so the embedded-only refusals do not apply', () => {
+  it('pg_sleep is cancelled by the statement timeout; --max-rows holds', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    const restore = withEnv({ DATABASE_URL: database.url });
+    try {
+      const sleep = await runInProcess(registerSql, ['sql', 'select pg_sleep(30)', '--timeout', '300']);
+      expect(sleep.exitCode).toBe(1);
+      expect(sleep.stderr).toMatch(/cancelled after the 300 ms statement timeout/);
+      const recursive = await runInProcess(registerSql, ['sql', 'with recursive t(n) as (select 1 union all select n + 1 from t where n < 3) select count(*)::int as n from t', '--format', 'csv']);
+      expect(recursive).toMatchObject({ exitCode: 0, stdout: 'n\n3\n' });
+      const over = await runInProcess(registerSql, ['sql', 'select n from generate_series(1, 11) n', '--max-rows', '10']);
+      expect(over.exitCode).toBe(2);
+      expect(over.stderr).toMatch(/returns more than 10 rows/);
+    } finally {
+      restore();
+      await handle.close();
+      await database.drop();
+    }
+  }, 60_000);
+});
+
+describe('U4: subsets, the data cache and MMSWEEP_HOME', () => {
+  it('mmsweep train --subset / --subset-test larger than the data exits 2 naming the flag and the split size', async () => {
+    const base = ['train', '--lr', '0.01', '--seed', '0', '--width', '0.25', '--max-epochs', '1'];
+    const train = await runMmsweep([...base, '--subset', '60001'], {}, 300_000);
+    expect(train.exitCode, train.stderr).toBe(2);
+    expect(train.stderr).toContain('--subset (subset.train) is 60001, more than the 60000 examples of the cmnist train split; lower it or drop it');
+    expect(train.stderr).not.toMatch(/\n\s+at /);
+    const test = await runMmsweep([...base, '--subset', '100', '--subset-test', '10001'], {}, 300_000);
+    expect(test.exitCode, test.stderr).toBe(2);
+    expect(test.stderr).toContain('--subset-test (subset.test) is 10001, more than the 10000 examples of the cmnist test split');
+  }, 600_000);
+
+  it('a failed rename leaves no temp file; temp files of dead writers are swept, live ones kept', async () => {
+    const { writeCacheFile } = await import('../../src/data/cache.ts');
+    const dir = path.join(scratch, 'u4-cache');
+    fs.mkdirSync(path.join(dir, 'target.bin', 'occupied'), { recursive: true }); // a directory where the file goes
+    const bytes = new Uint8Array(1 << 20);
+    expect(() => writeCacheFile(path.join(dir, 'target.bin'), { k: 1 }, [{ name: 'a', bytes }])).toThrow();
+    expect(fs.readdirSync(dir)).toEqual(['target.bin']);
+
+    const dead = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const deadTemp = `other.bin.tmp-${dead.pid}-0123abcd`;
+    const liveTemp = `other.bin.tmp-1-0123abcd`; // pid 1 is alive: a writer still at work
+    fs.writeFileSync(path.join(dir, deadTemp), 'left by a killed writer');
+    fs.writeFileSync(path.join(dir, liveTemp), 'being written');
+    writeCacheFile(path.join(dir, 'fresh.bin'), { k: 1 }, [{ name: 'a', bytes }]);
+    expect(fs.readdirSync(dir).sort()).toEqual(['fresh.bin', liveTemp, 'target.bin'].sort());
+  });
+
+  it('the data cache lives under MMSWEEP_HOME: a moved home finds its cache (no regeneration, no stale path)', async () => {
+    const { resolveCacheDir, readCacheFile, writeCacheFile } = await import('../../src/data/cache.ts');
+    const { coloredCachePath } = await import('../../src/data/cmnist.ts');
+    const before = path.join(scratch, 'u4-home-before');
+    const after = path.join(scratch, 'u4-home-after');
+    const restore = withEnv({ MMSWEEP_HOME: before, MMSWEEP_CACHE_DIR: undefined });
+    try {
+      expect(resolveCacheDir()).toBe(path.join(before, 'cache'));
+      const coloring = { sigma2: 0.02, palette: 'hue-wheel', paletteSeed: 0 } as never;
+      const file = coloredCachePath(resolveCacheDir(), 'train', coloring, 7);
+      writeCacheFile(file, { k: 1 }, [{ name: 'a', bytes: new Uint8Array([1, 2, 3]) }]);
+      fs.renameSync(before, after);
+      process.env.MMSWEEP_HOME = after;
+      const moved = coloredCachePath(resolveCacheDir(), 'train', coloring, 7);
+      expect(moved.startsWith(path.join(after, 'cache'))).toBe(true);
+      const read = readCacheFile(moved, { k: 1 }, ['a']);
+      expect(read.status).toBe('ok');
+      // An explicit MMSWEEP_CACHE_DIR still wins.
+      process.env.MMSWEEP_CACHE_DIR = path.join(scratch, 'elsewhere');
+      expect(resolveCacheDir()).toBe(path.join(scratch, 'elsewhere'));
+    } finally {
+      restore();
+    }
+  });
+});
+
+describe('W2 for stored specs past 64 KiB (their documents travel by sha256)', () => {
+  const seeds = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+  const big = (over: { seeds?: number[]; maxEpochs?: number } = {}) => ({
+    name: 'w2-big',
+    conditions: [{ label: 'vanilla', base: { dataset: { name: 'cmnist' }, lr: 0.01, maxEpochs: over.maxEpochs ?? 3, width: 0.25 }, seeds: over.seeds ?? seeds(0, 100_000) }],
+  });
+
+  it('compares 10⁵ stored seeds with 2·10⁵ new ones at once and shows the difference in a few lines', async () => {
+    const { parseStudySpec } = await import('../../src/spec/study.ts');
+    const { checkStudyRerun } = await import('../../src/spec/study-change.ts');
+    const { INLINE_SPEC_BYTES } = await import('../../src/spec/study-model.ts');
+    const { canonicalJson } = await import('../../src/spec/canonical.ts');
+    const stored = parseStudySpec(big());
+    expect(Buffer.byteLength(canonicalJson(stored))).toBeGreaterThan(INLINE_SPEC_BYTES); // the premise
+    const more = parseStudySpec(big({ seeds: seeds(0, 200_000) }));
+    let message = '';
+    try {
+      checkStudyRerun(stored, more);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('condition "vanilla": seeds + 100,000 values [100000,100001,100002,…,199999]\nAdd --extend');
+    expect(message.length).toBeLessThan(400);
+    expect(checkStudyRerun(stored, more, { extend: true }).additions).toEqual(['condition "vanilla": seeds + 100,000 values [100000,100001,100002,…,199999]']);
+  }, 30_000);
+
+  it('mmsweep study start of a changed large spec exits 2 before contacting Temporal, with a short message', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    try {
+      const { parseStudySpec } = await import('../../src/spec/study.ts');
+      await upsertStudy(handle.db, { id: 'w2-big', name: 'w2-big', spec: parseStudySpec(big()) });
+      const changed = path.join(scratch, 'w2-big-changed.json');
+      fs.writeFileSync(changed, JSON.stringify(big({ maxEpochs: 5, seeds: seeds(0, 150_000) })));
+      const out = await runMmsweep(['study', 'start', changed, '--address', '127.0.0.1:1'], { DATABASE_URL: database.url });
+      expect(out.exitCode, out.stderr).toBe(2);
+      expect(out.stderr).toContain('already exists with a different spec:\n  condition "vanilla": base.maxEpochs 3 → 5\n  condition "vanilla": seeds + 50,000 values [100000,100001,100002,…,149999]');
+      expect(out.stderr.length).toBeLessThan(1000);
+    } finally {
+      await handle.close();
+      await database.drop();
     }
   }, 120_000);
 });

@@ -238,6 +238,13 @@ describe('ModelNet40 loader on the generated fixture', () => {
     expect(open({ subset: { train: 5, test: 4 } }).samples('train')).toEqual(ds.samples('train'));
   });
 
+  it('a subset larger than its split is an error naming the split and its size (it was silently ignored)', () => {
+    const sizes = [open().size('train'), open().size('val'), open().size('test')];
+    expect(() => open({ subset: { test: sizes[2]! + 1 } })).toThrow(`subset.test = ${sizes[2]! + 1} exceeds the ${sizes[2]} objects of the modelnet40 test split`);
+    expect(() => open({ subset: { val: sizes[1]! + 1 } })).toThrow(`subset.val = ${sizes[1]! + 1} exceeds the ${sizes[1]} objects of the modelnet40 val split`);
+    expect(open({ subset: { train: sizes[0] } }).size('train')).toBe(sizes[0]); // all of it is fine
+  });
+
   it('caches the folder index as JSON and rebuilds it when the folders change', () => {
     const dir = mkdtempSync(join(workDir, 'idx-'));
     const r = join(dir, 'data');

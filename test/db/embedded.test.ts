@@ -46,7 +46,8 @@ describe('embedded database shared over the wire protocol', () => {
     const owner = await openDatabase(); // default location: $MMSWEEP_HOME/db
     try {
       expect(owner).toMatchObject({ kind: 'embedded', owner: true, driver: 'postgres-js', dataDir });
-      expect(owner.url).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
+      // A Unix socket in a directory only this user can enter (issue 17, S4), no TCP port.
+      expect(owner.url).toBe(`postgres://postgres@localhost/postgres?host=${dataDir}.sock`);
       expect(fs.readFileSync(embeddedFiles(dataDir).lock, 'utf8')).toBe(String(process.pid));
       expect(embeddedServerInfo(dataDir)).toMatchObject({ url: owner.url, pid: process.pid, dataDir });
       await upsertStudy(owner.db, { id: 'from-owner', spec: {} });

@@ -9,7 +9,7 @@ export function register(program: Command): void {
 
   db.command('url')
     .description('Print the URL psql and other processes can connect to (DATABASE_URL, or the embedded database while an mmsweep process holds it)')
-    .option('--show-password', 'print the password of DATABASE_URL instead of ***')
+    .option('--show-password', 'print the password (of DATABASE_URL, or of the embedded database served on a TCP port) instead of ***')
     .action(async (opts: { showPassword?: boolean }) => {
       const { defaultDataDir, embeddedServerInfo, maskUrl } = await import('../../../db/client.ts');
       const url = process.env.DATABASE_URL;
@@ -28,8 +28,12 @@ export function register(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      process.stdout.write(`${info.url}\n`);
-      process.stderr.write(`(embedded database ${info.dataDir}, served by process ${info.pid}; connect with: psql "${info.url}")\n`);
+      // A TCP port's URL carries the per-home password: masked like DATABASE_URL's unless asked for.
+      const secret = new URL(info.url).password !== '';
+      process.stdout.write(`${opts.showPassword ? info.url : maskUrl(info.url)}\n`);
+      process.stderr.write(
+        `(embedded database ${info.dataDir}, served by process ${info.pid}; connect with: psql "$(mmsweep db url${secret ? ' --show-password' : ''})")\n`,
+      );
     });
 
   db.command('migrate')
@@ -45,7 +49,7 @@ export function register(program: Command): void {
 
   db.command('serve')
     .description('Hold the embedded database and serve it over the Postgres wire protocol until Ctrl-C')
-    .option('--port <port>', 'port on 127.0.0.1 (default: MMSWEEP_DB_PORT or any free port)')
+    .option('--port <port>', 'serve on 127.0.0.1:<port> (0: any free port) with the per-home password, instead of the Unix socket (default: MMSWEEP_DB_PORT)')
     .action(async (opts: { port?: string }) => {
       const { openDatabase, DatabaseConnectionError } = await import('../../../db/client.ts');
       if (process.env.DATABASE_URL) {
@@ -56,7 +60,7 @@ export function register(program: Command): void {
       const port = opts.port === undefined ? undefined : Number(opts.port);
       if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
         process.stderr.write(`mmsweep: --port must be an integer in 0…65535, got "${opts.port}"\n`);
-        process.exitCode = 1;
+        process.exitCode = 2;
         return;
       }
       let handle;
@@ -68,14 +72,15 @@ export function register(program: Command): void {
         process.exitCode = 1;
         return;
       }
+      const connect = `psql "$(mmsweep db url${new URL(handle.url!).password ? ' --show-password' : ''})"`;
       if (!handle.owner) {
-        process.stdout.write(`${handle.url}\n`);
-        process.stderr.write('(another mmsweep process already serves this database)\n');
+        process.stdout.write(`${handle.displayName}\n`);
+        process.stderr.write(`(another mmsweep process already serves this database; connect with: ${connect})\n`);
         await handle.close();
         return;
       }
-      process.stdout.write(`${handle.url}\n`);
-      process.stderr.write(`serving ${handle.dataDir}; connect with: psql "${handle.url}" — Ctrl-C to stop\n`);
+      process.stdout.write(`${handle.displayName}\n`);
+      process.stderr.write(`serving ${handle.dataDir}; connect with: ${connect} — Ctrl-C to stop\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

@@ -1,4 +1,7 @@
+import { mkdirSync } from 'node:fs';
+import { join as pathJoin } from 'node:path';
 import type { Command } from 'commander';
+import { takePidLock } from '../../util/pid-lock.ts';
 import { describeSplit, parsePositiveIntFlag, resolveCpuSplit, threadEnv } from '../../backend/threads.ts';
 
 /**
@@ -61,6 +64,9 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   (await import('../../../activities/common.ts')).spareRunnersFromEnv(slots); // a bad MMSWEEP_SPARE_RUNNERS exits 2 now
   const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });
   const log = (m: string) => console.error(`[mmsweep run] ${m}`);
+  // U3: one `mmsweep run` per home. A second one would start a second Temporal dev server on the same state file
+  // and, if it attached to the first one's instead, be left without it when the first is stopped.
+  const homeLock = takeRunLock(localStateDir(), spec.name);
   await announceBackends(spec, log);
 
   // The study's stored spec decides first (W2): a changed spec under the same name is refused before anything starts.
@@ -170,10 +176,34 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
     if (options.keepServer || !server.started) log(`Temporal dev server left running at ${server.address} (UI ${server.uiAddress})`);
     else await server.stop();
   }
+  homeLock.release();
   process.off('SIGINT', onSigint);
   // The client connection left open above (and its pending result() long-poll) would keep the process alive after
   // Ctrl-C indefinitely: everything worth keeping is stopped and closed by now, so leave.
   if (interrupted) process.exit(130);
+}
+
+/** Refused while another run uses this home (exit 2, naming the home, the holder's pid and its study). */
+export class HomeBusyError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'HomeBusyError';
+  }
+}
+
+function takeRunLock(home: string, study: string): { release(): void } {
+  mkdirSync(home, { recursive: true });
+  const file = pathJoin(home, 'run.lock');
+  const lock = takePidLock(file, { study });
+  if ('release' in lock) return lock;
+  const { pid, detail } = lock.holder;
+  const what = typeof detail.study === 'string' ? ` (study ${detail.study}${typeof detail.since === 'string' ? `, since ${detail.since}` : ''})` : '';
+  throw new HomeBusyError(
+    `another mmsweep run, process ${pid}${what}, is using MMSWEEP_HOME ${home}. Wait for it to finish or stop it ` +
+      `with Ctrl-C, or give this run its own home: MMSWEEP_HOME=<another directory> mmsweep run … ` +
+      `(the lock is ${file}; it is taken over by itself once process ${pid} has exited).`,
+  );
 }
 
 /** Trials listed by name at the end of a run; the per-condition summary covers all of them. */

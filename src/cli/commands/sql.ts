@@ -7,8 +7,9 @@ export function register(program: Command): void {
     .description('Run one SQL query read-only (as role mmsweep_readonly) against the results store (tables: studies, trials, study_trials, epochs, results; views: condition_summary, trial_outcomes, study_progress)')
     .argument('<query>', 'a single SQL statement')
     .option('--format <format>', 'table | csv | json', 'table')
-    .option('--timeout <ms>', 'statement timeout in milliseconds (not enforced by the embedded PGlite database)', '30000')
-    .action(async (query: string, opts: { format: string; timeout: string }) => {
+    .option('--timeout <ms>', 'statement timeout in milliseconds (on the embedded database: queries the planner expects to take longer are refused)', '30000')
+    .option('--max-rows <n>', 'refuse a result with more rows than this', '100000')
+    .action(async (query: string, opts: { format: string; timeout: string; maxRows: string }) => {
       const [{ withStore, UsageError }, { runReadOnlyQuery }, { formatRows, parseOutputFormat }] = await Promise.all([
         import('../../../db/cli.ts'),
         import('../../../db/readonly.ts'),
@@ -28,7 +29,9 @@ export function register(program: Command): void {
         }
         const timeoutMs = Number(opts.timeout);
         if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got "${opts.timeout}"`);
-        const out = await runReadOnlyQuery(db, query, { timeoutMs });
+        const maxRows = Number(opts.maxRows);
+        if (!Number.isInteger(maxRows) || maxRows <= 0) throw new UsageError(`--max-rows must be a positive integer, got "${opts.maxRows}"`);
+        const out = await runReadOnlyQuery(db, query, { timeoutMs, maxRows });
         process.stdout.write(formatRows(out.columns, out.rows, format));
       });
     });
