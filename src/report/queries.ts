@@ -7,7 +7,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Db } from '../../db/client.ts';
-import type { SummaryMetrics, TrialConditionFields } from '../../db/views.ts';
+import type { StudyProgressRow, SummaryMetrics, TrialConditionFields } from '../../db/views.ts';
 
 function list(values: readonly string[]): SQL {
   return sql.join(
@@ -69,14 +69,7 @@ export async function trialStates(db: Db, studyIds: readonly string[], trialKeys
 }
 
 /** A row of the store's `study_progress` view: how many trials of the study are in each state. */
-export interface StudyCountsRow {
-  study_id: string;
-  trials: number;
-  pending: number;
-  running: number;
-  done: number;
-  failed: number;
-}
+export type StudyCountsRow = Omit<StudyProgressRow, 'diverged'>;
 
 export async function studyCounts(db: Db, studyIds: readonly string[]): Promise<StudyCountsRow[]> {
   if (studyIds.length === 0) return [];
