@@ -15,12 +15,16 @@ export const summaryAggregatesSql = `
   stddev_samp(d_speed)::float8 AS d_speed_std,
   avg(r_f)::float8 AS r_f_mean,
   stddev_samp(r_f)::float8 AS r_f_std,
-  avg(diverged::int)::float8 AS diverged_fraction`;
+  avg(diverged::int)::float8 AS diverged_fraction,
+  avg(acc_f)::float8 AS acc_f_mean,
+  stddev_samp(acc_f)::float8 AS acc_f_std`;
 
 export const summaryMetricColumns = [
   'n',
   'test_acc_mean',
   'test_acc_std',
+  'acc_f_mean',
+  'acc_f_std',
   'd_util_mean',
   'd_util_std',
   'd_speed_mean',
@@ -35,6 +39,9 @@ export interface SummaryMetrics {
   test_acc_mean: number | null;
   /** Sample standard deviation (n − 1); null when n < 2. */
   test_acc_std: number | null;
+  /** A(f), regular-mode accuracy (Table 1's figure); equals test_acc except in the `code` profile's balancing algorithms. */
+  acc_f_mean: number | null;
+  acc_f_std: number | null;
   d_util_mean: number | null;
   d_util_std: number | null;
   d_speed_mean: number | null;

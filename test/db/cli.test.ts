@@ -51,7 +51,7 @@ describe('results-store CLI commands', () => {
     expect(rows[1].test_acc_std).toBeCloseTo(Math.SQRT2 * 5, 12);
 
     const csv = await run(registerResults, ['results', 'CLI study', '--by', 'algorithm,lr', '--format', 'csv']);
-    expect(csv.stdout.split('\n')[0]).toBe('algorithm,lr,n,test_acc_mean,test_acc_std,d_util_mean,d_util_std,d_speed_mean,d_speed_std,r_f_mean,r_f_std,diverged_fraction');
+    expect(csv.stdout.split('\n')[0]).toBe('algorithm,lr,n,test_acc_mean,test_acc_std,acc_f_mean,acc_f_std,d_util_mean,d_util_std,d_speed_mean,d_speed_std,r_f_mean,r_f_std,diverged_fraction');
     expect(csv.stdout.split('\n')[1]).toMatch(/^guided,0\.01,1,90,,/);
 
     const table = await run(registerResults, ['results', 'cli']);

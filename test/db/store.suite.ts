@@ -411,7 +411,9 @@ export function defineStoreSuite(target: Target): void {
       // vanilla lr 0.01: test_acc 0.90, 0.92, 0.97 → mean 0.93, sample std √((0.03²+0.01²+0.04²)/2) = √0.0013
       //   d_util 0.1, −0.2, null → mean −0.05, std √((0.15²+0.15²)/1) = 0.15·√2
       //   d_speed 0.3, 0.5, 0.7 → mean 0.5, std 0.2;  R(f) 0.1, 0.2, 0.6 → mean 0.3, std √0.07;  diverged 1 of 3
-      // guided lr 0.01 α 0.1 Q 5: one trial, test_acc 0.5 → std null.
+      //   A(f) (acc_f, regular mode; test_acc stands for the code profile's current-mode figure) 0.8, 0.86, 0.92
+      //   → mean 0.86, std √((0.06² + 0 + 0.06²)/2) = 0.06
+      // guided lr 0.01 α 0.1 Q 5: one trial, test_acc 0.5, acc_f 0.45 → std null.
       beforeAll(async () => {
         await upsertStudy(db, { id: 'views', spec: {} });
         await upsertStudy(db, { id: 'views-other', spec: {} });
@@ -424,10 +426,10 @@ export function defineStoreSuite(target: Target): void {
           await claimTrialAttempt(db, key, 'next', { worker: 'w' });
           expect((await recordResult(db, key, 1, result(r))).applied).toBe(true);
         };
-        await finish('views-v1', { testAcc: 0.9, dUtil: 0.1, dSpeed: 0.3, rF: 0.1, diverged: false });
-        await finish('views-v2', { testAcc: 0.92, dUtil: -0.2, dSpeed: 0.5, rF: 0.2, diverged: false });
-        await finish('views-v3', { testAcc: 0.97, dUtil: null, dSpeed: 0.7, rF: 0.6, diverged: true });
-        await finish('views-g', { testAcc: 0.5, dUtil: 0.4, dSpeed: -0.1, rF: 0, diverged: false });
+        await finish('views-v1', { testAcc: 0.9, accF: 0.8, dUtil: 0.1, dSpeed: 0.3, rF: 0.1, diverged: false });
+        await finish('views-v2', { testAcc: 0.92, accF: 0.86, dUtil: -0.2, dSpeed: 0.5, rF: 0.2, diverged: false });
+        await finish('views-v3', { testAcc: 0.97, accF: 0.92, dUtil: null, dSpeed: 0.7, rF: 0.6, diverged: true });
+        await finish('views-g', { testAcc: 0.5, accF: 0.45, dUtil: 0.4, dSpeed: -0.1, rF: 0, diverged: false });
         await finish('views-elsewhere', { testAcc: 0.1 });
       });
 
@@ -444,6 +446,10 @@ export function defineStoreSuite(target: Target): void {
         });
         expect(vanilla.test_acc_mean).toBeCloseTo(0.93, 12);
         expect(vanilla.test_acc_std).toBeCloseTo(Math.sqrt(0.0013), 12);
+        expect(vanilla.acc_f_mean).toBeCloseTo(0.86, 12);
+        expect(vanilla.acc_f_std).toBeCloseTo(0.06, 12);
+        expect(guided.acc_f_mean).toBeCloseTo(0.45, 12);
+        expect(guided.acc_f_std).toBeNull();
         expect(vanilla.d_util_mean).toBeCloseTo(-0.05, 12);
         expect(vanilla.d_util_std).toBeCloseTo(0.15 * Math.SQRT2, 12);
         expect(vanilla.d_speed_mean).toBeCloseTo(0.5, 12);

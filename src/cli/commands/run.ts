@@ -169,7 +169,7 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
       process.stdout.write(formatRows(columns, rows as unknown as Record<string, unknown>[], 'table'));
       if (outcome.counts.done > rows.length) process.stdout.write(`… the first ${rows.length} of ${outcome.counts.done} trials; all of them: mmsweep results / mmsweep export\n`);
       const summary = await studySummary(database.db, spec.name, ['algorithm', 'modalities', 'architecture']);
-      process.stdout.write(`\nPer condition:\n${formatRows(['algorithm', 'modalities', 'architecture', 'n', 'test_acc_mean', 'test_acc_std', 'd_util_mean', 'd_speed_mean'], summary as unknown as Record<string, unknown>[], 'table')}`);
+      process.stdout.write(`\nPer condition:\n${formatRows(['algorithm', 'modalities', 'architecture', 'n', 'acc_f_mean', 'acc_f_std', 'test_acc_mean', 'd_util_mean', 'd_speed_mean'], summary as unknown as Record<string, unknown>[], 'table')}`);
     }
   } finally {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
