@@ -1,4 +1,4 @@
-import { EXIT_CODES, READY_LINE, type WarmTrialLine } from '../runner/protocol.ts';
+import { EXIT_CODES, READY_LINE, TRIAL_PROCESS_TITLE, type WarmTrialLine } from '../runner/protocol.ts';
 import { backendRequestSchema, type BackendRequest } from '../spec/trial.ts';
 import { runCli } from './program.ts';
 
@@ -43,6 +43,9 @@ export async function runWarm(args: string[]): Promise<void> {
     process.exitCode = EXIT_CODES.invalidSpec;
     return;
   }
+  // Every runner starts as `… warm --preload …`: the title tells one running a trial from an idle spare (ps, top, and
+  // the multi-host test that waits for a cut-off host's stale trial to stop).
+  process.title = TRIAL_PROCESS_TITLE;
   await runCli({ train: () => import('./commands/train.ts') }, [process.argv[0]!, process.argv[1]!, ...trial.argv]);
 }
 

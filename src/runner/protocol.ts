@@ -32,6 +32,8 @@ export const EVENT_LINE_PREFIX = '@mmsweep ';
  */
 export const WARM_COMMAND = 'warm';
 export const READY_LINE = '@mmsweep-ready';
+/** A warm runner's process title once it has its trial (an idle spare keeps its `warm --preload` command line). */
+export const TRIAL_PROCESS_TITLE = 'mmsweep-trial';
 export interface WarmTrialLine {
   argv: string[];
 }

@@ -8,9 +8,10 @@ import { startStudy } from '../../infra/client.ts';
 import { parseStudySpec, type StudySpec } from '../../src/spec/study.ts';
 import { planStudy } from '../../src/spec/keys.ts';
 import { latestCheckpoint } from '../../src/train/checkpoint.ts';
+import { TRIAL_PROCESS_TITLE } from '../../src/runner/protocol.ts';
 import type { DevServer } from '../../infra/temporal.ts';
 import { createDatabase, startTemporal, temporalClient, trainOutputs, referenceRun, SMALL_CMNIST_TRIAL, waitUntil, type TestDatabase, type WorkerProcess } from '../orchestration/harness.ts';
-import { createHosts, killHost, pidsIn, removeAll, removeLeftoverFiles, temporalStateDir, serviceIp, setLink, startHostWorker, tcpForwarder, unavailableReason, type Forwarder, type SimHost } from './netns.ts';
+import { commandLineOf, createHosts, killHost, pidsIn, removeAll, removeLeftoverFiles, temporalStateDir, serviceIp, setLink, startHostWorker, tcpForwarder, unavailableReason, type Forwarder, type SimHost } from './netns.ts';
 
 /**
  * Workers on separate (simulated) machines: each host is a network namespace with its own host name, its own
@@ -55,6 +56,11 @@ async function startWorker(host: SimHost, queue: string, extraArgs: string[] = [
   const w = await startHostWorker(host, { temporalAddress: workerTemporalAddress, databaseUrl: workerDatabaseUrl, queue, extraArgs });
   allWorkers.push(w);
   return w;
+}
+
+/** Runner processes of a host that hold a trial (TRIAL_PROCESS_TITLE), not idle spares or the worker. */
+function trialRunnersIn(ns: string): number[] {
+  return pidsIn(ns).filter((pid) => commandLineOf(pid).startsWith(TRIAL_PROCESS_TITLE));
 }
 
 async function trialRow(key: string) {
@@ -215,6 +221,8 @@ describe.skipIf(skipReason !== null)('workers on separate hosts (network namespa
       // The cut-off runner kept training meanwhile (its writes queue up behind the dead link).
       const staleDir = path.join(cut.checkpointDir, trial.key);
       await waitUntil(() => (latestCheckpoint(staleDir)?.epoch ?? 0) >= 4, 30_000, () => `stale runner made no progress in ${staleDir}`);
+      // The stale runner is known by its title (a spare waiting beside it keeps its `warm` command line).
+      expect(trialRunnersIn(cut.ns).length, pidsIn(cut.ns).map((p) => commandLineOf(p)).join('\n')).toBe(1);
       bytesBeforeRestore = pgForwarder!.bytesFrom(cut.ip);
     } finally {
       setLink(cut, true);
@@ -236,8 +244,8 @@ describe.skipIf(skipReason !== null)('workers on separate hosts (network namespa
     // The stale attempt's writes were queued on its Postgres connection while the link was down; after the restore
     // they reach the server (bytes arrive from that host) and are refused by the fencing token (checked below).
     await waitUntil(() => pgForwarder!.bytesFrom(cut.ip) > bytesBeforeRestore, 60_000, () => `no bytes from ${cut.ip} after the restore\n${staleWorker.output()}`);
-    // The stale attempt stops: only the worker itself is left on that host (its runner is gone).
-    await waitUntil(() => pidsIn(cut.ns).length === 1, 60_000, () => `stale runner still alive on ${cut.ns}: ${pidsIn(cut.ns).join(', ')}`);
+    // The stale attempt stops: no runner with a trial is left on that host (the worker and its idle spare may be).
+    await waitUntil(() => trialRunnersIn(cut.ns).length === 0, 60_000, () => `stale runner still alive on ${cut.ns}: ${trialRunnersIn(cut.ns).join(', ')}`);
     // Let the last queued writes land (the byte count settles), bounded.
     let last = -1;
     for (let i = 0; i < 30 && pgForwarder!.bytesFrom(cut.ip) !== last; i++) {

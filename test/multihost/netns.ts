@@ -73,6 +73,15 @@ export function pidsIn(ns: string): number[] {
   return out.status === 0 ? out.stdout.split('\n').filter(Boolean).map(Number) : [];
 }
 
+/** The command line of a process ('' once it is gone). */
+export function commandLineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
 /** kill -9 every process of the host (worker, runners, anything they spawned); bounded retries. */
 export async function killHost(host: SimHost): Promise<number[]> {
   const killed = new Set<number>();
