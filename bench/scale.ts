@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import postgres from 'postgres';
 import { startDevServer, stateFiles } from '../infra/temporal.ts';
+import { stopChild } from '../infra/stop-child.ts';
 import { integerArg } from './args.ts';
 
 /**
@@ -71,14 +72,6 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(t);
-}
 
 async function historyEvents(client: Client, workflowId: string): Promise<{ events: number; runs: number }> {
   let events = 0;
@@ -186,7 +179,7 @@ async function registerBench(count: number, slots: number, work: string, databas
     await client.workflow.getHandle(`mmsweep-study-${name}`).signal('cancel');
     await client.workflow.getHandle(`mmsweep-study-${name}`).result().catch(() => undefined);
   } finally {
-    await stop(worker);
+    await stopChild(worker, 15_000);
     await client.connection.close();
     await server.stop();
   }

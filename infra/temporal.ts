@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { stopChild } from './stop-child.ts';
 
 /**
  * The embedded Temporal: find the `temporal` CLI and run its dev server with the state in a local file, or reuse
@@ -210,12 +211,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     started: true,
     pid: child.pid!,
     stop: async () => {
+      // A server that already exited keeps its state file (as before): only a stop of ours removes it.
       if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+      await stopChild(child, 10_000);
       rmSync(files.state, { force: true });
     },
   };

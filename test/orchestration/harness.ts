@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { openDatabase, type DbHandle } from '../../db/index.ts';
 import { startDevServer, type DevServer } from '../../infra/temporal.ts';
+import { stopChild } from '../../infra/stop-child.ts';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TrainTrialOutput } from '../../activities/index.ts';
 import type { TrialResult } from '../../src/spec/contracts.ts';
@@ -104,14 +105,7 @@ export async function startWorkerProcess(o: {
   return {
     child,
     output: () => out,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: () => stopChild(child, 15_000),
   };
 }
 
