@@ -6,7 +6,7 @@ import { UnknownStudyError } from './store.ts';
 /**
  * What the results-store CLI commands share: open the store the environment points at (DATABASE_URL or the
  * embedded database), run, close; errors a user can cause print as one message: exit code 2 for invalid input
- * (bad flags, a refused query), 1 for the environment (unreachable database, missing role, failed query).
+ * (bad flags, a refused query, an unknown study), 1 for the environment (unreachable database, missing role, failed query).
  */
 
 export class UsageError extends Error {
@@ -16,8 +16,8 @@ export class UsageError extends Error {
   }
 }
 
-const invalidInput = [UsageError, ReadOnlyViolationError, QueryBoundError];
-const userErrors = [...invalidInput, DatabaseConnectionError, ReadOnlyRoleError, QueryError, UnknownStudyError];
+const invalidInput = [UsageError, ReadOnlyViolationError, QueryBoundError, UnknownStudyError];
+const userErrors = [...invalidInput, DatabaseConnectionError, ReadOnlyRoleError, QueryError];
 
 export async function withStore(body: (handle: DbHandle) => Promise<void>): Promise<void> {
   let handle: DbHandle | undefined;

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { maskSecrets, secretsOf } from '../util/secrets.ts';
 
 /** A CLI command module: registers its command (and sub-commands) on the program. */
@@ -14,11 +14,18 @@ export async function runCli(commands: Record<string, CommandLoader>, argv: stri
   program
     .name('mmsweep')
     .description('Multi-modal learning sweeps of Wu et al. (ICML 2022): train, orchestrate, store and report.')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Commander exits with 1 on a usage error (unknown option or command, missing argument); every invalid input
+    // exits with 2 here. Set before the commands register so that each sub-command inherits it.
+    .exitOverride();
   try {
     for (const load of Object.values(commands)) (await load()).register(program);
     await program.parseAsync(argv);
   } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has already printed its message (and the help); --help and --version are not errors.
+      process.exit(error.exitCode === 0 ? 0 : 2);
+    }
     const err = error as Error & { exitCode?: number };
     // Whatever failed, a password from DATABASE_URL never reaches the terminal (issue 17, S3).
     const secrets = secretsOf(process.env.DATABASE_URL);

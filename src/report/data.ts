@@ -3,6 +3,7 @@
  * so that the mapping is testable without a database; `loadReportData` runs the queries.
  */
 import type { Db } from '../../db/client.ts';
+import { UnknownStudyError } from '../../db/errors.ts';
 import type { Algorithm, Modalities } from '../spec/trial.ts';
 import {
   datasetColumn,
@@ -29,21 +30,6 @@ import {
   type TrialOutcomeRow,
   type TrialStateRow,
 } from './queries.ts';
-
-export class UnknownStudyError extends Error {
-  constructor(
-    readonly missing: string[],
-    readonly known: string[],
-  ) {
-    super(
-      `unknown stud${missing.length > 1 ? 'ies' : 'y'}: ${missing.join(', ')}. ` +
-        (known.length > 0
-          ? `Studies in this database: ${known.join(', ')}.`
-          : 'This database has no studies yet: start one with `mmsweep study start` or `mmsweep run`.'),
-    );
-    this.name = 'UnknownStudyError';
-  }
-}
 
 function toDate(value: Date | string | null): Date | null {
   if (value === null) return null;

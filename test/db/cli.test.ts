@@ -61,7 +61,7 @@ describe('results-store CLI commands', () => {
 
   it('results names an unknown study or grouping column', async () => {
     const missing = await run(registerResults, ['results', 'nope']);
-    expect(missing.exitCode).toBe(1);
+    expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toMatch(/no study "nope"/);
     const badBy = await run(registerResults, ['results', 'cli', '--by', 'seed']);
     expect(badBy.exitCode).toBe(2);

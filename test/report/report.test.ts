@@ -11,7 +11,8 @@ import { promisify } from 'node:util';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../../src/report/csv.ts';
-import { UnknownStudyError, loadReportData } from '../../src/report/data.ts';
+import { UnknownStudyError } from '../../db/errors.ts';
+import { loadReportData } from '../../src/report/data.ts';
 import type { CurveFigure, DistributionFigure, ScatterFigure, TimelineFigure } from '../../src/report/figures.ts';
 import type { ReportData } from '../../src/report/model.ts';
 import { buildReport, writeReport, type Report, type WrittenReport } from '../../src/report/report.ts';
@@ -70,7 +71,7 @@ describe('report data from the results store', () => {
   it('names unknown studies and lists the known ones', async () => {
     const error = await loadReportData(tmp.handle.db, ['rep-cmnist', 'nope']).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnknownStudyError);
-    expect((error as Error).message).toMatch(/unknown study: nope\. Studies in this database: .*rep-cmnist/);
+    expect((error as Error).message).toMatch(/no study "nope" in the results store\. Studies in this database: .*rep-cmnist/);
   });
 });
 
