@@ -7,7 +7,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Db } from '../../db/client.ts';
-import type { StudyProgressRow, SummaryMetrics, TrialConditionFields } from '../../db/views.ts';
+import type { StudyProgressRow, SummaryMetrics, TrialConditionFields, TrialOutcomeRow as StoreTrialOutcomeRow } from '../../db/views.ts';
 
 function list(values: readonly string[]): SQL {
   return sql.join(
@@ -81,24 +81,12 @@ export async function studyCounts(db: Db, studyIds: readonly string[]): Promise<
   );
 }
 
-/** The per-trial rows of the store's `trial_outcomes` view (finished trials with a result). */
-export interface TrialOutcomeRow {
-  study_id: string;
-  trial_key: string;
-  test_acc: number | null;
-  acc_f: number | null;
-  acc_f0: number | null;
-  acc_f1: number | null;
-  acc_f0_prime: number | null;
-  acc_f1_prime: number | null;
-  u_m1_given_m0: number | null;
-  u_m0_given_m1: number | null;
-  d_util: number | null;
-  d_speed: number | null;
-  r_f: number | null;
-  best_epoch: number | null;
-  diverged: boolean;
-}
+/** The per-trial rows of the store's `trial_outcomes` view (finished trials with a result): the columns the report reads. */
+export type TrialOutcomeRow = Pick<
+  StoreTrialOutcomeRow,
+  | 'study_id' | 'trial_key' | 'test_acc' | 'acc_f' | 'acc_f0' | 'acc_f1' | 'acc_f0_prime' | 'acc_f1_prime'
+  | 'u_m1_given_m0' | 'u_m0_given_m1' | 'd_util' | 'd_speed' | 'r_f' | 'best_epoch' | 'diverged'
+>;
 
 export async function trialOutcomes(db: Db, studyIds: readonly string[]): Promise<TrialOutcomeRow[]> {
   if (studyIds.length === 0) return [];
