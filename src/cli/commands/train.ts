@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .option('--alpha <α>', 'guided: imbalance tolerance')
     .option('--q <n>', 'guided: re-balancing window')
     .option('--rubi-bias <k>', 'RUBi: bias modality (0 or 1)')
-    .option('--method-params <k=v,…>', "hyperparameters of the algorithm's method, e.g. ogm-ge alpha=0.8,noise=false,endEpoch=80; gradient-blending superEpoch=2")
+    .option('--method-params <k=v,…>', "hyperparameters of the algorithm's method, e.g. ogm-ge alpha=0.8,noise=false,endEpoch=80; gradient-blending superEpoch=2; agm alpha=1.5,exponentCap=10 (null: none)")
     .option('--subset <n>', 'use the first n training examples (seeded shuffle)')
     .option('--subset-val <n>', 'use the first n validation examples')
     .option('--subset-test <n>', 'use the first n test examples')
@@ -195,7 +195,7 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
 
 class FlagError extends Error {}
 
-/** `a=1,b=true,c=name` → { a: 1, b: true, c: 'name' } (the schema validates names and values). */
+/** `a=1,b=true,c=name,d=null` → { a: 1, b: true, c: 'name', d: null } (the schema validates names and values). */
 function parseSwitches(text: string, flag = '--fidelity'): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const part of text.split(',').filter((p) => p.trim() !== '')) {
@@ -203,7 +203,7 @@ function parseSwitches(text: string, flag = '--fidelity'): Record<string, unknow
     if (eq <= 0) throw new FlagError(`${flag}: expected key=value, got '${part}'`);
     const key = part.slice(0, eq).trim();
     const value = part.slice(eq + 1).trim();
-    out[key] = value === 'true' ? true : value === 'false' ? false : value !== '' && !Number.isNaN(Number(value)) && key !== 'speedLogBase' ? Number(value) : value;
+    out[key] = value === 'true' ? true : value === 'false' ? false : value === 'null' ? null : value !== '' && !Number.isNaN(Number(value)) && key !== 'speedLogBase' ? Number(value) : value;
   }
   return out;
 }
