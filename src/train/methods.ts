@@ -502,7 +502,7 @@ export function agmCoefficients(scores: readonly number[], averages: readonly nu
  *    f(x0, x1) the training-mode forward, the zero-input forwards in inference mode; φ_0 + φ_1 = f(x0, x1).
  * 2. s_k = mean_i −log max(softmax(φ_k(x_i))[y_i], 1e-8); coefficients from s and the running averages s̄ as
  *    `agmCoefficients`; then s̄_k ← s̄_k·(t − 1)/t + s_k/t over all t steps so far (a cumulative mean across epochs,
- *    s̄ = 0 before the first step, so r̃ = 1 there) — updated in every step, inside the modulation window or not.
+ *    no momentum coefficient; s̄ = 0 before the first step, so r̃ = 1 there) — updated in every step, inside the modulation window or not.
  * 3. Loss CE(φ_0 + φ_1); its gradient reaches φ_k multiplied by c_k (the code's backward hooks on φ_k), and from
  *    there everything φ_k depends on: both encoders and the fused head, through all three forwards.
  * 4. With `gradientClip`: if an entry of the fused head's weight gradient lies outside [−1, 1], every gradient is

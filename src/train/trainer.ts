@@ -119,7 +119,11 @@ interface CheckpointPayload {
 /** Re-exported: callers that load the trainer anyway name it from here. */
 export { ResumeMismatchError };
 
-/** The step's `MaskedForward` (src/train/methods.ts): ŷ with the given modalities' inputs zeroed, in inference mode. */
+/**
+ * The step's `MaskedForward` (src/train/methods.ts): ŷ with the given modalities' inputs zeroed, in inference mode.
+ * Zero is the input tensor as the net receives it (CMNIST: a black image, before the net's input BatchNorm), as
+ * AGM's code zeroes its loaders' tensors.
+ */
 export function maskedForward(net: MultimodalNet, inputs: readonly tf.Tensor[]): MaskedForward {
   return (zeroed) => net.forward(inputs.map((x, k) => (zeroed.includes(k) ? tf.zerosLike(x) : x)), { mode: 'regular', training: false }).logits;
 }
