@@ -5,7 +5,7 @@
 import { columnLabel } from './model.ts';
 import { PUBLISHED_TABLE1, PUBLISHED_UNIMODAL_BEST } from './paper-values.ts';
 import type { Report } from './build.ts';
-import { CURRENT_MODE_LABEL, formatDiff, formatMeanStd, formatNumber } from './table1.ts';
+import { CURRENT_MODE_LABEL, formatDiff, formatMeanStd, formatNumber, table1EmptyReason } from './table1.ts';
 import type { FigureSection } from './figures.ts';
 import type { RenderedFigure } from './render.ts';
 
@@ -66,7 +66,7 @@ ul.files { font-size: 13px; }
 
 export function table1Html(report: Report): string {
   const t = report.table1;
-  if (t.columns.length === 0) return '<p>No finished trials with distinct modalities yet.</p>';
+  if (t.columns.length === 0) return `<p>Table 1: ${escapeHtml(table1EmptyReason(t))}</p>`;
   const head =
     '<tr><th class="label" rowspan="2"></th>' +
     t.columns.map((c) => `<th colspan="3">${escapeHtml(columnLabel(c))}</th>`).join('') +

@@ -175,6 +175,7 @@ export const ALGORITHM_LABELS: Record<Algorithm, string> = {
   'gradient-blending': 'late fusion + Gradient-Blending',
   pmr: 'late fusion + PMR',
   mmpareto: 'late fusion + MMPareto',
+  agm: 'late fusion + AGM',
 };
 
 export const MODALITY_LABELS: Record<Modalities, string> = {

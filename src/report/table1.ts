@@ -61,6 +61,8 @@ export interface Table1 {
   rows: Table1Row[];
   /** CMNIST guided (distinct): test accuracy of the gray branch ŷ1, A(f1). Null without such trials. */
   grayBranch: GrayBranchNote | null;
+  /** Dataset variants with finished trials (no L1 penalty) that Table 1 leaves out, with their trial counts. */
+  excluded: { column: DatasetColumn; n: number }[];
 }
 
 
@@ -139,7 +141,32 @@ export function buildTable1(trials: readonly ReportTrial[]): Table1 {
     gray.n > 0
       ? { ...gray, paper: PUBLISHED_CMNIST_GUIDED_GRAY_BRANCH, diff: gray.mean - PUBLISHED_CMNIST_GUIDED_GRAY_BRANCH.mean }
       : null;
-  return { columns, rows, grayBranch };
+  const excludedCounts = new Map<DatasetColumn, number>();
+  for (const t of eligible) {
+    if (t.result !== null && !columns.includes(t.column)) excludedCounts.set(t.column, (excludedCounts.get(t.column) ?? 0) + 1);
+  }
+  const excluded = [...excludedCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([column, n]) => ({ column, n }));
+  return { columns, rows, grayBranch, excluded };
+}
+
+/**
+ * What a dataset variant column (`cmnist:heldOutVal=5000`, db/conditions.ts) changes from the paper's setting, in
+ * words: why Table 1 does not pool it with the paper's numbers.
+ */
+export function describeVariant(column: DatasetColumn): string {
+  const [dataset, variant] = column.split(/:(.*)/s) as [string, string | undefined];
+  if (!variant) return column;
+  const parts = variant.split(',').map((part) => {
+    const [key, value] = part.split('=') as [string, string | undefined];
+    if (key === 'heldOutVal') return `validation on ${value} held-out training digits (the paper validates on the test digits)`;
+    if (key === 'sigma2') return `color jitter σ² ${value} (the paper: 0.02)`;
+    return part;
+  });
+  return `${column}: ${dataset} with ${parts.join(', ')}`;
+}
+
+function excludedText(excluded: Table1['excluded']): string {
+  return excluded.map((e) => `${describeVariant(e.column)} — ${e.n} finished trial${e.n === 1 ? '' : 's'}`).join('; ');
 }
 
 /** How the report names the trainer's own (balancing-mode) test accuracy wherever it shows it beside A(f). */
@@ -228,9 +255,18 @@ export function table1CsvRows(table: Table1): Record<string, string | number | n
   return out;
 }
 
+/** Why a Table 1 without columns is empty: nothing finished, or only trials of dataset variants it leaves out. */
+export function table1EmptyReason(table: Table1): string {
+  if (table.excluded.length === 0) return 'no finished trials yet.';
+  return (
+    `not drawn — it compares the paper's dataset settings only, and every finished trial uses a variant: ` +
+    `${excludedText(table.excluded)}. Their numbers are in tables/conditions.csv (and tables/methods.csv).`
+  );
+}
+
 /** Table 1 as fixed-width text for the terminal: "ours mean ± std (n) | paper mean ± std | diff" per cell. */
 export function table1Text(table: Table1): string {
-  if (table.columns.length === 0) return 'Table 1: no finished trials with distinct modalities.';
+  if (table.columns.length === 0) return `Table 1: ${table1EmptyReason(table)}`;
   const header = ['', ...table.columns.flatMap((c) => [columnLabel(c), 'paper', 'Δ'])];
   const lines: string[][] = [header];
   for (const row of table.rows) {
@@ -264,5 +300,6 @@ export function table1Text(table: Table1): string {
       .map((c) => `${r.label} / ${columnLabel(c)}: ${CURRENT_MODE_LABEL} ${formatMeanStd(r.cells[c]!.currentMode!)}`),
   );
   if (currentMode.length) notes.push(...currentMode);
+  if (table.excluded.length) notes.push(`Not in Table 1 (a dataset variant of the paper's setting): ${excludedText(table.excluded)}.`);
   return `${text}\n${notes.join('\n')}`;
 }

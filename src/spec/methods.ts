@@ -58,9 +58,31 @@ export const mmParetoSchema = z.object({
 });
 export type MmParetoSpec = z.infer<typeof mmParetoSchema>;
 
+/**
+ * AGM (Li et al., ICCV 2023, "Boosting Multi-modal Model Performance with Adaptive Gradient Modulation") as its
+ * official code trains (github.com/lihong2303/AGM_ICCV2023, run/AVMNIST_main.py and model/AVMNIST_net.py):
+ * - `alpha` 2.5: the README's AV-MNIST command and the authors' AV-MNIST setting (repository issue 10; the
+ *   argparse default is 1.0, CREMA-D used 1.5, UR-Funny 4.0).
+ * - startEpoch…endEpoch (1-based, inclusive) 1…1000: the authors modulate for the whole run ("AV-MNIST: 1000 epochs,
+ *   modulation window 0, 1000", issue 10; the argparse default window 0…20 is not what they ran).
+ * - `exponentCap`: null, the AV-MNIST script's exp(α·(r̃ − r)) without a bound; its CREMA-D script computes
+ *   exp(α·min(r̃ − r, 10)) and its UR-Funny script min(·, 7) — set 10 or 7 for those variants.
+ * - `gradientClip` true: every script of the official code rescales all gradients to global norm 1 when an entry
+ *   of the fused head's weight gradient leaves [−1, 1] (a guard against the exponential coefficients, absent from
+ *   the paper; false drops it).
+ */
+export const agmSchema = z.object({
+  alpha: z.number().positive().default(2.5),
+  startEpoch: z.number().int().positive().default(1),
+  endEpoch: z.number().int().positive().default(1000),
+  exponentCap: z.number().positive().nullable().default(null),
+  gradientClip: z.boolean().default(true),
+});
+export type AgmSpec = z.infer<typeof agmSchema>;
+
 /** The methods that read per-modality terms, features or heads of a late-fusion net (src/nn/late-fusion.ts). */
-export const LATE_FUSION_METHODS = ['ogm-ge', 'gradient-blending', 'pmr', 'mmpareto'] as const;
+export const LATE_FUSION_METHODS = ['ogm-ge', 'gradient-blending', 'pmr', 'mmpareto', 'agm'] as const;
 export type LateFusionMethod = (typeof LATE_FUSION_METHODS)[number];
 
 /** The spec field that holds each method's hyperparameters. */
-export const METHOD_FIELDS = { 'ogm-ge': 'ogmGe', 'gradient-blending': 'gradientBlending', pmr: 'pmr', mmpareto: 'mmPareto' } as const satisfies Record<LateFusionMethod, string>;
+export const METHOD_FIELDS = { 'ogm-ge': 'ogmGe', 'gradient-blending': 'gradientBlending', pmr: 'pmr', mmpareto: 'mmPareto', agm: 'agm' } as const satisfies Record<LateFusionMethod, string>;

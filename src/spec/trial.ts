@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DATASET_SCOPED_SWITCHES, defaultProfileFor, fidelityProfileSchema, fidelitySwitchesSchema } from './fidelity.ts';
-import { gradientBlendingSchema, LATE_FUSION_METHODS, METHOD_FIELDS, mmParetoSchema, ogmGeSchema, pmrSchema } from './methods.ts';
+import { agmSchema, gradientBlendingSchema, LATE_FUSION_METHODS, METHOD_FIELDS, mmParetoSchema, ogmGeSchema, pmrSchema } from './methods.ts';
 import { InvalidSpecError, parseStrict } from './strict.ts';
 
 /**
@@ -144,6 +144,8 @@ export const trainTrialSpecSchema = z.object({
   pmr: pmrSchema.partial().optional(),
   /** MMPareto hyperparameters (only with algorithm 'mmpareto'; defaults filled in when parsed). */
   mmPareto: mmParetoSchema.partial().optional(),
+  /** AGM hyperparameters (only with algorithm 'agm'; defaults filled in when parsed). */
+  agm: agmSchema.partial().optional(),
   /** Seed of the model initialisation and of the data order (0 when unset, so a bare `mmsweep train` runs). */
   seed: z.number().int().nonnegative().default(0),
   /** Epoch cap (the code's loop runs epochs 1…299). */
@@ -220,6 +222,7 @@ export const trainTrialSpecSchema = z.object({
   ...(spec.algorithm === 'gradient-blending' ? { gradientBlending: gradientBlendingSchema.parse(spec.gradientBlending ?? {}) } : {}),
   ...(spec.algorithm === 'pmr' ? { pmr: pmrSchema.parse(spec.pmr ?? {}) } : {}),
   ...(spec.algorithm === 'mmpareto' ? { mmPareto: mmParetoSchema.parse(spec.mmPareto ?? {}) } : {}),
+  ...(spec.algorithm === 'agm' ? { agm: agmSchema.parse(spec.agm ?? {}) } : {}),
 }));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
 
@@ -236,12 +239,13 @@ type CheckedSpec = {
   gradientBlending?: unknown;
   pmr?: unknown;
   mmPareto?: unknown;
+  agm?: unknown;
 };
 
 /** Which algorithm runs on which architecture, and method hyperparameters only for their own method. */
 function checkMethod(spec: CheckedSpec, ctx: z.RefinementCtx): void {
   const late = (LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm);
-  for (const [method, field] of Object.entries(METHOD_FIELDS) as [string, 'ogmGe' | 'gradientBlending' | 'pmr' | 'mmPareto'][]) {
+  for (const [method, field] of Object.entries(METHOD_FIELDS) as [string, (typeof METHOD_FIELDS)[keyof typeof METHOD_FIELDS]][]) {
     if (spec[field] !== undefined && spec.algorithm !== method) {
       ctx.addIssue({
         code: 'custom',

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardOutput } from '../nn/types.ts';
 import {
+  agmSchema,
   gradientBlendingSchema,
   mmParetoSchema,
   ogmGeSchema,
   pmrSchema,
+  type AgmSpec,
   type GradientBlendingSpec,
   type MmParetoSpec,
   type OgmGeSpec,
@@ -23,7 +25,8 @@ import { crossEntropy } from './loss.ts';
  * around every epoch. State that must survive a resume goes through getState/setState (checkpoint header).
  */
 export interface TrainingMethod {
-  loss(out: ForwardOutput, oneHot: tf.Tensor2D): tf.Scalar;
+  /** `masked` runs the step's batch again with some modalities zeroed (on the tape), for methods that need it (AGM). */
+  loss(out: ForwardOutput, oneHot: tf.Tensor2D, masked: MaskedForward): tf.Scalar;
   /** What the method needs from this step's forward, computed on the tape (the caller keeps and disposes them). */
   observe(out: ForwardOutput, oneHot: tf.Tensor2D): tf.Tensor[];
   /**
@@ -38,6 +41,13 @@ export interface TrainingMethod {
   getState(): BalancerState;
   setState(state: BalancerState): void;
 }
+
+/**
+ * ŷ of this step's batch with the inputs of the `zeroed` modalities replaced by zeros, the net in inference mode
+ * (BatchNorm on its running statistics, nothing updated) — as AGM's official code runs its padded passes under
+ * eval() — recorded on the step's gradient tape.
+ */
+export type MaskedForward = (zeroed: readonly number[]) => tf.Tensor2D;
 
 export interface StepInfo {
   epoch: number;
@@ -56,6 +66,8 @@ export interface EpochProbe {
 /** What a method is built from: the trial's spec and which variables form each encoder θk. */
 export interface MethodContext {
   spec: TrainTrialSpec;
+  /** The fused head's weights W_k of a late-fusion net (empty for other nets). */
+  fusionWeights: readonly tf.Variable[];
   /** θk per modality, as the net groups them (with the per-branch head, when the net has one). */
   encoders: readonly (readonly tf.Variable[])[];
   /** The per-branch heads' variables per modality (empty without heads). */
@@ -453,6 +465,130 @@ export class MmParetoMethod implements TrainingMethod {
   setState(): void {}
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// AGM (Li, Li, Hu, Lei, Li & Zhou, "Boosting Multi-modal Model Performance with Adaptive Gradient Modulation",
+// ICCV 2023). The paper's text was not within reach of this project's tools; the equations below are those of the
+// official code (github.com/lihong2303/AGM_ICCV2023: model/AVMNIST_net.py GradMod, run/AVMNIST_main.py train()),
+// which every training script shares, and the authors' answers in that repository's issues.
+
+/** One step's AGM quantities for two modalities (all plain numbers, computed on the host as the code's .item()). */
+export interface AgmCoefficients {
+  /** r_k = exp(s_j − s_k), j the other modality: this batch's relative strength of modality k. */
+  ratios: number[];
+  /** r̃_k = exp(s̄_j − s̄_k) from the running averages before this step: the strength it should return to. */
+  targets: number[];
+  /** c_k = exp(α·min(r̃_k − r_k, cap)), no cap when `exponentCap` is null. */
+  coefficients: number[];
+}
+
+/**
+ * The modulation coefficients of one step from the mono-modal scores s_k (batch-mean cross-entropy of the Shapley
+ * response φ_k, lower = stronger) and their running averages s̄_k. A modality that is stronger on this batch than
+ * on average relative to the other (r_k > r̃_k) gets c_k < 1, a weaker one c_k > 1. The paper states the strength
+ * with log-likelihoods, the code with cross-entropies and the difference reversed: the same number (issue 11).
+ */
+export function agmCoefficients(scores: readonly number[], averages: readonly number[], alpha: number, exponentCap: number | null = null): AgmCoefficients {
+  if (scores.length !== 2 || averages.length !== 2) throw new Error(`AGM is implemented for two modalities, got ${scores.length}`);
+  const ratios = scores.map((s, k) => Math.exp(scores[1 - k]! - s));
+  const targets = averages.map((a, k) => Math.exp(averages[1 - k]! - a));
+  const coefficients = ratios.map((r, k) => Math.exp(alpha * Math.min(targets[k]! - r, exponentCap ?? Infinity)));
+  return { ratios, targets, coefficients };
+}
+
+/**
+ * Adaptive gradient modulation on a two-modality net. Per step:
+ * 1. Mono-modal responses by Shapley value over the two modalities (the code's Modality_Audio/Modality_Visual):
+ *      φ_0 = ½·[f(x0, x1) − f(0, x1) + f(x0, 0)],   φ_1 = ½·[f(x0, x1) − f(x0, 0) + f(0, x1)],
+ *    f(x0, x1) the training-mode forward, the zero-input forwards in inference mode; φ_0 + φ_1 = f(x0, x1).
+ * 2. s_k = mean_i −log max(softmax(φ_k(x_i))[y_i], 1e-8); coefficients from s and the running averages s̄ as
+ *    `agmCoefficients`; then s̄_k ← s̄_k·(t − 1)/t + s_k/t over all t steps so far (a cumulative mean across epochs,
+ *    no momentum coefficient; s̄ = 0 before the first step, so r̃ = 1 there) — updated in every step, inside the modulation window or not.
+ * 3. Loss CE(φ_0 + φ_1); its gradient reaches φ_k multiplied by c_k (the code's backward hooks on φ_k), and from
+ *    there everything φ_k depends on: both encoders and the fused head, through all three forwards.
+ * 4. With `gradientClip`: if an entry of the fused head's weight gradient lies outside [−1, 1], every gradient is
+ *    scaled by 1/(‖g‖ + 1e-6), ‖g‖ the global norm (torch.nn.utils.clip_grad_norm_ with max_norm 1), in every step.
+ * Outside epochs startEpoch…endEpoch c = 1 (the code would keep applying the last step's coefficients, which
+ * cannot happen with its authors' window covering the whole run).
+ */
+export class AgmMethod implements TrainingMethod {
+  /** The last step's quantities (for tests and logs); coefficients are 1 outside the window. */
+  last: AgmCoefficients & { scores: number[]; clipped: boolean } = { ratios: [1, 1], targets: [1, 1], coefficients: [1, 1], scores: [0, 0], clipped: false };
+  /** s̄_k and the number of steps they average. */
+  private averages = [0, 0];
+  private steps = 0;
+  private epoch = 0;
+
+  constructor(
+    readonly options: AgmSpec,
+    /** The fused head's weights (W_0, W_1): the clip guard watches their gradient. */
+    private readonly headWeights: readonly tf.Variable[],
+    modalityCount: number,
+  ) {
+    if (modalityCount !== 2) throw new Error(`AGM is implemented for two modalities (the Shapley responses of the official code), the net has ${modalityCount}`);
+  }
+
+  loss(out: ForwardOutput, oneHot: tf.Tensor2D, masked: MaskedForward): tf.Scalar {
+    const total = out.logits;
+    const without1 = masked([1]); // f(x0, 0)
+    const without0 = masked([0]); // f(0, x1)
+    const responses = [
+      tf.mul(tf.add(tf.sub(total, without0), without1), 0.5) as tf.Tensor2D,
+      tf.mul(tf.add(tf.sub(total, without1), without0), 0.5) as tf.Tensor2D,
+    ];
+    const scores = Array.from(
+      tf.tidy(() => tf.stack(responses.map((phi) => tf.mean(tf.neg(tf.log(tf.maximum(tf.sum(tf.mul(tf.softmax(phi), oneHot), 1), 1e-8))))))).dataSync(),
+    );
+    const computed = agmCoefficients(scores, this.averages, this.options.alpha, this.options.exponentCap);
+    const inWindow = this.epoch >= this.options.startEpoch && this.epoch <= this.options.endEpoch;
+    const coefficients = inWindow ? computed.coefficients : [1, 1];
+    this.steps += 1;
+    this.averages = this.averages.map((a, k) => (a * (this.steps - 1)) / this.steps + scores[k]! / this.steps);
+    this.last = { ...computed, coefficients, scores, clipped: false };
+    const [c0, c1] = coefficients as [number, number];
+    // ŷ = φ_0 + φ_1 forward; backward, the gradient reaching φ_k is scaled by c_k.
+    const modulatedSum = tf.customGrad((a, b) => ({
+      value: tf.add(a as tf.Tensor, b as tf.Tensor),
+      gradFunc: (dy: tf.Tensor) => [tf.mul(dy, c0), tf.mul(dy, c1)],
+    }));
+    return crossEntropy(modulatedSum(responses[0]!, responses[1]!) as tf.Tensor2D, oneHot);
+  }
+
+  observe(): tf.Tensor[] {
+    return [];
+  }
+
+  modifyGradients(grads: tf.NamedTensorMap): void {
+    if (!this.options.gradientClip) return;
+    const head = this.headWeights.map((w) => grads[w.name]).filter((g): g is tf.Tensor => g !== undefined);
+    const [largest] = tf.tidy(() => tf.max(tf.stack(head.map((g) => tf.max(tf.abs(g)))))).dataSync();
+    if (!(largest! > 1)) return;
+    this.last.clipped = true;
+    const names = Object.keys(grads);
+    const scale = tf.tidy(() => tf.div(1, tf.add(tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!))))), 1e-6)));
+    for (const n of names) {
+      const scaled = tf.mul(grads[n]!, scale);
+      grads[n]!.dispose();
+      grads[n] = scaled;
+    }
+    scale.dispose();
+  }
+
+  onEpochBegin(epoch: number): void {
+    this.epoch = epoch;
+  }
+
+  onEpochEnd(): void {}
+
+  getState(): BalancerState {
+    return { averages: [...this.averages], steps: this.steps };
+  }
+
+  setState(state: BalancerState): void {
+    this.averages = Array.isArray(state.averages) ? [...(state.averages as number[])] : [0, 0];
+    this.steps = typeof state.steps === 'number' ? state.steps : 0;
+  }
+}
+
 /** The method of a spec's algorithm; vanilla and the paper's algorithms train with `fallbackLoss`. */
 export function createMethod(ctx: MethodContext, fallbackLoss: (out: ForwardOutput, oneHot: tf.Tensor2D) => tf.Scalar): TrainingMethod {
   const { spec } = ctx;
@@ -466,6 +602,8 @@ export function createMethod(ctx: MethodContext, fallbackLoss: (out: ForwardOutp
       return new PmrMethod(pmrSchema.parse(spec.pmr ?? {}), ctx.numClasses);
     case 'mmpareto':
       return new MmParetoMethod(mmParetoSchema.parse(spec.mmPareto ?? {}), ctx.encoders, ctx.heads);
+    case 'agm':
+      return new AgmMethod(agmSchema.parse(spec.agm ?? {}), ctx.fusionWeights, ctx.encoders.length);
     default:
       return new PlainMethod(fallbackLoss);
   }

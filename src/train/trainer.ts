@@ -23,7 +23,7 @@ import {
 } from './checkpoint.ts';
 import { sumsOfSquares } from '../backend/native-ops.ts';
 import { defaultLoss } from './loss.ts';
-import { createMethod, type EpochProbe } from './methods.ts';
+import { createMethod, type EpochProbe, type MaskedForward } from './methods.ts';
 import { LateFusionNet } from '../nn/late-fusion.ts';
 import { RubiHead } from './rubi.ts';
 import { CompletedStopping, ReduceLROnPlateau, type PlateauState, type StoppingState } from './schedule.ts';
@@ -119,6 +119,15 @@ interface CheckpointPayload {
 /** Re-exported: callers that load the trainer anyway name it from here. */
 export { ResumeMismatchError };
 
+/**
+ * The step's `MaskedForward` (src/train/methods.ts): ŷ with the given modalities' inputs zeroed, in inference mode.
+ * Zero is the input tensor as the net receives it (CMNIST: a black image, before the net's input BatchNorm), as
+ * AGM's code zeroes its loaders' tensors.
+ */
+export function maskedForward(net: MultimodalNet, inputs: readonly tf.Tensor[]): MaskedForward {
+  return (zeroed) => net.forward(inputs.map((x, k) => (zeroed.includes(k) ? tf.zerosLike(x) : x)), { mode: 'regular', training: false }).logits;
+}
+
 export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balancer {
   switch (spec.algorithm) {
     case 'vanilla':
@@ -128,6 +137,7 @@ export function createBalancer(spec: TrainTrialSpec, modalityCount = 2): Balance
     case 'gradient-blending':
     case 'pmr':
     case 'mmpareto':
+    case 'agm':
       return new VanillaBalancer();
     case 'guided':
       return new GuidedBalancer({ alpha: spec.alpha, q: spec.q, startEpoch: spec.balancingStartEpoch });
@@ -179,7 +189,8 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       ? (out: ForwardOutput, oneHot: tf.Tensor2D) => rubi.loss(out, oneHot)
       : defaultLoss);
   const heads = net instanceof LateFusionNet && net.unimodalHeads ? net.encoders.map((e) => e.head.map((p) => p.variable)) : [];
-  const method = createMethod({ spec, encoders: net.groups.theta, heads, numClasses: dataset.numClasses }, lossFn);
+  const fusionWeights = net instanceof LateFusionNet ? net.fusionWeights.map((w) => w.variable) : [];
+  const method = createMethod({ spec, encoders: net.groups.theta, heads, fusionWeights, numClasses: dataset.numClasses }, lossFn);
   const probeHeads: EpochProbe = {
     headLosses: (split) => headLosses(net, dataset, split, { batchSize: spec.evalBatchSize }),
     classFeatureMeans: (fraction) => classFeatureMeans(net, dataset, { batchSize: spec.evalBatchSize, fraction }),
@@ -324,7 +335,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
         const out = net.forward(inputs, { mode, training: true, regularTrainingStep: regular });
         kept.counts = tf.keep(correctCounts([out.logits, ...out.branchLogits], y));
         kept.observed = method.observe(out, oneHot).map((t) => tf.keep(t));
-        return method.loss(out, oneHot);
+        return method.loss(out, oneHot, maskedForward(net, inputs));
       }, variables);
       // Gradients of further losses on the same batch (MMPareto): one more forward/backward each, after which the
       // net's state (BatchNorm running statistics) is put back as the step's own forward left it.

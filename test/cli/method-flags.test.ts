@@ -10,6 +10,10 @@ describe('mmsweep train --method-params', () => {
       ogmGe: { alpha: 0.8, noise: false },
     });
     expect(specFromFlags({ algorithm: 'mmpareto', methodParams: 'gamma=2' })).toMatchObject({ mmPareto: { gamma: 2 } });
+    // `null` is a value (AGM's uncapped exponent), not the string 'null'.
+    expect(specFromFlags({ algorithm: 'agm', methodParams: 'alpha=1.5,exponentCap=null,gradientClip=false' })).toMatchObject({
+      agm: { alpha: 1.5, exponentCap: null, gradientClip: false },
+    });
     expect(() => specFromFlags({ algorithm: 'guided', methodParams: 'alpha=1' })).toThrow(/algorithm 'guided' has no method hyperparameters/);
     expect(() => specFromFlags({ methodParams: 'alpha=1' })).toThrow(/algorithm 'vanilla' has no method hyperparameters/);
   });

@@ -120,6 +120,26 @@ describe('report building blocks', () => {
     expect(table1Text(table)).toMatch(/\+ guided \(proposed\) \/ Colored.*: test acc\. in the trainer's balancing mode \(code profile, paper-spec D9\) 72\.00 ± 2\.83 \(2\)/);
   });
 
+  it('Table 1 says why it is empty when every finished trial uses a dataset variant it leaves out (balance-cmnist-small)', () => {
+    const result = { testAcc: 20, accF: 20, accF0: null, accF1: null, accF0Prime: null, accF1Prime: null, uM1GivenM0: null, uM0GivenM1: null, dUtil: null, dSpeed: null, rF: 0, bestEpoch: 1, diverged: false };
+    const heldOut = 'cmnist:heldOutVal=5000';
+    const variantOnly = buildTable1([
+      trial('a', { column: heldOut, result }),
+      trial('b', { column: heldOut, architecture: 'late-fusion', algorithm: 'agm', result }),
+      trial('c', { column: heldOut, algorithm: 'guided' }), // not finished: not counted
+    ]);
+    expect(variantOnly.columns).toEqual([]);
+    expect(variantOnly.excluded).toEqual([{ column: heldOut, n: 2 }]);
+    const text = table1Text(variantOnly);
+    expect(text).not.toMatch(/no finished trials/);
+    expect(text).toMatch(/^Table 1: not drawn .*paper's dataset settings only.*cmnist:heldOutVal=5000: cmnist with validation on 5000 held-out training digits .* 2 finished trials\. .*tables\/conditions\.csv/);
+    expect(table1Text(buildTable1([trial('u', { column: heldOut })]))).toBe('Table 1: no finished trials yet.');
+    // Beside a drawn table the left-out variant is a note.
+    const mixed = buildTable1([trial('v', { result }), trial('w', { column: 'cmnist:sigma2=0.05', result })]);
+    expect(mixed.columns).toEqual(['cmnist']);
+    expect(table1Text(mixed)).toMatch(/Not in Table 1 \(a dataset variant of the paper's setting\): cmnist:sigma2=0\.05: cmnist with color jitter σ² 0\.05 \(the paper: 0\.02\) — 1 finished trial\./);
+  });
+
   it('pools learning rates: per rate for a grid over seeds, log-spaced bins for a log-uniform sample', () => {
     const grid = poolByLearningRate([
       { lr: 0.1, value: 1 },

@@ -53,4 +53,17 @@ describe('method-comparison table', () => {
     // One trial: no std; missing numbers stay null.
     expect(rows[0]).toMatchObject({ n: 1, test_acc_mean: 70, test_acc_std: null, acc_f0_mean: null, d_speed_mean: -1 });
   });
+
+  it('lists AGM after the other late-fusion methods', () => {
+    const rows = buildMethodTable([
+      trial('x', 'agm', 'late-fusion', { testAcc: 60 }, 10),
+      trial('y', 'mmpareto', 'late-fusion', { testAcc: 50 }, 10),
+      trial('z', 'vanilla', 'late-fusion', { testAcc: 40 }, 10),
+    ]);
+    expect(rows.map((r) => r.condition)).toEqual([
+      'cmnist:heldOutVal=5000 · late fusion · distinct · vanilla',
+      'cmnist:heldOutVal=5000 · late fusion · distinct · mmpareto',
+      'cmnist:heldOutVal=5000 · late fusion · distinct · agm',
+    ]);
+  });
 });

@@ -31,6 +31,13 @@ describe('method hyperparameters in the TrialSpec', () => {
     expect(trialKey(ogm)).not.toBe(trialKey({ dataset: { name: 'cmnist' }, lr: 0.01, algorithm: 'ogm-ge', ogmGe: { alpha: 0.8 } }));
     const gb = parse({ algorithm: 'gradient-blending', dataset: { name: 'cmnist', heldOutValidation: 5000 } });
     expect(gb.gradientBlending).toEqual({ superEpoch: 1 });
+    // AGM: the official code's AV-MNIST setting (alpha 2.5, modulated for the whole run, no exponent cap, clip guard on).
+    const agm = parse({ algorithm: 'agm' });
+    expect(agm.architecture).toBe('late-fusion');
+    expect(agm.agm).toEqual({ alpha: 2.5, startEpoch: 1, endEpoch: 1000, exponentCap: null, gradientClip: true });
+    expect(parse({ algorithm: 'agm', agm: { exponentCap: 10 } }).agm!.exponentCap).toBe(10);
+    expect(trialKey(agm)).not.toBe(trialKey({ dataset: { name: 'cmnist' }, lr: 0.01, algorithm: 'agm', agm: { exponentCap: 10 } }));
+    expect(parseTrialSpec(agm)).toEqual(agm);
     // Parsing a parsed spec again gives the same spec (keys are computed that way).
     expect(parseTrialSpec(ogm)).toEqual(ogm);
   });
@@ -43,5 +50,8 @@ describe('method hyperparameters in the TrialSpec', () => {
     expect(message({ algorithm: 'gradient-blending' })).toMatch(/heldOutValidation/);
     expect(message({ algorithm: 'ogm-ge', ogmGe: { alhpa: 0.5 } })).toMatch(/alhpa.*alpha/s);
     expect(message({ algorithm: 'ogm-ge', ogmGe: { alpha: -1 } })).toMatch(/ogmGe\.alpha/);
+    expect(message({ agm: { alpha: 1 } })).toMatch(/agm holds the hyperparameters of 'agm', but the algorithm is 'vanilla'/);
+    expect(message({ algorithm: 'agm', architecture: 'mmtm' })).toMatch(/set architecture 'late-fusion'/);
+    expect(message({ algorithm: 'agm', agm: { exponentCap: 0 } })).toMatch(/agm\.exponentCap/);
   });
 });

@@ -15,7 +15,7 @@ import { classFeatureMeans, toTensors } from '../../src/metrics/evaluate.ts';
 /**
  * The later balancing methods through the real trainer on the real CMNIST late-fusion net (wasm, tiny subset and
  * width): every method trains, gets d_util and d_speed, and resumes bit-for-bit from an epoch checkpoint (OGM-GE's
- * noise and Gradient-Blending's weights included).
+ * noise, Gradient-Blending's weights and AGM's running averages included).
  */
 let dataset: Dataset;
 let backendName = '';
@@ -61,7 +61,7 @@ const mk = () => {
 };
 
 describe('late fusion + methods through trainTrial (CMNIST, wasm)', () => {
-  it.each(['vanilla', 'ogm-ge', 'gradient-blending', 'pmr', 'mmpareto'] as const)('%s trains, measures d_util and d_speed, and resumes bit-for-bit', async (algorithm) => {
+  it.each(['vanilla', 'ogm-ge', 'gradient-blending', 'pmr', 'mmpareto', 'agm'] as const)('%s trains, measures d_util and d_speed, and resumes bit-for-bit', async (algorithm) => {
     const spec = specOf({ algorithm });
     const full = await go(spec, mk());
     const r = full.result;

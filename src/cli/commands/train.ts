@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import type { RunnerEvent } from '../../runner/protocol.ts';
 import type { TrialResult } from '../../spec/contracts.ts';
-import { METHOD_FIELDS } from '../../spec/methods.ts';
+import { LATE_FUSION_METHODS, METHOD_FIELDS } from '../../spec/methods.ts';
 
 /**
  * `mmsweep train`: run one trial (paper-spec §5–§10) from a TrialSpec JSON file and/or flags (flags override the
@@ -52,7 +52,7 @@ interface TrainFlags {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('Train one trial (vanilla / guided / random / RUBi / OGM-GE / Gradient-Blending) and print its TrialResult')
+    .description(`Train one trial (vanilla / guided / random / RUBi / ${LATE_FUSION_METHODS.join(' / ')}) and print its TrialResult`)
     .option('--spec <file>', 'TrialSpec JSON file (flags below override its fields)')
     .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
     .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
@@ -61,9 +61,9 @@ export function register(program: Command): void {
     .option('--sigma2 <x>', 'cmnist: variance σ² of the color jitter (default 0.02)')
     .option('--palette <name>', 'cmnist: class mean colors, hue-wheel (default) | rgb-corners (generator version 1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
-    .option('--architecture <a>', 'mmtm | unimodal-se | late-fusion (default: late-fusion for ogm-ge and gradient-blending, else mmtm)')
+    .option('--architecture <a>', `mmtm | unimodal-se | late-fusion (default: late-fusion for ${LATE_FUSION_METHODS.join(', ')}, else mmtm)`)
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
-    .option('--algorithm <a>', 'vanilla | guided | random | rubi (MMTM net) | ogm-ge | gradient-blending (late-fusion net)')
+    .option('--algorithm <a>', `vanilla | guided | random | rubi (MMTM net) | ${LATE_FUSION_METHODS.join(' | ')} (late-fusion net)`)
     .option('--profile <p>', 'fidelity profile: code | paper (default: paper for cmnist and nvgesture, code for modelnet40)')
     .option('--fidelity <k=v,…>', 'override fidelity switches (src/spec/fidelity.ts), e.g. gateScale=2,rebalanceUpdates=all,plateauLoss=loss')
     .option('--lr <x>', 'learning rate')
@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .option('--alpha <α>', 'guided: imbalance tolerance')
     .option('--q <n>', 'guided: re-balancing window')
     .option('--rubi-bias <k>', 'RUBi: bias modality (0 or 1)')
-    .option('--method-params <k=v,…>', "hyperparameters of the algorithm's method, e.g. ogm-ge alpha=0.8,noise=false,endEpoch=80; gradient-blending superEpoch=2")
+    .option('--method-params <k=v,…>', "hyperparameters of the algorithm's method, e.g. ogm-ge alpha=0.8,noise=false,endEpoch=80; gradient-blending superEpoch=2; agm alpha=1.5,exponentCap=10 (null: none)")
     .option('--subset <n>', 'use the first n training examples (seeded shuffle)')
     .option('--subset-val <n>', 'use the first n validation examples')
     .option('--subset-test <n>', 'use the first n test examples')
@@ -195,7 +195,7 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
 
 class FlagError extends Error {}
 
-/** `a=1,b=true,c=name` → { a: 1, b: true, c: 'name' } (the schema validates names and values). */
+/** `a=1,b=true,c=name,d=null` → { a: 1, b: true, c: 'name', d: null } (the schema validates names and values). */
 function parseSwitches(text: string, flag = '--fidelity'): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const part of text.split(',').filter((p) => p.trim() !== '')) {
@@ -203,7 +203,7 @@ function parseSwitches(text: string, flag = '--fidelity'): Record<string, unknow
     if (eq <= 0) throw new FlagError(`${flag}: expected key=value, got '${part}'`);
     const key = part.slice(0, eq).trim();
     const value = part.slice(eq + 1).trim();
-    out[key] = value === 'true' ? true : value === 'false' ? false : value !== '' && !Number.isNaN(Number(value)) && key !== 'speedLogBase' ? Number(value) : value;
+    out[key] = value === 'true' ? true : value === 'false' ? false : value === 'null' ? null : value !== '' && !Number.isNaN(Number(value)) && key !== 'speedLogBase' ? Number(value) : value;
   }
   return out;
 }

@@ -42,7 +42,7 @@ export function slug(text: string): string {
     .replace(/^-+|-+$/g, '');
 }
 
-const ALGORITHM_ORDER = ['vanilla', 'guided', 'random', 'rubi', 'ogm-ge', 'gradient-blending', 'pmr', 'mmpareto'];
+const ALGORITHM_ORDER = ['vanilla', 'guided', 'random', 'rubi', 'ogm-ge', 'gradient-blending', 'pmr', 'mmpareto', 'agm'];
 const MODALITY_ORDER = ['distinct', 'duplicate-m0', 'duplicate-m1'];
 
 function conditionOrder(t: ReportTrial): number {
