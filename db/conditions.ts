@@ -93,5 +93,7 @@ function datasetVariant(spec: Extract<TrialSpec, { kind: 'train' }>): string {
       return d.views.join(',') === '0,6' ? '' : `views=${d.views.join(',')}`;
     case 'nvgesture':
       return d.pretrained ? 'pretrained' : 'scratch';
+    case 'cremad':
+      return [...(d.frames === 2 ? [] : [`frames=${d.frames}`]), ...(d.imageSize === 224 ? [] : [`imageSize=${d.imageSize}`])].join(',');
   }
 }
