@@ -61,6 +61,12 @@ describe('CREMA-D late fusion', () => {
       expect(audio!.inputChannels).toBe(1);
       expect(visual).toBeInstanceOf(FrameResnet18Branch);
       expect((visual as FrameResnet18Branch).frames).toBe(2);
+      // θk = encoder k without its fc (62 tensors − weight, bias) unless the method trains per-branch heads.
+      expect(net.groups.theta.map((t) => t.length)).toEqual([60, 60]);
+      expect(net.groups.thetaPrime.map((t) => t.length)).toEqual([1, 1]);
+      const withHeads = createNet(specOf({ algorithm: 'mmpareto' }), dataset);
+      expect(withHeads.groups.theta.map((t) => t.length)).toEqual([62, 62]);
+      withHeads.dispose();
       // Pooling over time and space together: the features of a clip [x, z] are the mean of the features the image
       // branch gives x and z alone (every frame's final map has the same h×w).
       const inner = (visual as FrameResnet18Branch).inner;
@@ -82,7 +88,7 @@ describe('CREMA-D late fusion', () => {
     }
   });
 
-  it.each(['vanilla', 'ogm-ge'] as const)('%s trains one epoch on the fixture and reports d_util and d_speed', async (algorithm) => {
+  it.each(['vanilla', 'ogm-ge', 'gradient-blending', 'pmr', 'mmpareto'] as const)('%s trains one epoch on the fixture and reports d_util and d_speed', async (algorithm) => {
     const spec = specOf({ algorithm, ...(algorithm === 'ogm-ge' ? { ogmGe: { alpha: 0.8 } } : {}) });
     const dataset = await open(spec);
     const net = createNet(spec, dataset);

@@ -61,7 +61,7 @@ export function register(program: Command): void {
     .option('--sigma2 <x>', 'cmnist: variance σ² of the color jitter (default 0.02)')
     .option('--palette <name>', 'cmnist: class mean colors, hue-wheel (default) | rgb-corners (generator version 1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
-    .option('--architecture <a>', 'mmtm | unimodal-se | late-fusion (default: late-fusion for ogm-ge and gradient-blending, else mmtm)')
+    .option('--architecture <a>', 'mmtm | unimodal-se | late-fusion (default: late-fusion for cremad and for ogm-ge, gradient-blending, pmr, mmpareto; else mmtm)')
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
     .option('--algorithm <a>', 'vanilla | guided | random | rubi (MMTM net) | ogm-ge | gradient-blending (late-fusion net)')
     .option('--profile <p>', 'fidelity profile: code | paper (default: paper for cmnist and nvgesture, code for modelnet40)')
