@@ -1,5 +1,6 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fft, logSpectrogram, parseWavHeader, readWavMono, resample } from '../../src/data/audio.ts';
@@ -121,6 +122,33 @@ describe('FFT and spectrogram', () => {
     for (let j = 200; j < low.length - 200; j++) energy = Math.max(energy, Math.abs(low[j]!));
     expect(energy).toBeLessThan(0.01);
   });
+});
+
+const python = process.env.MMSWEEP_PYTHON ?? 'python3';
+const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+const torchMissing = probe.status === 0 ? null : `${python} cannot import torch (${(probe.stderr || String(probe.error)).trim().split('\n').at(-1)})`;
+if (torchMissing) console.log(`[test/data/cremad] torch.stft comparison skipped: ${torchMissing}; pip install torch==2.13.0`);
+
+describe.skipIf(torchMissing !== null)('the spectrogram against PyTorch', () => {
+  it('equals log(|torch.stft| + 1e-7) at OGM-GE\'s size (n_fft 512, hop 353, reflect, periodic Hann: 257×188)', () => {
+    const rng = new Rng(11);
+    const x = Float32Array.from({ length: 66_150 }, () => rng.uniform() * 2 - 1);
+    const script = [
+      'import json, sys, torch',
+      'x = torch.tensor(json.load(sys.stdin), dtype=torch.float64)',
+      "X = torch.stft(x, n_fft=512, hop_length=353, window=torch.hann_window(512, periodic=True, dtype=torch.float64), center=True, pad_mode='reflect', return_complex=True)",
+      'print(json.dumps(torch.log(X.abs() + 1e-7).flatten().tolist()))',
+    ].join('\n');
+    const run = spawnSync(python, ['-c', script], { input: JSON.stringify(Array.from(x)), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    expect(run.status, run.stderr).toBe(0);
+    const reference = JSON.parse(run.stdout) as number[];
+    const { data, bins, frames } = logSpectrogram(x, CREMAD_AUDIO);
+    expect([bins, frames]).toEqual([257, 188]);
+    expect(reference.length).toBe(data.length);
+    let worst = 0;
+    for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(data[i]! - reference[i]!));
+    expect(worst).toBeLessThan(1e-4);
+  }, 60_000);
 });
 
 describe('WAV files', () => {
