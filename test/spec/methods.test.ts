@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { conditionOf } from '../../db/conditions.ts';
 import { trialKey } from '../../src/spec/keys.ts';
 import { parseTrialSpec, type TrainTrialSpec } from '../../src/spec/trial.ts';
 
@@ -59,5 +60,10 @@ describe('CREMA-D in the TrialSpec', () => {
     expect(message({ dataset: { name: 'cremad' }, algorithm: 'guided' })).toMatch(/'guided' acts on the MMTM net/);
     expect(message({ dataset: { name: 'cremad', valFraction: 1 } })).toMatch(/dataset\.valFraction/);
     expect(message({ dataset: { name: 'cremad', frames: 0 } })).toMatch(/dataset\.frames/);
+  });
+
+  it('names the loader settings that differ from the published ones in the condition columns', () => {
+    expect(conditionOf(cremad())).toMatchObject({ dataset: 'cremad', datasetVariant: '', architecture: 'late-fusion' });
+    expect(conditionOf(cremad({ dataset: { name: 'cremad', frames: 1, imageSize: 32 } })).datasetVariant).toBe('frames=1,imageSize=32');
   });
 });
