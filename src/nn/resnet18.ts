@@ -271,7 +271,8 @@ export interface Resnet18LateFusionNetOptions {
 /**
  * The late-fusion net of the balancing-method papers on CREMA-D (OGM-GE's AVClassifier with ConcatFusion): one
  * ResNet18 per modality trained from scratch (audio: one input channel; visual: frames through a 2D ResNet18, pooled
- * over time), their 512-d pooled features (at width 1) concatenated into one Linear(ΣF → K).
+ * over time), their 512-d pooled features (at width 1) concatenated into one Linear(ΣF → K). Initialisation is this
+ * file's (BatchNorm γ = 1); OGM-GE's code draws γ from N(1, 0.02²), a difference we keep for one ResNet18 in mmsweep.
  */
 export function createResnet18LateFusionNet(options: Resnet18LateFusionNetOptions): LateFusionNet<StagedBranch> {
   return new LateFusionNet<StagedBranch>({
