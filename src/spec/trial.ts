@@ -298,7 +298,9 @@ function checkMethod(spec: CheckedSpec, ctx: z.RefinementCtx): void {
       ctx.addIssue({
         code: 'custom',
         path: ['algorithm'],
-        message: `'${spec.algorithm}' acts on the MMTM net (its gates or branch heads), not on 'late-fusion': use vanilla, ${LATE_FUSION_METHODS.join(', ')}, or architecture 'mmtm'`,
+        message:
+          `'${spec.algorithm}' acts on the MMTM net (its gates or branch heads), not on 'late-fusion': use vanilla, ${LATE_FUSION_METHODS.join(', ')}` +
+          (spec.dataset.name === 'cremad' ? ' (cremad has no MMTM net)' : ", or architecture 'mmtm'"),
       });
     }
   }
