@@ -2,7 +2,7 @@ import type { TrialSpec } from '../src/spec/trial.ts';
 
 /**
  * The columns that name an experimental condition (the paper's grouping for every table and figure):
- * dataset (+ variant: NVGesture scratch/pretrained, non-default ModelNet40 views or CMNIST σ²), architecture
+ * dataset (+ variant: NVGesture scratch/pretrained, non-default ModelNet40 views, CMNIST σ² or CREMA-D frames/size), architecture
  * (two-branch MMTM or a uni-modal SE baseline on one modality), modalities (distinct or duplicated), algorithm,
  * fidelity profile, learning rate, λ, α, Q; and condition_key (md5 of the trial spec without its seed, computed by the
  * views), which separates trials that differ in anything else (epoch cap, width, subset, batch size…).
@@ -93,5 +93,7 @@ function datasetVariant(spec: Extract<TrialSpec, { kind: 'train' }>): string {
       return d.views.join(',') === '0,6' ? '' : `views=${d.views.join(',')}`;
     case 'nvgesture':
       return d.pretrained ? 'pretrained' : 'scratch';
+    case 'cremad':
+      return [...(d.frames === 2 ? [] : [`frames=${d.frames}`]), ...(d.imageSize === 224 ? [] : [`imageSize=${d.imageSize}`])].join(',');
   }
 }

@@ -60,6 +60,19 @@ export function seededSubset(count: number, n: number, rng: Rng): Int32Array {
   return chosen.sort();
 }
 
+/**
+ * A held-out validation split of a training list: round(fraction·n) entries chosen by the first positions of a
+ * permutation drawn from `rng` go to `val`, the rest to `train`; both keep list order.
+ */
+export function heldOutSplit<T>(entries: readonly T[], fraction: number, rng: Rng, dataset: string): { train: T[]; val: T[] } {
+  if (!(fraction >= 0 && fraction < 1)) throw new Error(`${dataset}: valFraction must be in [0, 1), got ${fraction}`);
+  const valCount = Math.round(entries.length * fraction);
+  const permutation = seededPermutation(entries.length, rng);
+  const isVal = new Uint8Array(entries.length);
+  for (let i = 0; i < valCount; i++) isVal[permutation[i]!] = 1;
+  return { train: entries.filter((_, i) => !isVal[i]), val: entries.filter((_, i) => isVal[i]) };
+}
+
 export function channelLookupTables(modality: ByteModality): Float32Array[] {
   const channels = modality.shape[modality.shape.length - 1];
   if (modality.mean.length !== channels || modality.std.length !== channels) {

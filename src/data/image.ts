@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
+import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { DataFileError } from './idx.ts';
 
 /**
- * Image helpers of the ModelNet40 loader: PNG decoding (pngjs), resizing and horizontal flips of channels-last
- * uint8 RGB images (H×W×3).
+ * Image helpers of the ModelNet40 and CREMA-D loaders: PNG (pngjs) and JPEG (jpeg-js) decoding, cropping, resizing
+ * and horizontal flips of channels-last uint8 RGB images (H×W×3).
  */
 
 export interface RgbImage {
@@ -39,6 +40,47 @@ export function readPngRgb(file: string): RgbImage {
     data[p] = rgba[q]!;
     data[p + 1] = rgba[q + 1]!;
     data[p + 2] = rgba[q + 2]!;
+  }
+  return { width, height, data };
+}
+
+/**
+ * Decode a baseline or progressive JPEG file into 8-bit RGB with jpeg-js (pure JavaScript, so every backend reads
+ * it). Gray JPEGs become three equal channels, as PIL's `convert('RGB')`.
+ */
+export function readJpegRgb(file: string): RgbImage {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new DataFileError(file, `cannot read the image (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'Check that the data set is complete and readable');
+  }
+  let decoded: { width: number; height: number; data: Uint8Array };
+  try {
+    decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
+  } catch (err) {
+    throw new DataFileError(file, `not a valid JPEG (${(err as Error).message})`, 'Extract the frames of this clip again');
+  }
+  const { width, height } = decoded;
+  const rgba = decoded.data;
+  const data = new Uint8Array(width * height * 3);
+  for (let p = 0, q = 0; p < data.length; p += 3, q += 4) {
+    data[p] = rgba[q]!;
+    data[p + 1] = rgba[q + 1]!;
+    data[p + 2] = rgba[q + 2]!;
+  }
+  return { width, height, data };
+}
+
+/** The h×w region of an RGB image whose top-left pixel is (top, left); it must lie inside the image. */
+export function cropRgb(image: RgbImage, top: number, left: number, height: number, width: number): RgbImage {
+  if (top < 0 || left < 0 || height < 1 || width < 1 || top + height > image.height || left + width > image.width) {
+    throw new Error(`cropRgb: region ${width}×${height} at (${left}, ${top}) is outside the ${image.width}×${image.height} image`);
+  }
+  const data = new Uint8Array(height * width * 3);
+  for (let y = 0; y < height; y++) {
+    const from = ((top + y) * image.width + left) * 3;
+    data.set(image.data.subarray(from, from + width * 3), y * width * 3);
   }
   return { width, height, data };
 }

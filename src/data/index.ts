@@ -3,8 +3,8 @@ import { DataFileError } from './idx.ts';
 import type { Dataset } from './types.ts';
 
 /**
- * The single entry point from a TrialSpec's dataset to a Dataset. ModelNet40 and NVGesture plug in here as
- * further cases of the switch.
+ * The single entry point from a TrialSpec's dataset to a Dataset: CMNIST, ModelNet40, NVGesture and CREMA-D are
+ * the cases of the switch.
  */
 
 export interface CreateDatasetOptions {
@@ -27,6 +27,8 @@ export interface CreateDatasetOptions {
   modelnet40Root?: string;
   /** ModelNet40: accept class folders absent on disk (fixtures, partial downloads). */
   allowMissingClasses?: boolean;
+  /** CREMA-D: data root used when the spec has no `root` (else `$MMSWEEP_CREMAD_DIR`). */
+  cremadRoot?: string;
 }
 
 export async function createDataset(spec: DatasetSpec, options: CreateDatasetOptions): Promise<Dataset> {
@@ -70,6 +72,20 @@ export async function createDataset(spec: DatasetSpec, options: CreateDatasetOpt
         subset: options.subset,
         cacheDir: options.cacheDir,
         ffmpegPath: options.ffmpegPath,
+        log: options.log,
+      });
+    }
+    case 'cremad': {
+      const { createCremadDataset } = await import('./cremad.ts');
+      return createCremadDataset({
+        root: spec.root ?? options.cremadRoot,
+        modalities: options.modalities,
+        frames: spec.frames,
+        imageSize: spec.imageSize,
+        splitSeed: spec.splitSeed,
+        valFraction: spec.valFraction,
+        subset: options.subset,
+        cacheDir: options.cacheDir,
         log: options.log,
       });
     }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Modalities, TrainTrialSpec } from '../spec/trial.ts';
-import { epochOrder, seededSubset, SubsetTooLargeError, validateBatchOptions } from './batching.ts';
+import { epochOrder, heldOutSplit, seededSubset, SubsetTooLargeError, validateBatchOptions } from './batching.ts';
 import { resolveCacheDir } from './cache.ts';
 import {
   NVGESTURE_CLASSES,
@@ -18,7 +18,7 @@ import {
   type DecodedClip,
   type DecodeRequest,
 } from './nvgesture-video.ts';
-import { Rng, seededPermutation } from '../util/rng.ts';
+import { Rng } from '../util/rng.ts';
 import type { BatchOptions, Dataset, HostBatch, ModalityInfo, SplitName } from './types.ts';
 
 /**
@@ -299,12 +299,7 @@ export class NvgestureDataset implements Dataset {
 
 /** Splits of the training list into train/val by the seeded permutation; both keep list order. */
 export function splitTrainList<T>(entries: readonly T[], valFraction: number, splitSeed: number): { train: T[]; val: T[] } {
-  if (!(valFraction >= 0 && valFraction < 1)) throw new Error(`nvgesture: valFraction must be in [0, 1), got ${valFraction}`);
-  const valCount = Math.round(entries.length * valFraction);
-  const permutation = seededPermutation(entries.length, Rng.from('nvgesture-val-split', splitSeed));
-  const isVal = new Uint8Array(entries.length);
-  for (let i = 0; i < valCount; i++) isVal[permutation[i]!] = 1;
-  return { train: entries.filter((_, i) => !isVal[i]), val: entries.filter((_, i) => isVal[i]) };
+  return heldOutSplit(entries, valFraction, Rng.from('nvgesture-val-split', splitSeed), 'nvgesture');
 }
 
 export async function createNvgestureDataset(options: NvgestureDatasetOptions): Promise<NvgestureDataset> {

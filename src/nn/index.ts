@@ -4,13 +4,14 @@ import type { TrainTrialSpec } from '../spec/trial.ts';
 import { UnimodalAsMultimodal } from './unimodal.ts';
 import { createCmnistLateFusionNet, createCmnistNet, createCmnistUnimodalSeNet } from './cmnist.ts';
 import { createI3dNet, createI3dUnimodalSeNet } from './i3d.ts';
-import { createResnet18MmtmNet, createResnet18UnimodalSeNet } from './resnet18.ts';
+import { createResnet18LateFusionNet, createResnet18MmtmNet, createResnet18UnimodalSeNet } from './resnet18.ts';
 import { loadI3dWeightsFile } from './weights.ts';
 import type { MultimodalNet } from './types.ts';
 
 /**
  * The single entry point from a TrialSpec (+ its Dataset) to a network: the dataset picks the backbone
- * (CMNIST 4-conv, ModelNet40 ResNet18, NVGesture I3D), `architecture` the multi-branch MMTM net or the uni-modal SE
+ * (CMNIST 4-conv, ModelNet40 ResNet18, NVGesture I3D; CREMA-D ResNet18 audio + frame encoders, late fusion only),
+ * `architecture` the multi-branch MMTM net, the late-fusion net or the uni-modal SE
  * baseline on `unimodalModality` (wrapped so the multi-modal trainer can run it; train it with `unimodalLoss`).
  * Input channels and the number of classes come from the dataset, the width multiplier and seed from the spec.
  */
@@ -21,9 +22,13 @@ export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet
   const unimodal = spec.architecture === 'unimodal-se';
   const k = spec.unimodalModality;
   if (spec.architecture === 'late-fusion') {
-    // The spec schema admits late fusion on CMNIST only; per-branch heads exactly when the method trains them.
+    // The spec schema admits late fusion on CMNIST and CREMA-D only; per-branch heads exactly when the method trains them.
+    const unimodalHeads = methodNeedsUnimodalHeads(spec.algorithm);
+    if (spec.dataset.name === 'cremad') {
+      return createResnet18LateFusionNet({ ...common, shapes: dataset.modalities.map((m) => m.shape), unimodalHeads });
+    }
     if (spec.dataset.name !== 'cmnist') throw new Error(`no late-fusion network for dataset ${spec.dataset.name}`);
-    return createCmnistLateFusionNet({ ...common, channels, unimodalHeads: methodNeedsUnimodalHeads(spec.algorithm) });
+    return createCmnistLateFusionNet({ ...common, channels, unimodalHeads });
   }
   switch (spec.dataset.name) {
     case 'cmnist':
@@ -44,6 +49,9 @@ export function createNet(spec: TrainTrialSpec, dataset: Dataset): MultimodalNet
       const net = createI3dNet({ ...common, channels });
       return pretrained ? withWeights(net, pretrained) : net;
     }
+    case 'cremad':
+      // Refused by the spec schema (CREMA-D is late fusion only): reaching here is a caller that skipped it.
+      throw new Error(`no ${spec.architecture} network for cremad; CREMA-D trains the late-fusion net`);
     default: {
       const unknown: never = spec.dataset;
       throw new Error(`no network for dataset ${JSON.stringify((unknown as { name?: unknown }).name)}`);

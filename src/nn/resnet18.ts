@@ -11,6 +11,7 @@ import {
   type NamedVariable,
   type StateEntry,
 } from './layers.ts';
+import { LateFusionNet } from './late-fusion.ts';
 import { MultiBranchMmtmNet, StagedSeNet, type MmtmNetOptions, type SeNetOptions, type StagedBranch } from './multi-branch.ts';
 
 /**
@@ -201,5 +202,89 @@ export function createResnet18UnimodalSeNet(options: Resnet18UnimodalSeNetOption
     positions: options.sePositions ?? RESNET18_MMTM_POSITIONS,
     seed: options.seed,
     fidelity: options.fidelity,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Late fusion (src/nn/late-fusion.ts) on audio spectrograms and video frames: CREMA-D's encoders
+
+/**
+ * A ResNet18 over the frames of a clip (the OGM-GE / BalanceBenchmark visual encoder): the B×T×H×W×C input is run
+ * as B·T images through the 2D ResNet18, and the final features are averaged over time and space together
+ * (`adaptive_avg_pool3d` over T×h×w in their code) into B×C4. Parameters and state are the inner branch's, with the
+ * same names, so a frame branch starts as the image branch of the same seed and prefix.
+ */
+export class FrameResnet18Branch implements StagedBranch {
+  readonly stageCount = 4;
+  readonly inputRank = 5;
+  readonly inputChannels: number;
+  readonly stageChannels: readonly number[];
+
+  constructor(
+    readonly inner: Resnet18Branch,
+    readonly frames: number,
+  ) {
+    if (!Number.isInteger(frames) || frames < 1) throw new Error(`frames must be a positive integer, got ${frames}`);
+    this.inputChannels = inner.inputChannels;
+    this.stageChannels = inner.stageChannels;
+  }
+
+  stage(p: number, x: tf.Tensor, training: boolean): tf.Tensor4D {
+    if (p !== 1) return this.inner.stage(p, x, training);
+    const [b, t, h, w, c] = x.shape as [number, number, number, number, number];
+    if (t !== this.frames) throw new Error(`FrameResnet18Branch: built for ${this.frames} frames, got an input of ${t}`);
+    return this.inner.stage(1, tf.reshape(x, [b * t, h, w, c]), training);
+  }
+
+  finish(x: tf.Tensor): { features: tf.Tensor2D; logits: tf.Tensor2D } {
+    const [bt, h, w, c] = x.shape as [number, number, number, number];
+    const features = tf.mean(tf.reshape(x, [bt / this.frames, this.frames * h * w, c]), 1) as tf.Tensor2D;
+    return { features, logits: this.inner.fc.apply(features) };
+  }
+
+  get parameters(): NamedVariable[] {
+    return this.inner.parameters;
+  }
+
+  get state(): StateEntry[] {
+    return this.inner.state;
+  }
+
+  dispose(): void {
+    this.inner.dispose();
+  }
+}
+
+export interface Resnet18LateFusionNetOptions {
+  /**
+   * Per modality, its per-sample channels-last shape: [H, W, C] for an image or spectrogram (a ResNet18 with C input
+   * channels: 1 for CREMA-D's spectrogram), [T, H, W, C] for T frames (FrameResnet18Branch).
+   */
+  shapes: readonly (readonly number[])[];
+  numClasses: number;
+  seed: number;
+  width?: number;
+  /** Keep each encoder's fc as a per-branch classifier (Gradient-Blending, MMPareto). */
+  unimodalHeads?: boolean;
+}
+
+/**
+ * The late-fusion net of the balancing-method papers on CREMA-D (OGM-GE's AVClassifier with ConcatFusion): one
+ * ResNet18 per modality trained from scratch (audio: one input channel; visual: frames through a 2D ResNet18, pooled
+ * over time), their 512-d pooled features (at width 1) concatenated into one Linear(ΣF → K). Initialisation is this
+ * file's (BatchNorm γ = 1); OGM-GE's code draws γ from N(1, 0.02²), a difference we keep for one ResNet18 in mmsweep.
+ */
+export function createResnet18LateFusionNet(options: Resnet18LateFusionNetOptions): LateFusionNet<StagedBranch> {
+  return new LateFusionNet<StagedBranch>({
+    name: 'Resnet18LateFusionNet',
+    encoders: options.shapes.map((shape, k) => {
+      if (shape.length !== 3 && shape.length !== 4) throw new Error(`Resnet18LateFusionNet: modality ${k} has shape [${shape.join(', ')}]; give [H, W, C] or [T, H, W, C]`);
+      const inner = new Resnet18Branch({ seed: options.seed, prefix: `branch${k}` }, { inChannels: shape[shape.length - 1]!, numClasses: options.numClasses, width: options.width });
+      const branch = shape.length === 4 ? new FrameResnet18Branch(inner, shape[0]!) : inner;
+      return { branch, head: inner.fc.parameters };
+    }),
+    numClasses: options.numClasses,
+    seed: options.seed,
+    unimodalHeads: options.unimodalHeads ?? false,
   });
 }

@@ -85,11 +85,11 @@ export const FIDELITY_PROFILES: Record<FidelityProfile, FidelitySwitches> = {
 };
 
 /** The dataset names a TrialSpec can hold (kept here so that this file imports nothing from trial.ts). */
-export type FidelityDatasetName = 'cmnist' | 'modelnet40' | 'nvgesture';
+export type FidelityDatasetName = 'cmnist' | 'modelnet40' | 'nvgesture' | 'cremad';
 
 /**
  * The profile of a TrialSpec that names none: `code` where the authors released code (ModelNet40), `paper` where
- * they did not (CMNIST and NVGesture: nothing there to be faithful to but the paper).
+ * they did not (CMNIST and NVGesture: nothing there to be faithful to but the paper; CREMA-D is not in the paper).
  */
 export function defaultProfileFor(dataset: FidelityDatasetName): FidelityProfile {
   return dataset === 'modelnet40' ? 'code' : 'paper';

@@ -106,8 +106,8 @@ function seeds(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
-function study(name: string, description: string, conditions: StudyCondition[], concurrency = 2): StudySpec {
-  return { name, description, preset: name, queue: 'cpu', concurrency, maxAttempts: 3, conditions };
+function study(name: string, description: string, conditions: StudyCondition[], concurrency = 2, queue = 'cpu'): StudySpec {
+  return { name, description, preset: name, queue, concurrency, maxAttempts: 3, conditions };
 }
 
 /** §6.2 greedy sweep: vanilla over an LR sweep × repeats, plus the same sweep on duplicated inputs. */
@@ -313,6 +313,63 @@ function balanceCmnist(small: boolean): StudySpec {
   );
 }
 
+/**
+ * The late-fusion conditions of the balance presets: one per method, each with the hyperparameters the preset gives
+ * it (else its published defaults, src/spec/methods.ts). A new method is one more entry here.
+ */
+export const CREMAD_BALANCE_METHODS: readonly { algorithm: string; params?: Record<string, unknown> }[] = [
+  { algorithm: 'vanilla' },
+  // Peng et al.'s README recommends α = 0.8 for CREMA-D (0.1 is their default, for VGGSound).
+  { algorithm: 'ogm-ge', params: { ogmGe: { alpha: 0.8 } } },
+  { algorithm: 'gradient-blending' },
+  { algorithm: 'pmr' },
+  { algorithm: 'mmpareto' },
+  // Li et al. publish no CREMA-D α: their argparse default 1.0; their CREMA-D script caps the exponent at 10.
+  { algorithm: 'agm', params: { agm: { alpha: 1, exponentCap: 10 } } },
+];
+
+/**
+ * Issue 19: the balancing methods on CREMA-D (audio + video frames, 6 emotions) with the late-fusion net of their
+ * papers (ResNet18 audio on the 257×188 log spectrogram, ResNet18 over 2 frames of 224², concatenation + linear),
+ * 3 seeds each, measured with d_util and d_speed. Training as OGM-GE's CREMA-D setup (main.py): SGD lr 0.001,
+ * momentum 0.9, weight decay 1e-4, batch 64, 100 epochs (their step decay at epoch 70 is replaced by mmsweep's
+ * plateau schedule). GPU scale: on the `gpu` worker class. The small variant (1 frame of 32², width 0.125, a
+ * few hundred clips, 2 epochs, 1 seed) checks the pipeline on a CPU once the data are on disk.
+ */
+function balanceCremad(small: boolean): StudySpec {
+  const base = small
+    ? {
+        dataset: { name: 'cremad', frames: 1, imageSize: 32 },
+        architecture: 'late-fusion',
+        lr: 0.01,
+        momentum: 0.9,
+        weightDecay: 1e-4,
+        batchSize: 16,
+        evalBatchSize: 32,
+        subset: { train: 240, val: 60, test: 120 },
+        width: 0.125,
+        maxEpochs: 2,
+      }
+    : {
+        dataset: { name: 'cremad', frames: 2, imageSize: 224 },
+        architecture: 'late-fusion',
+        lr: 0.001,
+        momentum: 0.9,
+        weightDecay: 1e-4,
+        batchSize: 64,
+        evalBatchSize: 64,
+        maxEpochs: 100,
+      };
+  const runs = { seeds: seeds(small ? 1 : 3) };
+  return study(
+    `balance-cremad${small ? '-small' : ''}`,
+    `${small ? 'Reduced ' : ''}balancing methods on CREMA-D (audio + frames, late-fusion ResNet18s): ${CREMAD_BALANCE_METHODS.map((m) => m.algorithm).join('/')} × ${small ? '1 seed' : '3 seeds'}${small ? '' : ' (GPU workers)'}`,
+    CREMAD_BALANCE_METHODS.map((m) => condition(`late-fusion ${m.algorithm}`, { ...base, algorithm: m.algorithm, ...(m.params ?? {}) }, runs)),
+    2,
+    small ? 'cpu' : 'gpu',
+  );
+}
+
 /** Orchestration check: trials that train nothing (the runner's `noop` kind). */
 function noop(name: string, trials: number, sleepMs: number, epochs: number): StudySpec {
   return study(name, `${trials} noop trials (${epochs} epochs of ${sleepMs} ms each): exercises orchestration only`, [
@@ -331,6 +388,7 @@ for (const small of [false, true]) {
   builders.push([`modelnet40-alpha${s}`, () => modelnet40Alpha(small)]);
   builders.push([`cmnist-calibration${s}`, () => cmnistCalibration(small)]);
   builders.push([`balance-cmnist${s}`, () => balanceCmnist(small)]);
+  builders.push([`balance-cremad${s}`, () => balanceCremad(small)]);
 }
 builders.push(['noop-small', () => noop('noop-small', 8, 200, 2)]);
 builders.push(['noop-200', () => noop('noop-200', 200, 100, 1)]);

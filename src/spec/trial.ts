@@ -82,10 +82,28 @@ export const nvgestureDatasetSchema = z.object({
   padding: z.enum(['zeros', 'black']).optional(),
 });
 
+/**
+ * CREMA-D audio + video frames (src/data/cremad.ts): the log spectrogram of OGM-GE's loader (fixed: 257 × 188) and
+ * `frames` frames per clip at imageSize². Trained with the late-fusion net only (ResNet18 audio and frame encoders).
+ */
+export const cremadDatasetSchema = z.object({
+  name: z.literal('cremad'),
+  /** Root holding AudioWAV/, Image-01-FPS/, train.csv and test.csv (else --data or $MMSWEEP_CREMAD_DIR). */
+  root: z.string().optional(),
+  /** Frames per clip (BalanceBenchmark's CREMA-D setting: 2; OGM-GE's code: 1). */
+  frames: z.number().int().positive().default(2),
+  imageSize: z.number().int().positive().default(224),
+  /** Seed of the held-out validation split of train.csv and of subsets. */
+  splitSeed: z.number().int().default(0),
+  /** Share of train.csv held out for validation. */
+  valFraction: z.number().gt(0).lt(1).default(0.1),
+});
+
 export const datasetSpecSchema = z.discriminatedUnion('name', [
   cmnistDatasetSchema,
   modelnet40DatasetSchema,
   nvgestureDatasetSchema,
+  cremadDatasetSchema,
 ]);
 export type DatasetSpec = z.infer<typeof datasetSpecSchema>;
 
@@ -111,8 +129,8 @@ export const trainTrialSpecSchema = z.object({
   /**
    * `mmtm`: the MMTM fusion net (one branch per modality); `unimodal-se`: one branch with SE blocks on
    * `unimodalModality`; `late-fusion`: the same branches as encoders, one linear head on their concatenated
-   * features (CMNIST; src/nn/late-fusion.ts). Unset: `late-fusion` for the methods that need it (ogm-ge,
-   * gradient-blending), `mmtm` otherwise; the parsed spec holds the resolved value.
+   * features (CMNIST 4-conv, CREMA-D ResNet18; src/nn/late-fusion.ts). Unset: `late-fusion` for CREMA-D and for the
+   * methods that need it (ogm-ge, gradient-blending, …), `mmtm` otherwise; the parsed spec holds the resolved value.
    */
   architecture: z.enum(['mmtm', 'unimodal-se', 'late-fusion']).optional(),
   unimodalModality: z.union([z.literal(0), z.literal(1)]).default(0),
@@ -226,9 +244,13 @@ export const trainTrialSpecSchema = z.object({
 }));
 export type TrainTrialSpec = z.infer<typeof trainTrialSpecSchema>;
 
-/** The architecture a spec names, or the default for its algorithm. */
-function resolvedArchitecture(spec: { architecture?: 'mmtm' | 'unimodal-se' | 'late-fusion'; algorithm: Algorithm }) {
-  return spec.architecture ?? ((LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm) ? 'late-fusion' : 'mmtm');
+/** Datasets with a late-fusion net (src/nn/index.ts); CREMA-D has no other. */
+export const LATE_FUSION_DATASETS = ['cmnist', 'cremad'] as const;
+
+/** The architecture a spec names, or the default for its dataset and algorithm. */
+function resolvedArchitecture(spec: { architecture?: 'mmtm' | 'unimodal-se' | 'late-fusion'; algorithm: Algorithm; dataset: { name: string } }) {
+  if (spec.architecture) return spec.architecture;
+  return spec.dataset.name === 'cremad' || (LATE_FUSION_METHODS as readonly string[]).includes(spec.algorithm) ? 'late-fusion' : 'mmtm';
 }
 
 type CheckedSpec = {
@@ -261,19 +283,28 @@ function checkMethod(spec: CheckedSpec, ctx: z.RefinementCtx): void {
       message: `'${spec.algorithm}' balances the branches of a late-fusion net, but the architecture is '${spec.architecture}': set architecture 'late-fusion'`,
     });
   }
+  if (spec.dataset.name === 'cremad' && spec.architecture !== 'late-fusion') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['architecture'],
+      message: `cremad is trained with the late-fusion net (ResNet18 audio and frame encoders); '${spec.architecture}' is not built for it: set architecture 'late-fusion' or drop it`,
+    });
+  }
   if (spec.architecture === 'late-fusion') {
-    if (spec.dataset.name !== 'cmnist') {
+    if (!(LATE_FUSION_DATASETS as readonly string[]).includes(spec.dataset.name)) {
       ctx.addIssue({
         code: 'custom',
         path: ['architecture'],
-        message: `'late-fusion' is built for cmnist so far, not ${spec.dataset.name}: use architecture 'mmtm'`,
+        message: `'late-fusion' is built for ${LATE_FUSION_DATASETS.join(' and ')}, not ${spec.dataset.name}: use architecture 'mmtm'`,
       });
     }
     if (spec.algorithm === 'guided' || spec.algorithm === 'random' || spec.algorithm === 'rubi') {
       ctx.addIssue({
         code: 'custom',
         path: ['algorithm'],
-        message: `'${spec.algorithm}' acts on the MMTM net (its gates or branch heads), not on 'late-fusion': use vanilla, ${LATE_FUSION_METHODS.join(', ')}, or architecture 'mmtm'`,
+        message:
+          `'${spec.algorithm}' acts on the MMTM net (its gates or branch heads), not on 'late-fusion': use vanilla, ${LATE_FUSION_METHODS.join(', ')}` +
+          (spec.dataset.name === 'cremad' ? ' (cremad has no MMTM net)' : ", or architecture 'mmtm'"),
       });
     }
   }

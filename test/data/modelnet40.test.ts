@@ -287,7 +287,7 @@ describe('ModelNet40 loader on the generated fixture', () => {
 
   it('takes the root from `mmsweep train --data`', () => {
     expect(specFromFlags({ dataset: 'modelnet40', data: '/data/mn40' }).dataset).toEqual({ name: 'modelnet40', root: '/data/mn40' });
-    expect(() => specFromFlags({ dataset: 'cmnist', data: '/data/mn40' })).toThrow(/--data is for modelnet40 and nvgesture/);
+    expect(() => specFromFlags({ dataset: 'cmnist', data: '/data/mn40' })).toThrow(/--data is for modelnet40, nvgesture and cremad/);
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { conditionOf } from '../../db/conditions.ts';
 import { trialKey } from '../../src/spec/keys.ts';
 import { parseTrialSpec, type TrainTrialSpec } from '../../src/spec/trial.ts';
 
@@ -46,12 +47,33 @@ describe('method hyperparameters in the TrialSpec', () => {
     expect(message({ ogmGe: { alpha: 0.5 } })).toMatch(/ogmGe holds the hyperparameters of 'ogm-ge', but the algorithm is 'vanilla'/);
     expect(message({ algorithm: 'ogm-ge', architecture: 'mmtm' })).toMatch(/set architecture 'late-fusion'/);
     expect(message({ algorithm: 'guided', architecture: 'late-fusion' })).toMatch(/'guided' acts on the MMTM net/);
-    expect(message({ architecture: 'late-fusion', dataset: { name: 'modelnet40' } })).toMatch(/built for cmnist so far/);
+    expect(message({ architecture: 'late-fusion', dataset: { name: 'modelnet40' } })).toMatch(/'late-fusion' is built for cmnist and cremad, not modelnet40/);
     expect(message({ algorithm: 'gradient-blending' })).toMatch(/heldOutValidation/);
     expect(message({ algorithm: 'ogm-ge', ogmGe: { alhpa: 0.5 } })).toMatch(/alhpa.*alpha/s);
     expect(message({ algorithm: 'ogm-ge', ogmGe: { alpha: -1 } })).toMatch(/ogmGe\.alpha/);
     expect(message({ agm: { alpha: 1 } })).toMatch(/agm holds the hyperparameters of 'agm', but the algorithm is 'vanilla'/);
     expect(message({ algorithm: 'agm', architecture: 'mmtm' })).toMatch(/set architecture 'late-fusion'/);
     expect(message({ algorithm: 'agm', agm: { exponentCap: 0 } })).toMatch(/agm\.exponentCap/);
+  });
+});
+
+describe('CREMA-D in the TrialSpec', () => {
+  const cremad = (input: Record<string, unknown> = {}) => parse({ dataset: { name: 'cremad' }, ...input });
+  it('resolves the late-fusion net and the published loader settings, and refuses the MMTM nets', () => {
+    const spec = cremad();
+    expect(spec.architecture).toBe('late-fusion');
+    expect(spec.profile).toBe('paper');
+    expect(spec.dataset).toEqual({ name: 'cremad', frames: 2, imageSize: 224, splitSeed: 0, valFraction: 0.1 });
+    expect(cremad({ algorithm: 'gradient-blending' }).gradientBlending).toEqual({ superEpoch: 1 });
+    expect(message({ dataset: { name: 'cremad' }, architecture: 'mmtm' })).toMatch(/cremad is trained with the late-fusion net.*'mmtm' is not built for it/);
+    expect(message({ dataset: { name: 'cremad' }, architecture: 'unimodal-se' })).toMatch(/'unimodal-se' is not built for it/);
+    expect(message({ dataset: { name: 'cremad' }, algorithm: 'guided' })).toMatch(/'guided' acts on the MMTM net.*mmpareto, agm \(cremad has no MMTM net\)/);
+    expect(message({ dataset: { name: 'cremad', valFraction: 1 } })).toMatch(/dataset\.valFraction/);
+    expect(message({ dataset: { name: 'cremad', frames: 0 } })).toMatch(/dataset\.frames/);
+  });
+
+  it('names the loader settings that differ from the published ones in the condition columns', () => {
+    expect(conditionOf(cremad())).toMatchObject({ dataset: 'cremad', datasetVariant: '', architecture: 'late-fusion' });
+    expect(conditionOf(cremad({ dataset: { name: 'cremad', frames: 1, imageSize: 32 } })).datasetVariant).toBe('frames=1,imageSize=32');
   });
 });

