@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import * as db from '../db/index.ts';
-import type { EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
+import type { TrialResult } from '../src/spec/contracts.ts';
 import type { TrialSpec } from '../src/spec/trial.ts';
 import { SupersededAttemptError, type ResultsStore, type TrialState } from './store.ts';
 
