@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import * as db from '../db/index.ts';
-import type { EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
+import type { TrialResult } from '../src/spec/contracts.ts';
 import type { TrialSpec } from '../src/spec/trial.ts';
 import { SupersededAttemptError, type ResultsStore, type TrialState } from './store.ts';
 
@@ -49,25 +49,15 @@ export function dbResultsStore(handle: db.Db, location?: string): ResultsStore {
         .orderBy(studyTrials.position);
       return rows.map((r) => ({ key: r.key, state: r.state as TrialState }));
     },
-    async getTrial(key) {
-      const row = await db.getTrial(handle, key);
-      return row ? { spec: row.spec as TrialSpec, state: row.status as TrialState, attempt: row.attempt } : null;
+    async beginTrialAttempt(key, worker) {
+      const outcome = await db.beginTrialAttempt(handle, key, worker);
+      if (!outcome) return null;
+      return outcome.claimed
+        ? { state: 'claimed', attempt: outcome.attempt, spec: outcome.spec as TrialSpec, recordedEpoch: outcome.recordedEpoch }
+        : { state: 'done', attempt: outcome.attempt };
     },
-    async claimTrialAttempt(key, worker) {
-      const outcome = await db.claimTrialAttempt(handle, key, 'next', { worker });
-      if (outcome.claimed) return outcome.attempt;
-      if (outcome.reason === 'done') return 'done';
-      throw new SupersededAttemptError(key, outcome.attempt, outcome.attempt);
-    },
-    async recordEpoch(key, attempt, metrics: EpochMetrics) {
-      fenced(key, attempt, await db.recordEpoch(handle, key, attempt, metrics));
-    },
-    async lastRecordedEpoch(key) {
-      const rows = await handle.select({ epoch: sql<number>`coalesce(max(${db.schema.epochs.epoch}), 0)::int` }).from(db.schema.epochs).where(eq(db.schema.epochs.trialKey, key));
-      return Number(rows[0]?.epoch ?? 0);
-    },
-    async discardEpochsAfter(key, attempt, epoch) {
-      fenced(key, attempt, await db.discardEpochsAfter(handle, key, attempt, epoch));
+    async recordProgress(key, attempt, progress) {
+      fenced(key, attempt, await db.recordTrialProgress(handle, key, attempt, { discardAfter: progress.discardAfter, epochs: progress.epochs }));
     },
     async recordResult(key, attempt, result: TrialResult) {
       fenced(key, attempt, await db.recordResult(handle, key, attempt, result as unknown as db.TrialResultInput));

@@ -77,17 +77,17 @@ export interface ResultsStore {
   nextPendingTrials(studyId: string, afterPosition: number, limit: number): Promise<PendingTrial[]>;
   /** State of every trial of the study. */
   trialStates(studyId: string): Promise<Array<{ key: string; state: TrialState }>>;
-  getTrial(key: string): Promise<{ spec: TrialSpec; state: TrialState; attempt: number } | null>;
   /**
-   * Start the next attempt of the trial (state running, worker recorded) and return its number, the fencing
-   * token of the writes below; `done` when the trial already has its result.
+   * Start the trial's next attempt in one round trip: claim it (state running, worker recorded) and return its number
+   * (the fencing token of the writes below), the trial's spec and its highest recorded epoch (0 when none); `done`
+   * when the trial already has its result; null when no trial has the key.
    */
-  claimTrialAttempt(key: string, worker: string): Promise<number | 'done'>;
-  recordEpoch(key: string, attempt: number, metrics: EpochMetrics): Promise<void>;
-  /** Highest epoch recorded for the trial (0 when none). */
-  lastRecordedEpoch(key: string): Promise<number>;
-  /** Forget epoch rows after `epoch` (an attempt resuming from that epoch's checkpoint rewrites them). */
-  discardEpochsAfter(key: string, attempt: number, epoch: number): Promise<void>;
+  beginTrialAttempt(key: string, worker: string): Promise<{ state: 'claimed'; attempt: number; spec: TrialSpec; recordedEpoch: number } | { state: 'done'; attempt: number } | null>;
+  /**
+   * An attempt's progress in one write: forget the epoch rows after `discardAfter` (the attempt resumed from that
+   * epoch's checkpoint and rewrites them) and record `epochs`.
+   */
+  recordProgress(key: string, attempt: number, progress: { discardAfter: number | null; epochs: EpochMetrics[] }): Promise<void>;
   recordResult(key: string, attempt: number, result: TrialResult): Promise<void>;
   /** Mark the trial failed (its current attempt); a trial that has its result stays done. */
   markTrialFailed(key: string, error: string): Promise<void>;

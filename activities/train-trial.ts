@@ -41,6 +41,29 @@ export interface TrainTrialOutput {
   resumedFromEpoch: number | null;
   checkpointSource: CheckpointSource;
   epochs: number;
+  /**
+   * Where the attempt's time went (a few small numbers, for `npm run bench -- orchestration`): `startedAtMs` is the
+   * wall clock when the activity began, each other entry the milliseconds from then to the end of that phase.
+   */
+  timings?: TrialTimings;
+}
+
+export interface TrialTimings {
+  startedAtMs: number;
+  /** Trial row read, attempt claimed, recorded epochs known. */
+  claimed?: number;
+  /** Checkpoint directory, spec file and resume point prepared. */
+  prepared?: number;
+  /** A runner ready for the trial (a spare, or a fresh one loaded). */
+  runnerReady?: number;
+  /** The runner's first event (it has read its spec). */
+  firstEvent?: number;
+  /** The runner has exited and every event line was read. */
+  exited?: number;
+  /** The epoch writes have reached the store. */
+  writesDone?: number;
+  /** The result row is written. */
+  resultRecorded?: number;
 }
 
 const SPEC_FILE = 'spec.json';
@@ -74,10 +97,10 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     key: string,
     dir: string,
     previous: TrainHeartbeat | undefined,
+    recorded: number,
   ): Promise<{ source: CheckpointSource; epoch: number | null }> {
-    // A checkpoint newer than the last epoch row was written by an attempt that died before recording that epoch:
-    // resuming from it would leave a hole in the learning curve. Drop it; the epoch is trained again.
-    const recorded = await withStore('lastRecordedEpoch', () => store.lastRecordedEpoch(key));
+    // A checkpoint newer than the last epoch row (`recorded`) was written by an attempt that died before recording
+    // that epoch: resuming from it would leave a hole in the learning curve. Drop it; the epoch is trained again.
     for (const name of readdirSync(dir)) {
       const match = /^epoch-(\d+)\.ckpt$/.exec(name);
       const file = path.join(dir, name);
@@ -107,17 +130,19 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
   async function trainTrial({ studyId, trialKey }: TrainTrialInput): Promise<TrainTrialOutput> {
     const context = Context.current();
     const activityAttempt = context.info.attempt;
-    const trial = await withStore('getTrial', () => store.getTrial(trialKey));
-    if (!trial) throw ApplicationFailure.nonRetryable(`trial ${trialKey} of study ${studyId} is not registered`, FAILURE_TYPES.unknownTrial);
-    if (trial.state === 'done') {
-      return { trialKey, outcome: 'already-done', attempt: trial.attempt, activityAttempt, resumedFromEpoch: null, checkpointSource: 'none', epochs: 0 };
+    const startedAtMs = Date.now();
+    const timings: TrialTimings = { startedAtMs };
+    const mark = (phase: Exclude<keyof TrialTimings, 'startedAtMs'>) => void (timings[phase] ??= Date.now() - startedAtMs);
+    // One round trip: the attempt claimed (the store's fencing token, growing across retries, retry-failed and
+    // restarted studies alike), the spec and the highest recorded epoch read.
+    const begun = await withStore('beginTrialAttempt', () => store.beginTrialAttempt(trialKey, config.workerId));
+    if (!begun) throw ApplicationFailure.nonRetryable(`trial ${trialKey} of study ${studyId} is not registered`, FAILURE_TYPES.unknownTrial);
+    if (begun.state === 'done') {
+      return { trialKey, outcome: 'already-done', attempt: begun.attempt, activityAttempt, resumedFromEpoch: null, checkpointSource: 'none', epochs: 0 };
     }
-    // The store hands out the fencing token: it grows across retries, retry-failed and restarted studies alike.
-    const claimed = await withStore('claimTrialAttempt', () => store.claimTrialAttempt(trialKey, config.workerId));
-    if (claimed === 'done') {
-      return { trialKey, outcome: 'already-done', attempt: trial.attempt, activityAttempt, resumedFromEpoch: null, checkpointSource: 'none', epochs: 0 };
-    }
-    const attempt = claimed;
+    const trial = begun;
+    const attempt = begun.attempt;
+    mark('claimed');
     // Checking the runner bundle stats every source it was built from: overlap it with the store calls below.
     const runnerPrefix = pool ? bundledRunnerPrefix() : null;
     runnerPrefix?.catch(() => undefined);
@@ -132,7 +157,8 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     }
     const specFile = path.join(dir, SPEC_FILE);
     await writeAtomic(specFile, JSON.stringify(trial.spec, null, 2));
-    const resume = await prepareResume(trialKey, dir, context.info.heartbeatDetails as TrainHeartbeat | undefined);
+    const resume = await prepareResume(trialKey, dir, context.info.heartbeatDetails as TrainHeartbeat | undefined, begun.recordedEpoch);
+    mark('prepared');
     let beat: TrainHeartbeat = { trialKey, attempt, epoch: resume.epoch, totalEpochs: null, checkpoint: null };
     context.heartbeat(beat);
 
@@ -156,15 +182,31 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
             }),
       );
     };
+    // The discard of the start event and the epoch rows go to the store together: what arrives while the previous
+    // write is in flight, or in the same burst of event lines, joins one write (a short trial's start and epochs
+    // cost one round trip instead of two transactions).
+    type Progress = { discardAfter: number | null; epochs: EpochMetrics[] };
+    let progress: Progress | null = null;
+    const recordProgress = (change: (p: Progress) => void) => {
+      if (progress) return change(progress);
+      change((progress = { discardAfter: null, epochs: [] }));
+      let batch: Progress | null = null;
+      enqueue('recordProgress', () => {
+        // Taken when its turn comes, and kept for the store's retries.
+        if (!batch) [batch, progress] = [progress!, null];
+        return store.recordProgress(trialKey, attempt, batch);
+      });
+    };
 
     const onEvent = (event: RunnerEvent) => {
+      mark('firstEvent');
       switch (event.type) {
         case 'start': {
           resumedFromEpoch = event.resumedFromEpoch;
           beat = { ...beat, totalEpochs: event.totalEpochs };
           // Epoch rows past the resume point belong to a lost attempt: the runner writes them again.
           const from = event.resumedFromEpoch ?? 0;
-          enqueue('discardEpochsAfter', () => store.discardEpochsAfter(trialKey, attempt, from));
+          recordProgress((p) => void (p.discardAfter = from));
           break;
         }
         case 'progress':
@@ -174,7 +216,7 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
           const ref = event.checkpoint;
           lastEpoch = metrics.epoch;
           beat = { ...beat, epoch: metrics.epoch, checkpoint: { path: ref.path, epoch: ref.epoch, sha256: ref.sha256 } };
-          enqueue('recordEpoch', () => store.recordEpoch(trialKey, attempt, metrics));
+          recordProgress((p) => void p.epochs.push(metrics));
           if (config.uploadCheckpoints) {
             enqueue('saveCheckpoint', async () => {
               const { data, sha256 } = await sha256File(ref.path);
@@ -206,22 +248,28 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
             runner = r;
             return writeAtomic(pidFile, String(r.pid));
           },
+          onReady: (r) => {
+            runner = r;
+            mark('runnerReady');
+            r.setEventListener(onEvent);
+            if (context.cancellationSignal.aborted) void r.kill(config.killGraceMs);
+            else if (!r.hasExited()) r.sendTrial(['train', ...args]);
+          },
         });
         runner = acquired.runner;
-        runner.setEventListener(onEvent);
-        if (context.cancellationSignal.aborted) void runner.kill(config.killGraceMs);
-        else if (!runner.hasExited()) runner.sendTrial(['train', ...args]);
       } else {
         runner = startRunner({ command: config.runnerCommand!, args, env, cwd: repoRoot, onEvent });
         await writeAtomic(pidFile, String(runner.pid));
       }
       exit = await runner.exited;
+      mark('exited');
     } finally {
       clearInterval(timer);
       context.cancellationSignal.removeEventListener('abort', onCancel);
       freeSlots.push(slot);
     }
     await writes;
+    mark('writesDone');
 
     if (context.cancellationSignal.aborted) {
       const details = context.cancellationDetails;
@@ -243,6 +291,7 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     const finalResult = result as TrialResult | null;
     if ((exit.code === EXIT_CODES.success || exit.code === EXIT_CODES.diverged) && finalResult) {
       await withStore('recordResult', () => store.recordResult(trialKey, attempt, finalResult));
+      mark('resultRecorded');
       return {
         trialKey,
         outcome: finalResult.diverged ? 'diverged' : 'done',
@@ -251,6 +300,7 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
         resumedFromEpoch,
         checkpointSource: resumedFromEpoch === null ? 'none' : resume.source,
         epochs: lastEpoch,
+        timings,
       };
     }
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;

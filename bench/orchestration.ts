@@ -1,13 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { tsToMs } from '@temporalio/common/lib/time.js';
 import postgres from 'postgres';
 import { startDevServer } from '../infra/temporal.ts';
 import { startStudy } from '../infra/client.ts';
 import { parseStudySpec } from '../src/spec/study.ts';
+import type { TrainTrialOutput, TrialTimings } from '../activities/train-trial.ts';
 
 /**
  * Orchestration overhead: a study of `--trials` noop trials (the runner sleeps `--sleep-ms` and trains nothing)
@@ -78,14 +81,29 @@ export async function run(args: string[]): Promise<void> {
           concurrency,
           conditions: [{ label: 'noop', base: { kind: 'noop', sleepMs, epochs: 1 }, seeds: Array.from({ length: trials }, (_, i) => i) }],
         });
+        const serverCpuBefore = server.pid ? cpuMs(server.pid) : 0;
+        const workersCpuBefore = children.reduce((sum, c) => sum + cpuMs(c.pid!, true), 0); // their start-up
         const t0 = performance.now();
         const { handle } = await startStudy(client, spec);
         const outcome = await handle.result();
         const wall = (performance.now() - t0) / 1000;
+        // CPU per trial of everything the study ran on (other jobs on the machine excluded): the worker processes
+        // with the runners they reaped, the Temporal dev server, and this database's Postgres backends.
+        const serverCpu = server.pid ? cpuMs(server.pid) - serverCpuBefore : 0;
+        const workersCpu = children.reduce((sum, c) => sum + cpuMs(c.pid!, true), 0) - workersCpuBefore;
+        const backends = await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${dbName}`;
+        const postgresCpu = backends.reduce((sum, b) => sum + cpuMs(b.pid), 0);
+        const perTrial = (ms: number) => (ms / trials).toFixed(0);
+        console.log(
+          `  CPU per trial: workers and their runners ${perTrial(workersCpu)} ms, Temporal server ${perTrial(serverCpu)} ms, ` +
+            `Postgres ${perTrial(postgresCpu)} ms; total ${perTrial(workersCpu + serverCpu + postgresCpu)} ms ` +
+            `(${os.availableParallelism()} cores fit at most ${((os.availableParallelism() * 1000 * trials) / (workersCpu + serverCpu + postgresCpu)).toFixed(1)} trials/s)`,
+        );
         if (outcome.counts.done !== trials) throw new Error(`only ${outcome.counts.done}/${trials} trials done`);
         const sql = postgres(u.toString(), { max: 1, onnotice: () => {} });
         const [timing] = await sql<{ runner: number }[]>`select avg(extract(epoch from finished_at - started_at))::float8 as runner from trials`;
         await sql.end();
+        console.log(await breakdown(handle, sleepMs));
         const overhead = (wall * concurrency) / trials - sleepMs / 1000;
         results.push({ workers: workerCount, wall });
         console.log(
@@ -117,4 +135,76 @@ export async function run(args: string[]): Promise<void> {
     await server.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
+}
+
+/** CPU time (user + system) of a process, with its reaped descendants when `children`, from /proc (0 when gone). */
+function cpuMs(pid: number, children = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14–17 of proc(5) (utime, stime, cutime, cstime), counted after the command name: indices 11–14.
+    const ticks = Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/**
+ * Where a trial's slot time went, from the last workflow run's history (the server's times of each trainTrial's
+ * schedule, start and completion) and the phase timings the activity returns (activities/train-trial.ts).
+ * `workflow` is a completion to the next schedule (the workflow task that launches the next trial); `dispatch` a
+ * schedule to the server's start of it (waiting for a free slot included); `pickup` that start to the activity's
+ * code running; `report` the activity's return to the server's completion event.
+ */
+async function breakdown(handle: WorkflowHandle, sleepMs: number): Promise<string> {
+  const history = await handle.fetchHistory();
+  const scheduled = new Map<string, number>();
+  const started = new Map<string, number>();
+  const completions: Array<{ at: number; scheduledId: string; output: TrainTrialOutput }> = [];
+  const workflowGaps: number[] = [];
+  let lastCompleted: number | null = null;
+  for (const event of history.events ?? []) {
+    const at = tsToMs(event.eventTime);
+    const id = String(event.eventId);
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'trainTrial') {
+      scheduled.set(id, at);
+      if (lastCompleted !== null) workflowGaps.push(at - lastCompleted);
+    } else if (event.activityTaskStartedEventAttributes) {
+      started.set(String(event.activityTaskStartedEventAttributes.scheduledEventId), at);
+    } else if (event.activityTaskCompletedEventAttributes) {
+      const a = event.activityTaskCompletedEventAttributes;
+      const scheduledId = String(a.scheduledEventId);
+      if (!scheduled.has(scheduledId)) continue;
+      lastCompleted = at;
+      completions.push({ at, scheduledId, output: defaultPayloadConverter.fromPayload(a.result!.payloads![0]!) as TrainTrialOutput });
+    }
+  }
+  const rows: Record<string, number[]> = { dispatch: [], pickup: [], claimed: [], prepared: [], runnerReady: [], firstEvent: [], exited: [], writesDone: [], resultRecorded: [], report: [] };
+  const phases: Array<keyof Omit<TrialTimings, 'startedAtMs'>> = ['claimed', 'prepared', 'runnerReady', 'firstEvent', 'exited', 'writesDone', 'resultRecorded'];
+  for (const c of completions) {
+    const s = scheduled.get(c.scheduledId)!;
+    const st = started.get(c.scheduledId);
+    const t = c.output.timings;
+    if (st === undefined || !t) continue;
+    rows.dispatch!.push(st - s);
+    rows.pickup!.push(t.startedAtMs - st);
+    let previous = 0;
+    for (const phase of phases) {
+      const value = t[phase];
+      if (value === undefined) continue;
+      rows[phase]!.push(value - previous - (phase === 'exited' ? sleepMs : 0));
+      previous = value;
+    }
+    rows.report!.push(c.at - (t.startedAtMs + previous));
+  }
+  const show = (name: string, v: number[]) => `${name} ${mean(v).toFixed(0)} (${median(v).toFixed(0)})`;
+  const parts = [show('workflow', workflowGaps), ...Object.entries(rows).map(([k, v]) => show(k, v))];
+  return `  ms per trial, mean (median), ${completions.length} trials of the last run, 'exited' less the sleep: ${parts.join(', ')}`;
 }

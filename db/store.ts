@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { and, asc, desc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { TrialSpec } from '../src/spec/trial.ts';
 import { rowsOf, type Db } from './client.ts';
 import { insertTrialBatch, lockStudy } from './registration.ts';
@@ -214,6 +215,52 @@ export async function claimTrialAttempt(
   return { claimed: false, reason: current.status === 'done' ? 'done' : 'superseded', attempt: current.attempt };
 }
 
+export type BeginOutcome =
+  /** The attempt is the trial's now: its number (the fencing token), spec and highest recorded epoch (0: none). */
+  | { claimed: true; attempt: number; spec: unknown; recordedEpoch: number }
+  | { claimed: false; reason: 'done'; attempt: number };
+
+/**
+ * A worker's start of the next attempt in one statement (a round trip is 10–50 ms on a loaded machine, and every
+ * trial pays this one): claim the attempt after the current one as `claimTrialAttempt(…, 'next', …)` does, and read
+ * the trial's spec and its highest recorded epoch (the resume point's upper bound). `done` when the trial already
+ * has its result; null when no trial has the key.
+ *
+ * The epochs are read in the statement's snapshot, taken before it waits for the trial row's lock: a superseded
+ * attempt's epoch row committed during that wait is not counted. The worker then resumes from an earlier
+ * checkpoint and discards the rows after it (discardAfter of recordTrialProgress): that epoch is trained again,
+ * and the learning curve still has no hole.
+ */
+export async function beginTrialAttempt(db: Db, trialKey: string, worker: string): Promise<BeginOutcome | null> {
+  const [row] = rowsOf<{ claimed_attempt: number | null; spec: unknown; status: TrialStatus | null; attempt: number | null; recorded_epoch: number }>(
+    await db.execute(sql`
+      with claimed as (
+        update trials set attempt = attempt + 1, status = 'running', worker = ${worker}, backend = null, device = null,
+          started_at = now(), finished_at = null, error = null, updated_at = now()
+        where trial_key = ${trialKey} and status <> 'done'
+        returning attempt, spec)
+      select c.attempt as claimed_attempt, c.spec, t.status, t.attempt,
+        (select coalesce(max(e.epoch), 0)::int from epochs e where e.trial_key = ${trialKey}) as recorded_epoch
+      from (select 1) as one
+      left join claimed c on true
+      left join trials t on t.trial_key = ${trialKey}`),
+  );
+  if (row?.claimed_attempt != null) {
+    return { claimed: true, attempt: Number(row.claimed_attempt), spec: parseJson(row.spec), recordedEpoch: Number(row.recorded_epoch) };
+  }
+  if (!row || row.status === null) return null;
+  if (row.status === 'done') return { claimed: false, reason: 'done', attempt: Number(row.attempt) };
+  // Not done in this statement's snapshot, yet not claimable: a concurrent attempt recorded its result meanwhile.
+  const current = await getTrial(db, trialKey);
+  if (current?.status === 'done') return { claimed: false, reason: 'done', attempt: current.attempt };
+  throw new Error(`trial ${trialKey} could not be claimed (status ${current?.status ?? 'unknown'}); the activity is retried`);
+}
+
+/** jsonb read through db.execute: an object from postgres.js and PGlite, text from drivers that do not parse it. */
+function parseJson(value: unknown): unknown {
+  return typeof value === 'string' ? JSON.parse(value) : value;
+}
+
 export interface WriteOutcome {
   /** False when the write was fenced off: `attempt` is not the trial's current attempt (or the trial is done). */
   applied: boolean;
@@ -308,36 +355,79 @@ function branchAccValue(b: EpochInput['branchAcc']): BranchAccuracies | null {
   return { train: finite(b.train), val: finite(b.val), test: finite(b.test) };
 }
 
-/** `col = excluded.col` for every listed column; recorded_at only moves when a newer attempt rewrites the row. */
-function excludedSet<T extends object>(table: T, keys: readonly (keyof T & string)[]) {
-  const set: Record<string, unknown> = {};
-  for (const key of keys) set[key] = sql.raw(`excluded."${(table[key] as { name: string }).name}"`);
-  return set;
+/** What an attempt reports between its start and its result, written by recordTrialProgress in one statement. */
+export interface TrialProgress {
+  /** The attempt resumed from this epoch's checkpoint: rows after it belong to a lost attempt and go. */
+  discardAfter?: number | null;
+  /** Epoch rows to upsert (an epoch already stored is replaced unless a newer attempt wrote it). */
+  epochs?: EpochInput[];
 }
 
-export async function recordEpochs(db: Db, trialKey: string, attempt: number, rows: EpochInput[]): Promise<WriteOutcome> {
-  return fenced(db, trialKey, attempt, async (tx) => {
-    if (rows.length === 0) return;
-    const values = rows.map((r) => {
+/** `(v1, v2, …)`: each value a parameter in its column's driver encoding, cast to its SQL type (VALUES infers none). */
+function valuesRow<T extends object>(table: T, columns: readonly (keyof T & string)[], row: Record<string, unknown>): SQL {
+  return sql`(${sql.join(
+    columns.map((c) => {
+      const column = table[c] as unknown as AnyPgColumn;
+      const type = sql.raw(column.getSQLType());
+      const value = row[c] ?? null;
+      return value === null ? sql`null::${type}` : sql`${sql.param(value, column)}::${type}`;
+    }),
+    sql`, `,
+  )})`;
+}
+
+/** `col = excluded.col, …` for an upsert written as SQL. */
+function excludedAssignments<T extends object>(table: T, columns: readonly (keyof T & string)[]): SQL {
+  return sql.join(
+    columns.map((c) => {
+      const name = sql.identifier((table[c] as unknown as AnyPgColumn).name);
+      return sql`${name} = excluded.${name}`;
+    }),
+    sql`, `,
+  );
+}
+
+const epochInsertColumns = ['trialKey', 'attempt', 'epoch', ...epochValueColumns, 'regularSteps', 'rebalanceSteps', 'branchAcc'] as const;
+
+/**
+ * The attempt's progress in one statement (one round trip instead of a transaction's four or five): under a share
+ * lock on the trial row, and only while `attempt` owns the trial, delete the epoch rows after `discardAfter` and
+ * upsert `epochs`. Fenced like every write: a superseded attempt changes nothing and learns the current attempt.
+ */
+export async function recordTrialProgress(db: Db, trialKey: string, attempt: number, progress: TrialProgress): Promise<WriteOutcome> {
+  const list = progress.epochs ?? [];
+  const owns = sql`exists (select 1 from owner where owner.attempt = ${attempt}::int)`;
+  const steps: SQL[] = [sql`owner as materialized (select attempt, status from trials where trial_key = ${trialKey} for share)`];
+  if (progress.discardAfter !== undefined && progress.discardAfter !== null) {
+    // Rows upserted below are kept out of the delete: one statement must not touch a row twice.
+    const kept = list.length > 0 ? sql` and epoch not in (${sql.join(list.map((r) => sql`${r.epoch}::int`), sql`, `)})` : sql``;
+    steps.push(sql`discarded as (delete from epochs where trial_key = ${trialKey} and epoch > ${progress.discardAfter}::int${kept} and ${owns})`);
+  }
+  if (list.length > 0) {
+    const values = list.map((r) => {
       const v: Record<string, unknown> = { trialKey, attempt, epoch: r.epoch };
       for (const c of epochValueColumns) v[c] = num(r[c]);
       v.regularSteps = int(r.regularSteps);
       v.rebalanceSteps = int(r.rebalanceSteps);
       v.branchAcc = branchAccValue(r.branchAcc);
-      return v as typeof epochs.$inferInsert;
+      return valuesRow(epochs, epochInsertColumns, v);
     });
-    await tx
-      .insert(epochs)
-      .values(values)
-      .onConflictDoUpdate({
-        target: [epochs.trialKey, epochs.epoch],
-        set: {
-          ...excludedSet(epochs, [...epochValueColumns, 'regularSteps', 'rebalanceSteps', 'branchAcc', 'attempt']),
-          recordedAt: sql`case when ${epochs.attempt} = excluded.attempt then ${epochs.recordedAt} else excluded.recorded_at end`,
-        },
-        setWhere: sql`${epochs.attempt} <= excluded.attempt`,
-      });
-  });
+    const names = sql.join(epochInsertColumns.map((c) => sql.identifier(epochs[c].name)), sql`, `);
+    const updates = excludedAssignments(epochs, epochInsertColumns.filter((c) => c !== 'trialKey' && c !== 'epoch'));
+    steps.push(sql`written as (
+      insert into epochs (${names}) select * from (values ${sql.join(values, sql`, `)}) as v where ${owns}
+      on conflict (trial_key, epoch) do update set ${updates},
+        recorded_at = case when epochs.attempt = excluded.attempt then epochs.recorded_at else excluded.recorded_at end
+      where epochs.attempt <= excluded.attempt)`);
+  }
+  const rows = rowsOf<{ attempt: number; status: TrialStatus }>(await db.execute(sql`with ${sql.join(steps, sql`, `)} select attempt, status from owner`));
+  if (rows.length === 0) throw new UnknownTrialError(trialKey);
+  const current = Number(rows[0].attempt);
+  return { applied: current === attempt, currentAttempt: current, status: rows[0].status };
+}
+
+export async function recordEpochs(db: Db, trialKey: string, attempt: number, rows: EpochInput[]): Promise<WriteOutcome> {
+  return recordTrialProgress(db, trialKey, attempt, { epochs: rows });
 }
 
 export async function recordEpoch(db: Db, trialKey: string, attempt: number, row: EpochInput): Promise<WriteOutcome> {
@@ -349,9 +439,7 @@ export async function recordEpoch(db: Db, trialKey: string, attempt: number, row
  * so rows an earlier attempt wrote past that point do not outlive it.
  */
 export async function discardEpochsAfter(db: Db, trialKey: string, attempt: number, epoch: number): Promise<WriteOutcome> {
-  return fenced(db, trialKey, attempt, async (tx) => {
-    await tx.delete(epochs).where(and(eq(epochs.trialKey, trialKey), sql`${epochs.epoch} > ${epoch}`));
-  });
+  return recordTrialProgress(db, trialKey, attempt, { discardAfter: epoch });
 }
 
 export async function trialEpochs(db: Db, trialKey: string): Promise<EpochRow[]> {
@@ -421,32 +509,37 @@ export async function recordResult(
   row.diverged = Boolean(result.diverged);
   // JSON cannot hold NaN/∞; keep the raw numbers' meaning as strings rather than silently nulling them.
   row.raw = JSON.parse(JSON.stringify(rest, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)));
-  const outcome = await fenced(db, trialKey, attempt, async (tx) => {
-    await tx
-      .insert(results)
-      .values(row as typeof results.$inferInsert)
-      .onConflictDoUpdate({
-        target: results.trialKey,
-        set: {
-          ...excludedSet(results, [...resultValueColumns, 'bestEpoch', 'stepsT', 'epochs', 'diverged', 'raw', 'attempt']),
-          recordedAt: sql`case when ${results.attempt} = excluded.attempt then ${results.recordedAt} else excluded.recorded_at end`,
-        },
-        setWhere: sql`${results.attempt} <= excluded.attempt`,
-      });
-    await tx
-      .update(trials)
-      .set({
-        status: 'done',
-        error: null,
-        // Provenance: the backend and device that trained it, as columns (also kept in results.raw).
-        ...(typeof result.backend === 'string' ? { backend: result.backend } : {}),
-        ...(typeof result.device === 'string' ? { device: result.device } : {}),
-        finishedAt: sql`case when ${trials.status} = 'done' then ${trials.finishedAt} else now() end`,
-        updatedAt: sql`case when ${trials.status} = 'done' then ${trials.updatedAt} else now() end`,
-      })
-      .where(eq(trials.trialKey, trialKey));
-  });
-  return outcome.applied ? { ...outcome, status: 'done' } : outcome;
+  // One statement (a transaction took five round trips): the trial row is marked done only while `attempt` owns it
+  // (the update is the fence, and its row lock the claim's), and the result row is upserted only when it was.
+  const columns = ['trialKey', 'attempt', ...resultValueColumns, 'bestEpoch', 'stepsT', 'epochs', 'diverged', 'raw'] as const;
+  const markDone = db
+    .update(trials)
+    .set({
+      status: 'done',
+      error: null,
+      // Provenance: the backend and device that trained it, as columns (also kept in results.raw).
+      ...(typeof result.backend === 'string' ? { backend: result.backend } : {}),
+      ...(typeof result.device === 'string' ? { device: result.device } : {}),
+      finishedAt: sql`case when ${trials.status} = 'done' then ${trials.finishedAt} else now() end`,
+      updatedAt: sql`case when ${trials.status} = 'done' then ${trials.updatedAt} else now() end`,
+    })
+    .where(and(eq(trials.trialKey, trialKey), eq(trials.attempt, attempt)))
+    .returning({ attempt: trials.attempt });
+  const applied = rowsOf<{ attempt: number }>(
+    await db.execute(sql`
+      with owner as (${markDone.getSQL()}),
+      written as (
+        insert into results (${sql.join(columns.map((c) => sql.identifier(results[c].name)), sql`, `)})
+        select * from (values ${valuesRow(results, columns, row)}) as v where exists (select 1 from owner)
+        on conflict (trial_key) do update set ${excludedAssignments(results, columns.filter((c) => c !== 'trialKey'))},
+          recorded_at = case when results.attempt = excluded.attempt then results.recorded_at else excluded.recorded_at end
+        where results.attempt <= excluded.attempt)
+      select attempt from owner`),
+  );
+  if (applied.length > 0) return { applied: true, currentAttempt: attempt, status: 'done' };
+  const current = await getTrial(db, trialKey);
+  if (!current) throw new UnknownTrialError(trialKey);
+  return { applied: false, currentAttempt: current.attempt, status: current.status as TrialStatus };
 }
 
 export async function getResult(db: Db, trialKey: string): Promise<ResultRow | null> {

@@ -17,13 +17,19 @@ export const NATIVE_SPEEDUP = {
 
 export const NATIVE_SETUP_COMMAND = 'npx mmsweep setup native';
 
+/** Whether training fell back to wasm or cpu because the native backend is not installed (not: installed but broken). */
+export function nativeMissing(info: Pick<BackendInfo, 'name' | 'attempts'>): boolean {
+  const native = info.attempts.find((a) => a.name === 'tensorflow');
+  return (info.name === 'wasm' || info.name === 'cpu') && native !== undefined && !native.ok && /is not installed/.test(native.reason ?? '');
+}
+
 /** "backend wasm (wasm simd, 1 thread on …)", plus the native hint when auto fell back because native is missing. */
 export function backendNotice(info: Pick<BackendInfo, 'name' | 'device' | 'attempts'>): string[] {
   const lines = [`backend ${info.name} (${info.device})`];
   const native = info.attempts.find((a) => a.name === 'tensorflow');
   if ((info.name === 'wasm' || info.name === 'cpu') && native && !native.ok) {
     const speed = NATIVE_SPEEDUP[info.name];
-    const missing = /is not installed/.test(native.reason ?? '');
+    const missing = nativeMissing(info);
     lines.push(
       `the native backend (tensorflow) ${missing ? 'is not installed' : `does not load: ${native.reason}`}; it trains ` +
         `≈ ${speed.factor.toFixed(1)}× faster than ${info.name} (measured: ${speed.source}). Install it with: ${NATIVE_SETUP_COMMAND}`,

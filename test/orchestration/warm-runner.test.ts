@@ -99,6 +99,22 @@ describe('warm trial runners', () => {
     expect(alive(sparePid)).toBe(false); // one trial per process: it exited after it
   });
 
+  it('a ready spare gets its trial before its successor starts; a spare still loading has its successor started at once', async () => {
+    const p = pool();
+    // No spare yet: the fresh runner is still loading when taken, so the next spare starts beside it.
+    const seen: number[] = [];
+    const first = await p.acquire(profile(), { onReady: () => void seen.push(p.waiting().length) });
+    expect(seen).toEqual([1]);
+    await run(first.runner, noopTrial({ sleepMs: 0, epochs: 1 }).argv);
+    // That spare is ready now: the trial goes to it first, and only then does the next spare start.
+    expect(await p.waiting()[0]!.ready).toBe(true);
+    const second = await p.acquire(profile(), { onReady: () => void seen.push(p.waiting().length) });
+    expect(second.spare).toBe(true);
+    expect(seen).toEqual([1, 0]);
+    expect(p.waiting()).toHaveLength(1);
+    await run(second.runner, noopTrial({ sleepMs: 0, epochs: 1, seed: 2 }).argv);
+  });
+
   it('a spare that dies while it waits is noticed and replaced by a fresh one', async () => {
     const p = pool();
     const { runner } = await p.acquire(profile());

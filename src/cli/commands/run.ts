@@ -19,6 +19,8 @@ export function register(program: Command): void {
     .option('--keep-server', 'leave the Temporal dev server running afterwards (so `mmsweep study …` can talk to it)')
     .option('--no-progress', 'no progress bars (log lines instead)')
     .option('--extend', 'the study exists and this spec adds seeds, grid values or conditions to it: run the additions')
+    .option('--setup-native', 'when the native backend is missing, build it before the study without asking (MMSWEEP_SETUP_NATIVE=1)')
+    .option('--no-setup-native', 'never offer to build the native backend (MMSWEEP_SETUP_NATIVE=0)')
     .action(async (presetOrFile: string, options: RunOptions) => {
       await runEmbedded(presetOrFile, options);
     });
@@ -30,6 +32,8 @@ interface RunOptions {
   keepServer?: boolean;
   progress: boolean;
   extend?: boolean;
+  /** --setup-native / --no-setup-native; undefined when neither was given. */
+  setupNative?: boolean;
 }
 
 async function runEmbedded(presetOrFile: string, options: RunOptions) {
@@ -62,12 +66,15 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
   const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot });
   const slots = split.slots;
   (await import('../../../activities/common.ts')).spareRunnersFromEnv(slots); // a bad MMSWEEP_SPARE_RUNNERS exits 2 now
+  const nativeOffer = await import('../native-offer.ts');
+  const nativePreference = nativeOffer.nativeSetupPreference(options.setupNative); // a bad MMSWEEP_SETUP_NATIVE exits 2 now
   const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });
   const log = (m: string) => console.error(`[mmsweep run] ${m}`);
   // U3: one `mmsweep run` per home. A second one would start a second Temporal dev server on the same state file
   // and, if it attached to the first one's instead, be left without it when the first is stopped.
   const homeLock = takeRunLock(localStateDir(), spec.name);
-  await announceBackends(spec, log);
+  const nativeMissing = await announceBackends(spec, log);
+  await offerNativeBackend(nativeMissing, nativePreference, log);
 
   // The study's stored spec decides first (W2): a changed spec under the same name is refused before anything starts.
   const database = await openDatabase();
@@ -213,20 +220,46 @@ const REPORTED_TRIALS = 200;
  * Resolve the backend(s) the study's trials request, here once, the way each runner will (same machine, same
  * MMSWEEP_BACKEND), and say which trains; a forced backend that cannot start stops the run before any trial fails.
  */
-async function announceBackends(spec: import('../../spec/study-model.ts').StudySpec, log: (m: string) => void): Promise<void> {
+/** Say which backend the study's trials train on; true when one of them falls back because native is missing. */
+async function announceBackends(spec: import('../../spec/study-model.ts').StudySpec, log: (m: string) => void): Promise<boolean> {
   const { studyTemplates } = await import('../../spec/study.ts');
   const requests = new Set<import('../../spec/trial.ts').BackendRequest>();
   // One trial per grid point is enough (the backend is no seed axis): no 10⁶-trial expansion here.
   for (const { template } of studyTemplates(spec)) if (template.kind !== 'noop') requests.add(template.backend);
-  if (requests.size === 0) return;
+  if (requests.size === 0) return false;
   const { initBackend } = await import('../../backend/index.ts');
-  const { backendNotice } = await import('../../backend/notice.ts');
+  const { backendNotice, nativeMissing } = await import('../../backend/notice.ts');
+  let missing = false;
   for (const request of requests) {
     const info = await initBackend(request);
     const lines = backendNotice(info);
     log(`trials${requests.size > 1 ? ` requesting '${request}'` : ''} train on ${lines[0]}`);
     for (const line of lines.slice(1)) log(line);
+    missing ||= nativeMissing(info);
   }
+  return missing;
+}
+
+/**
+ * The native backend is missing: build it now if the user said so (--setup-native), or ask on a terminal when the
+ * registries answer (src/cli/native-offer.ts). Each trial's runner is a new process, so trials started after the
+ * build train on it.
+ */
+async function offerNativeBackend(missing: boolean, preference: boolean | undefined, log: (m: string) => void): Promise<void> {
+  const offer = await import('../native-offer.ts');
+  const plan = offer.planNativeOffer({
+    nativeMissing: missing,
+    preference,
+    interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    ci: offer.runningInCi(),
+  });
+  const outcome = await offer.offerNativeSetup(plan, {
+    log,
+    ask: (question, timeoutMs) => offer.askYesNo(`[mmsweep run] ${question}`, timeoutMs),
+    reachable: () => offer.registriesReachable(offer.setupRegistries()),
+    build: async () => (await import('./setup.ts')).runNativeSetup(),
+  });
+  if (outcome === 'built') log('the native backend is built: the trials train on it (each trial starts its own runner process)');
 }
 
 interface ProgressView {

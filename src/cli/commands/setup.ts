@@ -21,16 +21,20 @@ export function register(program: Command): void {
     .helpOption(false)
     .allowUnknownOption()
     .action(async (flags: string[]) => {
-      const { spawnSync } = await import('node:child_process');
-      const path = await import('node:path');
-      const { fileURLToPath } = await import('node:url');
-      const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/setup-native.sh');
-      const result = spawnSync('bash', [script, ...flags], { stdio: 'inherit' });
-      if (result.error) {
-        process.stderr.write(`mmsweep setup native: could not run bash ${script}: ${result.error.message}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      process.exitCode = result.status ?? 1;
+      process.exitCode = await runNativeSetup(flags);
     });
+}
+
+/** Run scripts/setup-native.sh with `flags`, its output on ours; resolves its exit code (1 when bash cannot run). */
+export async function runNativeSetup(flags: string[] = []): Promise<number> {
+  const { spawnSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/setup-native.sh');
+  const result = spawnSync('bash', [script, ...flags], { stdio: 'inherit' });
+  if (result.error) {
+    process.stderr.write(`mmsweep setup native: could not run bash ${script}: ${result.error.message}\n`);
+    return 1;
+  }
+  return result.status ?? 1;
 }
