@@ -6,7 +6,7 @@ export function register(program: Command): void {
     .command('sql')
     .description(
       'Run one SQL query read-only (as role mmsweep_readonly) against the results store (tables: studies, trials, study_trials, epochs, results; views: condition_summary, trial_outcomes, study_progress). ' +
-        'On the embedded database the query runs on a snapshot of it, in a thread of this process stopped at --timeout: it never runs in, or slows, the mmsweep process that holds the database',
+        'On the embedded database the query runs on a snapshot of it, in a thread of this process stopped at --timeout: it never runs in the mmsweep process that holds the database (e.g. mmsweep run), which only pays for the copy.',
     )
     .argument('<query>', 'a single SQL statement')
     .option('--format <format>', 'table | csv | json', 'table')
