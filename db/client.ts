@@ -199,6 +199,10 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
       throw error;
     }
   }
+  // Closing twice is closing once: a command may let the database go early (mmsweep sql, once it has its snapshot).
+  let closing: Promise<void> | undefined;
+  const close = handle.close;
+  handle.close = () => (closing ??= close());
   return handle;
 }
 

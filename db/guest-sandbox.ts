@@ -127,13 +127,20 @@ export class GuestSandbox implements RawSession {
 export async function runGuestQuery(
   handle: DbHandle,
   query: string,
-  options: { timeoutMs: number; maxRows: number; onSandboxReady?: (figures: SandboxFigures) => void },
+  options: {
+    timeoutMs: number;
+    maxRows: number;
+    /** Close the handle once the snapshot is taken: a process that holds the database only for this query lets it go. */
+    closeAfterSnapshot?: boolean;
+    onSandboxReady?: (figures: SandboxFigures) => void;
+  },
 ): Promise<ReadOnlyResult> {
   if (handle.kind !== 'embedded') return runReadOnlyQuery(handle.db, query, options);
   if (!handle.snapshot) throw new Error('runGuestQuery: an embedded database handle without snapshots');
   checkGuestQuery(query); // text that is no query costs the owner no snapshot
   const t0 = performance.now();
   const snapshot = await handle.snapshot();
+  if (options.closeAfterSnapshot) await handle.close();
   const t1 = performance.now();
   const snapshotBytes = snapshot.byteLength; // before the bytes move to the worker
   const sandbox = await GuestSandbox.start(snapshot);

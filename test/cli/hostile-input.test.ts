@@ -935,10 +935,9 @@ describe('S2: a guest query on the embedded database runs on a snapshot, in a th
   }, 120_000);
 
   it('what the planner check refused now runs (recursion, series over a subquery); --max-rows still holds', async () => {
-    const recursive = await runInProcess(registerSql, ['sql', 'with recursive t(n) as (select 1 union all select n + 1 from t where n < 3) select count(*)::int as n from t', '--format', 'csv']);
-    expect(recursive).toMatchObject({ exitCode: 0, stdout: 'n\n3\n' });
-    const series = await runInProcess(registerSql, ['sql', 'select count(*)::int as n from generate_series(1, (select 4))', '--format', 'csv']);
-    expect(series).toMatchObject({ exitCode: 0, stdout: 'n\n4\n' });
+    const both = `with recursive t(n) as (select 1 union all select n + 1 from t where n < 3)
+      select (select count(*)::int from t) as recursive, (select count(*)::int from generate_series(1, (select 4))) as series`;
+    expect(await runInProcess(registerSql, ['sql', both, '--format', 'csv'])).toMatchObject({ exitCode: 0, stdout: 'recursive,series\n3,4\n' });
     const over = await runInProcess(registerSql, ['sql', 'select n from generate_series(1, 11) n', '--max-rows', '10']);
     expect(over.exitCode).toBe(2);
     expect(over.stderr).toMatch(/returns more than 10 rows \(--max-rows\)/);
@@ -953,12 +952,31 @@ describe('S2: a guest query on the embedded database runs on a snapshot, in a th
     }
   }, 120_000);
 
-  it('without an owner, mmsweep sql holds the database itself for the snapshot and lets it go', async () => {
-    const alone = path.join(scratch, 'home-s2-alone');
-    await copyPgliteTemplate(path.join(alone, 'db'));
-    const out = await runMmsweep(['sql', 'select pg_sleep(600)', '--timeout', '1000'], { ...cliEnv, MMSWEEP_HOME: alone }, 300_000);
-    expect(out).toEqual({ exitCode: 1, stdout: '', stderr: 'mmsweep: query cancelled after the 1000 ms statement timeout (raise it with --timeout)\n' });
-    expect(fs.existsSync(embeddedFiles(path.join(alone, 'db')).lock)).toBe(false);
+  it('without an owner, mmsweep sql holds the database only for the snapshot: a run started during its query owns it', async () => {
+    const alone = path.join(scratch, 'home-s2-alone', 'db');
+    await copyPgliteTemplate(alone);
+    const guest = spawn(process.execPath, ['bin/mmsweep.js', 'sql', 'select pg_sleep(600)', '--timeout', '120000'], {
+      cwd: repoRoot,
+      env: { ...process.env, ...cliEnv, MMSWEEP_HOME: path.dirname(alone), MMSWEEP_DEBUG: '1' },
+    });
+    let stderr = '';
+    guest.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise((resolve) => guest.on('close', resolve));
+    try {
+      for (let i = 0; i < 1200 && !/running the query/.test(stderr) && guest.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(stderr).toMatch(/^mmsweep: sql: snapshot of the embedded database: [\d.]+ MiB, taken in \d+ ms, opened in \d+ ms; running the query\n$/);
+      expect(fs.existsSync(embeddedFiles(alone).lock)).toBe(false);
+      const next = await openDatabase({ url: '', dataDir: alone }); // as `mmsweep run` would
+      try {
+        expect(next.owner).toBe(true);
+        expect(guest.exitCode).toBe(null); // the guest's query still runs, on its copy
+      } finally {
+        await next.close();
+      }
+    } finally {
+      guest.kill('SIGKILL');
+      await exited;
+    }
   }, 320_000);
 });
 

@@ -37,6 +37,8 @@ export function register(program: Command): void {
         const out = await runGuestQuery(handle, query, {
           timeoutMs,
           maxRows,
+          // Held by this process (no `mmsweep run` holds it): released before the query, so a run started meanwhile owns it.
+          closeAfterSnapshot: true,
           onSandboxReady: ({ snapshotBytes, snapshotMs, loadMs }) => {
             if (!process.env.MMSWEEP_DEBUG) return;
             const mb = (snapshotBytes / 2 ** 20).toFixed(1);
