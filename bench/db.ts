@@ -30,7 +30,7 @@ import { parseTrialSpec, type TrialSpec } from '../src/spec/trial.ts';
  * orchestration activities make.
  */
 
-interface Options {
+export interface Options {
   embedded: boolean;
   url?: string;
   results: number;
@@ -76,11 +76,11 @@ function lcg(seed: number): () => number {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
 
-function fmt(n: number, digits = 0): string {
+export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
-function line(label: string, value: string): void {
+export function line(label: string, value: string): void {
   process.stdout.write(`  ${label.padEnd(56)} ${value}\n`);
 }
 
@@ -90,7 +90,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
   return { value, ms: performance.now() - t0 };
 }
 
-async function medianMs(runs: number, fn: () => Promise<unknown>): Promise<number> {
+export async function medianMs(runs: number, fn: () => Promise<unknown>): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) times.push((await timed(fn)).ms);
   times.sort((a, b) => a - b);
@@ -149,7 +149,7 @@ async function insertJsonRows(db: Db, table: typeof epochs | typeof results, row
   );
 }
 
-async function fill(db: Db, options: Options): Promise<void> {
+export async function fill(db: Db, options: Pick<Options, 'results' | 'epochsPerTrial'>): Promise<void> {
   const n = options.results;
   await upsertStudy(db, { id: 'bench', spec: { synthetic: true, trials: n } });
 

@@ -39,6 +39,10 @@ const benchmarks: Record<string, { describe: string; load: () => Promise<{ run: 
     describe: 'results store: insert 100,000 results + 1,000,000 epoch rows, time the condition-summary query',
     load: () => import('./db.ts'),
   },
+  'guest-sql': {
+    describe: 'mmsweep sql on the embedded database: snapshot size and time, sandbox start-up, the owner\'s wait (3,000 trials × 30 epochs)',
+    load: () => import('./guest-sql.ts'),
+  },
 };
 
 function usage(): string {

@@ -8,7 +8,7 @@ import * as schema from './schema.ts';
 import { maskSecrets, secretsOf } from '../src/util/secrets.ts';
 import { pidAlive } from '../src/util/pid-lock.ts';
 import { mmsweepHome } from '../src/util/home.ts';
-import { serveEmbedded, SOCKET_FILE } from './embedded-server.ts';
+import { fetchSnapshot, serveEmbedded, SOCKET_FILE, takeSnapshot } from './embedded-server.ts';
 
 /**
  * The client factory: `DATABASE_URL` (or `url`) → a Postgres server through postgres.js; otherwise the
@@ -34,6 +34,11 @@ export interface DbHandle {
   displayName: string;
   /** The PGlite directory, for embedded databases. */
   dataDir?: string;
+  /**
+   * Embedded databases: a consistent copy of the whole database as a tar archive (PGlite's dumpDataDir), taken by
+   * the process that holds it (this one, or the owner through its snapshot socket). What guest queries run on.
+   */
+  snapshot?(): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -87,6 +92,8 @@ export function embeddedFiles(dataDir: string): { lock: string; server: string }
 
 export interface EmbeddedServerInfo {
   url: string;
+  /** The owner's snapshot socket (absent in the file an mmsweep from before snapshots wrote). */
+  snapshot?: string;
   pid: number;
   dataDir: string;
   startedAt: string;
@@ -192,6 +199,10 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
       throw error;
     }
   }
+  // Closing twice is closing once: a command may let the database go early (mmsweep sql, once it has its snapshot).
+  let closing: Promise<void> | undefined;
+  const close = handle.close;
+  handle.close = () => (closing ??= close());
   return handle;
 }
 
@@ -350,6 +361,7 @@ async function openEmbeddedOwner(
     ownedHere.delete(dataDir);
   };
 
+  const snapshot = () => takeSnapshot(pglite);
   if (!(options.serve ?? true)) {
     ownedHere.set(dataDir, null);
     return {
@@ -359,6 +371,7 @@ async function openEmbeddedOwner(
       owner: true,
       displayName: dataDir,
       dataDir,
+      snapshot,
       close: closeOwner,
     };
   }
@@ -382,7 +395,7 @@ async function openEmbeddedOwner(
     );
   }
   const url = server.url;
-  const info: EmbeddedServerInfo = { url, pid: process.pid, dataDir, startedAt: new Date().toISOString() };
+  const info: EmbeddedServerInfo = { url, snapshot: server.snapshotSocket, pid: process.pid, dataDir, startedAt: new Date().toISOString() };
   const tmp = `${files.server}.${process.pid}.tmp`;
   // The URL may carry the per-home password: readable by this user only.
   fs.writeFileSync(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
@@ -401,6 +414,7 @@ async function openEmbeddedOwner(
     ...viaSocket,
     owner: true,
     dataDir,
+    snapshot,
     close: async () => {
       await viaSocket.close();
       await server.stop();
@@ -411,7 +425,23 @@ async function openEmbeddedOwner(
 
 async function connectGuest(info: EmbeddedServerInfo, dataDir: string, options: OpenDatabaseOptions): Promise<DbHandle> {
   const handle = await connectServer(info.url, 'embedded', { ...options, dataDir, max: options.max ?? 2 });
-  return { ...handle, dataDir };
+  const snapshot = async () => {
+    if (!info.snapshot) {
+      throw new DatabaseConnectionError(
+        `process ${info.pid} holds the embedded database ${dataDir} with an mmsweep from before snapshots, which guest ` +
+          'queries (mmsweep sql) run on: restart that process with this version, or query it with psql against the URL from `mmsweep db url`.',
+      );
+    }
+    try {
+      return await fetchSnapshot(info.snapshot);
+    } catch (error) {
+      throw new DatabaseConnectionError(
+        `cannot take a snapshot of the embedded database ${dataDir} from process ${info.pid}, which holds it: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  };
+  return { ...handle, dataDir, snapshot };
 }
 
 async function waitForServerInfo(file: string, pid: number, timeoutMs: number): Promise<EmbeddedServerInfo | null> {

@@ -13,16 +13,25 @@ import { installBatchAwareQueue, BatchAwareQueryQueue } from './socket-queue.ts'
  * - by default it listens on a Unix socket in a directory only the owner's user can enter (0700), and no TCP port;
  * - on a TCP port (asked for with `--port` / MMSWEEP_DB_PORT, e.g. for a GUI client) every connection must first
  *   give the per-home password (kept in a 0600 file next to the database) before a byte reaches PGlite.
+ *
+ * Beside it, in the same 0700 directory, a second socket hands out snapshots of the database (issue 17, S2): a guest
+ * query (`mmsweep sql`) never runs on the owner's PGlite, which could not stop it, but on a copy in the guest's own
+ * process (db/guest-sandbox.ts).
  */
 
 /** libpq's and postgres.js' name for the socket file inside the socket directory (port 5432). */
 export const SOCKET_FILE = '.s.PGSQL.5432';
+
+/** The snapshot socket's file name, as long as SOCKET_FILE so that the same path limit holds for both. */
+export const SNAPSHOT_SOCKET_FILE = 'snapshot.sock';
 
 /** Longest Unix socket path Linux and macOS accept (sun_path), less a margin. */
 const MAX_SOCKET_PATH = 100;
 
 export interface EmbeddedServer {
   url: string;
+  /** The Unix socket that hands out snapshots (fetchSnapshot). */
+  snapshotSocket: string;
   stop(): Promise<void>;
 }
 
@@ -66,31 +75,137 @@ function encodeSocketDir(dir: string): string {
 }
 
 export async function serveEmbedded(pglite: PGlite, dataDir: string, port: number | undefined): Promise<EmbeddedServer> {
-  if (port === undefined) {
-    const dir = socketDirFor(dataDir);
-    const file = path.join(dir, SOCKET_FILE);
-    fs.rmSync(file, { force: true }); // left by an owner that died; this process holds the lock now
-    const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-    const server = new PGLiteSocketServer({ db: pglite, path: file, maxConnections: 64 });
-    installBatchAwareQueue(server, pglite);
-    await server.start();
-    fs.chmodSync(file, 0o600);
+  const dir = socketDirFor(dataDir);
+  const removeDir = () => {
+    if (!dir.startsWith(path.resolve(dataDir))) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const snapshots = await serveSnapshots(pglite, path.join(dir, SNAPSHOT_SOCKET_FILE));
+  try {
+    if (port === undefined) {
+      const file = path.join(dir, SOCKET_FILE);
+      fs.rmSync(file, { force: true }); // left by an owner that died; this process holds the lock now
+      const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+      const server = new PGLiteSocketServer({ db: pglite, path: file, maxConnections: 64 });
+      installBatchAwareQueue(server, pglite);
+      await server.start();
+      fs.chmodSync(file, 0o600);
+      return {
+        url: `postgres://postgres@localhost/postgres?host=${encodeSocketDir(dir)}`,
+        snapshotSocket: snapshots.file,
+        stop: async () => {
+          await server.stop();
+          fs.rmSync(file, { force: true });
+          await snapshots.stop();
+          removeDir();
+        },
+      };
+    }
+    const password = embeddedPassword(dataDir);
+    const server = await startPasswordServer(pglite, port, password);
+    const address = server.address() as net.AddressInfo;
     return {
-      url: `postgres://postgres@localhost/postgres?host=${encodeSocketDir(dir)}`,
+      url: `postgres://postgres:${password}@127.0.0.1:${address.port}/postgres`,
+      snapshotSocket: snapshots.file,
       stop: async () => {
-        await server.stop();
-        fs.rmSync(file, { force: true });
-        if (!dir.startsWith(path.resolve(dataDir))) fs.rmSync(dir, { recursive: true, force: true });
+        await stopServer(server);
+        await snapshots.stop();
+        removeDir();
       },
     };
+  } catch (error) {
+    await snapshots.stop();
+    removeDir();
+    throw error;
   }
-  const password = embeddedPassword(dataDir);
-  const server = await startPasswordServer(pglite, port, password);
-  const address = server.address() as net.AddressInfo;
+}
+
+/**
+ * A consistent copy of the whole database as a tar archive: PGlite's dumpDataDir holds the lock every statement
+ * takes (the socket queue's included) while it reads the files, so no write lands half in it. Postgres's own
+ * crash recovery brings the copy to the last commit when it is opened (the WAL is part of the archive).
+ */
+export async function takeSnapshot(pglite: PGlite): Promise<Uint8Array> {
+  const archive = await pglite.dumpDataDir('none');
+  return new Uint8Array(await archive.arrayBuffer());
+}
+
+/** Header of a snapshot answer: 'S' and the archive's length (u64), or 'E' and a message. */
+const SNAPSHOT_OK = 0x53;
+const SNAPSHOT_ERROR = 0x45;
+
+/**
+ * Each connection to `file` is answered with one snapshot, then closed. Requests that arrive while a snapshot is
+ * being taken share it: it holds every commit made before they arrived, since none can land while it is taken.
+ */
+async function serveSnapshots(pglite: PGlite, file: string): Promise<{ file: string; stop(): Promise<void> }> {
+  fs.rmSync(file, { force: true }); // left by an owner that died
+  let taking: Promise<Uint8Array> | null = null;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    taking ??= takeSnapshot(pglite).finally(() => {
+      taking = null;
+    });
+    taking.then(
+      (archive) => {
+        const head = Buffer.alloc(9);
+        head[0] = SNAPSHOT_OK;
+        head.writeBigUInt64BE(BigInt(archive.byteLength), 1);
+        socket.write(head);
+        socket.end(archive);
+      },
+      (error: unknown) => socket.end(Buffer.concat([Buffer.from([SNAPSHOT_ERROR]), Buffer.from(String((error as Error)?.message ?? error))])),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  fs.chmodSync(file, 0o600);
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${address.port}/postgres`,
-    stop: () => stopServer(server),
+    file,
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      fs.rmSync(file, { force: true });
+    },
   };
+}
+
+/** How long a guest waits for the owner to start answering a snapshot request (the owner may be busy writing). */
+const SNAPSHOT_WAIT_MS = 60_000;
+
+/** Ask the owner serving `file` for a snapshot (serveSnapshots). The bytes come in a buffer of their own (transferable). */
+export function fetchSnapshot(file: string): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(file);
+    let head = Buffer.alloc(0);
+    let archive: Uint8Array | null = null;
+    let received = 0;
+    socket.setTimeout(SNAPSHOT_WAIT_MS, () => socket.destroy(new Error(`no answer within ${SNAPSHOT_WAIT_MS / 1000} s`)));
+    socket.on('data', (chunk: Buffer) => {
+      if (!archive) {
+        head = Buffer.concat([head, chunk]);
+        if (head[0] !== SNAPSHOT_OK || head.length < 9) return;
+        archive = new Uint8Array(Number(head.readBigUInt64BE(1)));
+        chunk = head.subarray(9);
+      }
+      if (received + chunk.length > archive.length) return socket.destroy(new Error('the snapshot is longer than announced'));
+      archive.set(chunk, received);
+      received += chunk.length;
+    });
+    socket.on('error', reject);
+    socket.on('end', () => {
+      if (head[0] === SNAPSHOT_ERROR) return reject(new Error(head.subarray(1).toString('utf8')));
+      if (!archive || received !== archive.length) return reject(new Error(`the snapshot arrived incomplete (${received} bytes)`));
+      resolve(archive);
+    });
+  });
 }
 
 /** How long a TCP client has to give the password. */

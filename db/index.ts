@@ -5,6 +5,7 @@ export * from './store.ts';
 export * from './registration.ts';
 export * from './views.ts';
 export * from './readonly.ts';
+export * from './guest-sandbox.ts';
 export * from './format.ts';
 export * from './export.ts';
 export * as schema from './schema.ts';

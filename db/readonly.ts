@@ -30,11 +30,7 @@ export class QueryError extends Error {
   }
 }
 
-/**
- * A guest query refused before it runs because it could not be bounded: on the embedded database (PGlite cannot
- * interrupt a running statement, so a long one stalls the process that owns the database and the study it runs),
- * or because its result has more rows than --max-rows. Invalid input: exit 2.
- */
+/** A guest query refused because its result has more rows than --max-rows. Invalid input: exit 2. */
 export class QueryBoundError extends Error {
   readonly exitCode = 2;
   constructor(message: string) {
@@ -56,8 +52,8 @@ export function postgresErrorOf(error: unknown): { code?: string; message: strin
   return { message: error instanceof Error ? error.message : String(error) };
 }
 
-/** The minimal surface of a query runner inside the read-only transaction, over either driver. */
-interface RawTx {
+/** The minimal surface of a query runner inside the read-only transaction, over either driver or the guest sandbox. */
+export interface RawTx {
   exec(statement: string): Promise<void>;
   /** One statement, extended protocol. */
   query(statement: string, params?: unknown[]): Promise<unknown>;
@@ -134,8 +130,21 @@ function roleProblem(row: RoleSafety | undefined): string | null {
   return null;
 }
 
+/**
+ * A database that is not a drizzle client and enforces the statement timeout itself, per statement: the guest
+ * sandbox (db/guest-sandbox.ts), a PGlite that cannot honour `statement_timeout` and is stopped from outside instead.
+ */
+export interface RawSession {
+  transaction(body: (tx: RawTx) => Promise<void>, options: { timeoutMs: number }): Promise<void>;
+}
+
+function isRawSession(db: Db | RawSession): db is RawSession {
+  return !('$client' in db);
+}
+
 /** Run `body` inside a transaction on the driver's own client (drizzle's execute() would use the simple protocol on postgres.js). */
-async function inRawTransaction(db: Db, body: (tx: RawTx) => Promise<void>): Promise<void> {
+async function inRawTransaction(db: Db | RawSession, body: (tx: RawTx) => Promise<void>, timeoutMs: number): Promise<void> {
+  if (isRawSession(db)) return db.transaction(body, { timeoutMs });
   const client = (db as unknown as { $client: unknown }).$client as Record<string, unknown>;
   if (typeof client.unsafe === 'function' && typeof client.begin === 'function') {
     const pg = client as unknown as import('postgres').Sql;
@@ -177,18 +186,8 @@ export function normaliseGuestQuery(query: string): string {
   return query.replace(/[\s;]+$/, '');
 }
 
-/**
- * Run one guest query: READ ONLY transaction, statement timeout, `SET LOCAL ROLE mmsweep_readonly`, and the text
- * inside mmsweep_sql.run_read_only() (see the migration for why the role switch alone is not enough). Always
- * rolled back.
- */
-export async function runReadOnlyQuery(
-  db: Db,
-  query: string,
-  options: { timeoutMs?: number; maxRows?: number } = {},
-): Promise<ReadOnlyResult> {
-  const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? 30_000));
-  const maxRows = Math.max(1, Math.floor(options.maxRows ?? DEFAULT_MAX_ROWS));
+/** The guest text, normalised, if it starts as a query does; anything else is refused before it costs a thing. */
+export function checkGuestQuery(query: string): string {
   const text = normaliseGuestQuery(query);
   const keyword = leadingKeyword(text);
   if (!queryKeywords.includes(keyword)) {
@@ -197,6 +196,23 @@ export async function runReadOnlyQuery(
         'Use psql against the URL from `mmsweep db url` if you really mean to change the results store.',
     );
   }
+  return text;
+}
+
+/**
+ * Run one guest query: READ ONLY transaction, statement timeout, `SET LOCAL ROLE mmsweep_readonly`, and the text
+ * inside mmsweep_sql.run_read_only() (see the migration for why the role switch alone is not enough). Always
+ * rolled back. PGlite cannot stop a statement once it runs: guest text for the embedded database goes through
+ * runGuestQuery (db/guest-sandbox.ts), which runs it here on a throw-away copy that is stopped at the timeout.
+ */
+export async function runReadOnlyQuery(
+  db: Db | RawSession,
+  query: string,
+  options: { timeoutMs?: number; maxRows?: number } = {},
+): Promise<ReadOnlyResult> {
+  const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? 30_000));
+  const maxRows = Math.max(1, Math.floor(options.maxRows ?? DEFAULT_MAX_ROWS));
+  const text = checkGuestQuery(query);
   let output: ReadOnlyResult | undefined;
   let tookLocks: AdvisoryLock[] = [];
   try {
@@ -217,8 +233,6 @@ export async function runReadOnlyQuery(
       }
       // Taking the snapshot now makes a later `SET TRANSACTION READ WRITE` fail.
       const held = rowsOf<AdvisoryLock>(await tx.query(advisoryLocksSql));
-      const [{ embedded }] = rowsOf<{ embedded: boolean }>(await tx.query(`select version() like '%PGlite%' as embedded`));
-      if (embedded) await checkEmbeddedBound(tx, text, timeoutMs);
       // One row more than allowed tells "too many" apart from "exactly the limit" without holding the rest.
       const result = rowsOf<{ row: string }>(
         await tx.query(`select r::text as row from mmsweep_sql.run_read_only($1) as r limit ${maxRows + 1}`, [text]),
@@ -242,7 +256,7 @@ export async function runReadOnlyQuery(
       tookLocks = now.filter((l) => !before.has(key(l)));
       for (const lock of tookLocks) await releaseAdvisoryLock(tx, lock);
       throw new Rollback();
-    });
+    }, timeoutMs);
   } catch (error) {
     if (error instanceof Rollback) {
       if (tookLocks.length > 0) {
@@ -324,102 +338,3 @@ async function releaseAdvisoryLock(tx: RawTx, lock: AdvisoryLock): Promise<void>
 
 /** Rows `mmsweep sql` returns at most unless --max-rows says otherwise (the whole result is held in memory). */
 export const DEFAULT_MAX_ROWS = 100_000;
-
-/**
- * Planner cost units the embedded database works through per millisecond, at least: measured on PGlite 0.5 on a
- * loaded 2-core EPYC (count(*) over generate_series(1, 2·10⁶): cost 25,000 in 2.2 s, ≈ 11 per ms), halved for
- * slower machines. A query whose estimate exceeds timeout × this is refused rather than started.
- */
-export const EMBEDDED_COST_PER_MS = 5;
-
-/** Functions that wait (a sleep) or run SQL text the planner never sees (so no estimate bounds them). */
-const unboundedFunctions =
-  /\b(pg_sleep|pg_sleep_for|pg_sleep_until|query_to_xml\w*|cursor_to_xml\w*|table_to_xml\w*|schema_to_xml\w*|database_to_xml\w*|ts_stat|ts_rewrite)\b/;
-
-interface PlanNode {
-  'Node Type'?: string;
-  'Total Cost'?: number;
-  Plans?: PlanNode[];
-  [key: string]: unknown;
-}
-
-/** Every expression text in a VERBOSE plan (outputs, filters, function calls, sort keys). */
-function planTexts(node: PlanNode, out: string[] = []): string[] {
-  for (const [key, value] of Object.entries(node)) {
-    if (key === 'Plans') continue;
-    if (typeof value === 'string') out.push(value);
-    else if (Array.isArray(value)) for (const v of value) if (typeof v === 'string') out.push(v);
-  }
-  for (const child of node.Plans ?? []) planTexts(child, out);
-  return out;
-}
-
-function planNodeTypes(node: PlanNode, out = new Set<string>()): Set<string> {
-  if (node['Node Type']) out.add(node['Node Type']);
-  for (const child of node.Plans ?? []) planNodeTypes(child, out);
-  return out;
-}
-
-/** The argument text of each `name(` call in `text` (balanced parentheses, string literals skipped). */
-function callArguments(text: string, name: string): string[] {
-  const found: string[] = [];
-  const re = new RegExp(`\\b${name}\\(`, 'g');
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    let depth = 1;
-    let i = m.index + m[0].length;
-    let inString = false;
-    for (; i < text.length && depth > 0; i++) {
-      const c = text[i];
-      if (inString) {
-        if (c === "'") inString = false;
-      } else if (c === "'") inString = true;
-      else if (c === '(') depth++;
-      else if (c === ')') depth--;
-    }
-    found.push(text.slice(m.index + m[0].length, i - 1));
-  }
-  return found;
-}
-
-/** Literals and casts only (what the planner sees as constants): `1`, `'2020-01-01'::date`, `'1 day'::interval`. */
-function isConstantArgumentList(args: string): boolean {
-  const bare = args
-    .replace(/'(?:[^']|'')*'/g, '0')
-    .replace(/::\s*[a-z_][a-z_ ]*(\(\d+(,\s*\d+)?\))?(\[\])?/gi, '');
-  return /^[\d\s,.()+\-e]*$/i.test(bare);
-}
-
-/**
- * S2: PGlite runs a statement to its end however long it takes (no statement timeout, no cancel): before running
- * a guest query there, ask the planner and refuse what cannot be bounded — an estimate beyond the timeout, a
- * recursive query (its estimate says nothing about its length), a sleep or SQL run from text, and generate_series
- * over bounds the planner cannot see (a subquery's result, a column).
- */
-async function checkEmbeddedBound(tx: RawTx, text: string, timeoutMs: number): Promise<void> {
-  const why = (reason: string, costly = false) =>
-    new QueryBoundError(
-      `refused on the embedded database: ${reason}. PGlite cannot stop a statement once it runs, and a long one would ` +
-        'stall the mmsweep process that holds the database (and the study it runs). ' +
-        (costly ? 'Narrow the query (WHERE, LIMIT), raise --timeout, or run' : 'Rewrite the query without it, or run') +
-        ' it on a Postgres server (DATABASE_URL), where the timeout is enforced.',
-    );
-  if (unboundedFunctions.test(text.toLowerCase())) {
-    throw why(`it calls ${unboundedFunctions.exec(text.toLowerCase())![1]}(), which waits or runs SQL text whose cost the planner cannot see`);
-  }
-  const [row] = rowsOf<Record<string, unknown>>(await tx.query(`explain (format json, verbose) select row_to_json(q.*) from (${text}\n) as q`));
-  const explained = Object.values(row ?? {})[0];
-  const plan = ((typeof explained === 'string' ? JSON.parse(explained) : explained) as { Plan: PlanNode }[])[0].Plan;
-  const types = planNodeTypes(plan);
-  if (types.has('Recursive Union') || types.has('WorkTable Scan')) throw why('it is recursive (WITH RECURSIVE), so its length cannot be estimated');
-  const texts = planTexts(plan).join('\n');
-  const hidden = unboundedFunctions.exec(texts.toLowerCase());
-  if (hidden) throw why(`it calls ${hidden[1]}(), which waits or runs SQL text whose cost the planner cannot see`);
-  for (const args of callArguments(texts, 'generate_series')) {
-    if (!isConstantArgumentList(args)) throw why(`generate_series(${args}) has bounds the planner cannot see; write them as constants`);
-  }
-  const cost = Number(plan['Total Cost'] ?? 0);
-  const budget = timeoutMs * EMBEDDED_COST_PER_MS;
-  if (!(cost <= budget)) {
-    throw why(`the planner estimates it at cost ${Math.round(cost).toLocaleString('en')}, more than the ${budget.toLocaleString('en')} that fit in the ${timeoutMs} ms --timeout`, true);
-  }
-}

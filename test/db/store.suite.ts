@@ -541,11 +541,8 @@ export function defineStoreSuite(target: Target): void {
       it('refuses anything but one query, so a COMMIT cannot end the read-only transaction', async () => {
         await expect(runReadOnlyQuery(db, `commit; delete from results`)).rejects.toThrow(/starts with COMMIT/);
         await expect(runReadOnlyQuery(db, `set transaction read write`)).rejects.toThrow(ReadOnlyViolationError);
-        // A second statement smuggled behind the query still runs as the read-only role, in the read-only transaction
-        // (on PGlite the planner check before it, one EXPLAIN statement, already refuses the text).
-        await expect(runReadOnlyQuery(db, `select 1) q; delete from results; select (1`)).rejects.toThrow(
-          target.name === 'server' ? /does not return tuples/ : /cannot insert multiple commands into a prepared statement/,
-        );
+        // A second statement smuggled behind the query still runs as the read-only role, in the read-only transaction.
+        await expect(runReadOnlyQuery(db, `select 1) q; delete from results; select (1`)).rejects.toThrow(/does not return tuples/);
         const n = await rows<{ n: number }>(db, sql`select count(*)::int as n from results`);
         expect(n[0].n).toBeGreaterThan(0);
       });
