@@ -2,8 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
-import { reluGradient, sumsOfSquares } from '../../src/backend/native-ops.ts';
+import { FlatLayout, reluGradient, sumsOfSquares } from '../../src/backend/native-ops.ts';
 import { conv2dSymmetric, Linear, maxPool2d } from '../../src/nn/layers.ts';
+import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
 /**
  * The native training step's own ops (src/backend/native-ops.ts) against independent computations: the first-max
@@ -192,4 +193,28 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
       ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
     });
   }
+
+  it('FlatLayout: DynamicStitch lays tensors end to end as concat(reshape) does, and unflatten gives them back', () => {
+    const shapes = [[2, 3], [5], [1, 2, 2, 1], [1]];
+    const data = shapes.map((shape, i) => values(shape.reduce((a, b) => a * b, 1), 40 + i, (u) => u - 0.5));
+    const layout = new FlatLayout(shapes);
+    tf.tidy(() => {
+      const tensors = data.map((d, i) => tf.tensor(d, shapes[i]));
+      const flat = layout.flatten(tensors);
+      expect(Array.from(flat.dataSync())).toEqual(data.flatMap((d) => Array.from(d)));
+      const back = layout.unflatten(flat);
+      back.forEach((t, i) => {
+        expect(t.shape).toEqual(shapes[i]);
+        expect(t.dataSync()).toEqual(data[i]);
+      });
+    });
+    layout.dispose();
+  });
+
+  it('Sgd natively (flat update through DynamicStitch) equals PyTorch\'s per-variable rule in float32 exactly, masks included', () => {
+    for (const [momentum, weightDecay] of [[0.9, 0.01], [0.9, 0]] as const) {
+      const { got, expected } = sgdAgainstReference({ momentum, weightDecay, restoreAt: 3 });
+      expect(got, `momentum ${momentum}, weight decay ${weightDecay}`).toEqual(expected);
+    }
+  });
 });
