@@ -150,13 +150,7 @@ export class Linear {
   }
 
   apply(x: tf.Tensor2D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor2D {
-    if (activation === 'relu') return matMulBiasRelu(x, this.weight.variable as tf.Tensor2D, this.bias.variable);
-    return tf.fused.matMul({
-      a: x,
-      b: this.weight.variable as tf.Tensor2D,
-      bias: this.bias.variable,
-      activation,
-    }) as tf.Tensor2D;
+    return matMulBias(x, this.weight.variable as tf.Tensor2D, this.bias.variable, activation);
   }
 
   get parameters(): NamedVariable[] {
@@ -164,17 +158,22 @@ export class Linear {
   }
 }
 
-/** relu(x·W + b) with tfjs's fused-matMul gradient, the step through the ReLU being `reluGradient` (see convBiasRelu). */
-function matMulBiasRelu(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+/**
+ * x·W + b, optionally through a ReLU, with tfjs's fused-matMul gradient written out on the 2-D tensors: tfjs's own
+ * gradient of a fused matMul reshapes x, W and dy to 3-D and back (≈ 8 ops per layer, each paying the native
+ * backend's per-op overhead, issue 14); here dx = dy·Wᵀ, dW = xᵀ·dy, db = Σ_batch dy (3 ops), and the step through
+ * the ReLU is `reluGradient` (see convBiasRelu). The same values (test/native/native-ops.test.ts).
+ */
+function matMulBias(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor, activation: 'linear' | 'relu'): tf.Tensor2D {
   const op = tf.customGrad(((xIn: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor, save: tf.GradSaveFunc) => {
-    const y = tf.fused.matMul({ a: xIn, b: w, bias: b, activation: 'relu' });
-    save([xIn, w, y]);
+    const y = tf.fused.matMul({ a: xIn, b: w, bias: b, activation });
+    save(activation === 'relu' ? [xIn, w, y] : [xIn, w]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const dyRelu = reluGradient(dy, ySaved) as tf.Tensor2D;
-        return [tf.matMul(dyRelu, wSaved, false, true), tf.matMul(xSaved, dyRelu, true, false), tf.sum(dyRelu, 0)];
+        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
+        const dz = ySaved ? (reluGradient(dy, ySaved) as tf.Tensor2D) : dy;
+        return [tf.matMul(dz, wSaved, false, true), tf.matMul(xSaved, dz, true, false), tf.sum(dz, 0)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
