@@ -159,14 +159,16 @@ export class Linear {
 }
 
 /**
- * x·W + b, optionally through a ReLU, with tfjs's fused-matMul gradient written out on the 2-D tensors: tfjs's own
- * gradient of a fused matMul reshapes x, W and dy to 3-D and back (≈ 8 ops per layer, each paying the native
+ * x·W + b, optionally through a ReLU, with tfjs's fused-matMul gradient written out on the 2-D tensors: tfjs's fused
+ * matMul reshapes x, W and dy to 3-D and back (≈ 3 ops forward, 8 backward per layer, each paying the native
  * backend's per-op overhead, issue 14); here dx = dy·Wᵀ, dW = xᵀ·dy, db = Σ_batch dy (3 ops), and the step through
  * the ReLU is `reluGradient` (see convBiasRelu). The same values (test/native/native-ops.test.ts).
  */
 function matMulBias(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor, activation: 'linear' | 'relu'): tf.Tensor2D {
   const op = tf.customGrad(((xIn: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor, save: tf.GradSaveFunc) => {
-    const y = tf.fused.matMul({ a: xIn, b: w, bias: b, activation });
+    // matMul + add (+ relu) on the 2-D tensors: what tfjs's fused kernel computes, without its 3-D reshapes.
+    const linear = tf.add(tf.matMul(xIn, w), b);
+    const y = activation === 'relu' ? tf.relu(linear) : linear;
     save(activation === 'relu' ? [xIn, w, y] : [xIn, w]);
     return {
       value: y,

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
-import { FlatLayout, reluGradient, sumsOfSquares } from '../../src/backend/native-ops.ts';
+import { FlatLayout, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
 import { conv2dSymmetric, Linear, maxPool2d } from '../../src/nn/layers.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
@@ -216,5 +216,41 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
       const { got, expected } = sgdAgainstReference({ momentum, weightDecay, restoreAt: 3 });
       expect(got, `momentum ${momentum}, weight decay ${weightDecay}`).toEqual(expected);
     }
+  });
+
+  it('softmax cross-entropy (SoftmaxCrossEntropyWithLogits): loss and logit gradient equal a float64 computation by hand within float32 rounding, as the portable composition does', async () => {
+    const [batch, classes] = [6, 5];
+    const logits = values(batch * classes, 50, (u) => (u - 0.5) * 8);
+    // One-hot rows and one soft row (the op takes any distribution).
+    const labels = new Float32Array(batch * classes);
+    for (let b = 0; b < batch - 1; b++) labels[b * classes + ((b * 3) % classes)] = 1;
+    labels.set([0.1, 0.2, 0.3, 0.4, 0], (batch - 1) * classes);
+    const weight = 0.7; // dL/d(loss): the gradient is scaled by the loss's upstream gradient
+    const expectedGrad: number[] = [];
+    let expectedLoss = 0;
+    for (let b = 0; b < batch; b++) {
+      const row = Array.from(logits.subarray(b * classes, (b + 1) * classes));
+      const max = Math.max(...row);
+      const z = row.reduce((a, v) => a + Math.exp(v - max), 0);
+      row.forEach((v, k) => {
+        const p = Math.exp(v - max) / z;
+        expectedLoss -= (labels[b * classes + k]! * (v - max - Math.log(z))) / batch;
+        expectedGrad.push((weight * (p - labels[b * classes + k]!)) / batch);
+      });
+    }
+    const compute = () =>
+      tf.tidy(() => {
+        const x = tf.tensor2d(logits, [batch, classes]);
+        const y = tf.tensor2d(labels, [batch, classes]);
+        const { value, grads } = tf.valueAndGrads((t: tf.Tensor) => tf.mul(softmaxCrossEntropy(t as tf.Tensor2D, y), weight))([x]);
+        return { loss: value.dataSync()[0]! / weight, grad: Array.from(grads[0]!.dataSync()) };
+      });
+    const check = (got: { loss: number; grad: number[] }) => {
+      expect(Math.abs(got.loss - expectedLoss) / expectedLoss).toBeLessThan(1e-6);
+      got.grad.forEach((g, i) => expect(Math.abs(g - expectedGrad[i]!), `gradient ${i}`).toBeLessThan(1e-7));
+    };
+    check(compute());
+    await tf.setBackend('cpu');
+    check(compute());
   });
 });
