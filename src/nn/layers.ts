@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
 import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
-import { nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
+import { nativeBatchNormTraining, nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -333,6 +333,13 @@ export class BatchNorm {
       const scale = tf.mul(gamma, tf.rsqrt(tf.add(this.runningVar, this.eps)));
       const shift = tf.sub(beta, tf.mul(this.runningMean, scale));
       return tf.add(tf.mul(x, scale), shift);
+    }
+    const fused = nativeBatchNormTraining(x, gamma, beta, this.runningMean, this.runningVar, this.eps, this.momentum);
+    if (fused) {
+      this.runningMean.assign(fused.runningMean);
+      this.runningVar.assign(fused.runningVar);
+      tf.dispose([fused.runningMean, fused.runningVar]);
+      return fused.y;
     }
     const { mean, variance } = tf.moments(x, spatialAxesWithBatch(x.rank));
     const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, this.eps)));

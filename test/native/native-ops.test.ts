@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { FlatLayout, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
-import { conv2dSymmetric, Linear, maxPool2d } from '../../src/nn/layers.ts';
+import { BatchNorm, conv2dSymmetric, disposeParameters, Linear, maxPool2d } from '../../src/nn/layers.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
 /**
@@ -252,5 +252,73 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     check(compute());
     await tf.setBackend('cpu');
     check(compute());
+  });
+
+  it('BatchNorm in training (FusedBatchNormV3 + its gradient natively): output, running statistics and gradients equal a float64 computation by hand within float32 noise, as the composed ops do', async () => {
+    const [n, h, w, c] = [16, 6, 5, 3];
+    const count = n * h * w;
+    const x = values(count * c, 60, (u) => (u - 0.3) * 5);
+    const dy = values(count * c, 61, (u) => u - 0.5);
+    const gammaValues = [1.5, 0.5, -1];
+    const betaValues = [0.1, -0.2, 0.3];
+    // Float64 reference (PyTorch's definition: biased variance to normalise, unbiased into the running variance).
+    const expected = { y: new Float64Array(count * c), dx: new Float64Array(count * c), dGamma: [0, 0, 0], dBeta: [0, 0, 0], mean: [0, 0, 0], variance: [0, 0, 0] };
+    for (let ch = 0; ch < c; ch++) {
+      let mean = 0;
+      for (let i = 0; i < count; i++) mean += x[i * c + ch]! / count;
+      let variance = 0;
+      for (let i = 0; i < count; i++) variance += (x[i * c + ch]! - mean) ** 2 / count;
+      const inv = 1 / Math.sqrt(variance + 1e-5);
+      let sumDy = 0;
+      let sumDyXhat = 0;
+      for (let i = 0; i < count; i++) {
+        const xhat = (x[i * c + ch]! - mean) * inv;
+        expected.y[i * c + ch] = gammaValues[ch]! * xhat + betaValues[ch]!;
+        sumDy += dy[i * c + ch]!;
+        sumDyXhat += dy[i * c + ch]! * xhat;
+      }
+      for (let i = 0; i < count; i++) {
+        const xhat = (x[i * c + ch]! - mean) * inv;
+        expected.dx[i * c + ch] = gammaValues[ch]! * inv * (dy[i * c + ch]! - sumDy / count - (xhat * sumDyXhat) / count);
+      }
+      Object.assign(expected.dGamma, { [ch]: sumDyXhat });
+      Object.assign(expected.dBeta, { [ch]: sumDy });
+      Object.assign(expected.mean, { [ch]: mean });
+      Object.assign(expected.variance, { [ch]: variance });
+    }
+    const close = (got: ArrayLike<number>, want: ArrayLike<number>, what: string, scale: number) => {
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `${what}[${i}]`).toBeLessThan(2e-5 * scale);
+    };
+    const check = () => {
+      const bn = new BatchNorm({ seed: 0, prefix: 'bn' }, c);
+      bn.gamma.variable.assign(tf.tensor1d(gammaValues));
+      bn.beta.variable.assign(tf.tensor1d(betaValues));
+      const input = tf.variable(tf.tensor4d(x, [n, h, w, c]));
+      const upstream = tf.tensor4d(dy, [n, h, w, c]);
+      // Two steps: the second moves running statistics that are no longer the initial 0 and 1.
+      for (let step = 1; step <= 2; step++) {
+        let y: Float32Array = new Float32Array();
+        const { value, grads } = tf.variableGrads(() => {
+          const out = bn.apply(input, true);
+          y = out.dataSync() as Float32Array;
+          return tf.sum(tf.mul(out, upstream));
+        }, [input, bn.gamma.variable, bn.beta.variable]);
+        close(y, expected.y, `y step ${step}`, 1);
+        close(grads[input.name]!.dataSync(), expected.dx, `dx step ${step}`, 1);
+        close(grads[bn.gamma.variable.name]!.dataSync(), expected.dGamma, `dγ step ${step}`, count);
+        close(grads[bn.beta.variable.name]!.dataSync(), expected.dBeta, `dβ step ${step}`, count);
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      // After two steps: r = 0.9·(0.9·r0 + 0.1·s) + 0.1·s.
+      const unbiased = expected.variance.map((v) => (v * count) / (count - 1));
+      close(bn.runningMean.dataSync(), expected.mean.map((m) => 0.9 * 0.1 * m + 0.1 * m), 'running mean', 1);
+      close(bn.runningVar.dataSync(), unbiased.map((v) => 0.9 * (0.9 + 0.1 * v) + 0.1 * v), 'running variance', 1);
+      tf.dispose([input, upstream]);
+      disposeParameters(bn.parameters);
+      bn.dispose();
+    };
+    check();
+    await tf.setBackend('cpu');
+    check();
   });
 });
