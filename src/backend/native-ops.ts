@@ -151,6 +151,23 @@ export function nativeBatchNormTraining(
 }
 
 /**
+ * Evaluation-mode BatchNorm of a channels-last 4-D map with the running statistics, natively one
+ * `FusedBatchNormV3` (is_training false) instead of 7 ops; null elsewhere, and while a gradient tape records
+ * (callers compose tfjs ops). Float noise
+ * against the composition (TensorFlow normalises (x − mean)·scale, tfjs x·scale + shift).
+ */
+export function nativeBatchNormInference(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, runningMean: tf.Tensor, runningVar: tf.Tensor, eps: number): tf.Tensor | null {
+  const backend = activeNative();
+  // A raw op is invisible to tfjs's tape: while gradients are being recorded, compose ops that have gradients.
+  if (!backend || x.rank !== 4 || (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn()) return null;
+  const outputs = execute(backend, 'FusedBatchNormV3', batchNormAttrs(backend.binding, eps, false), [x, gamma, beta, runningMean, runningVar], 6).map((m) =>
+    backend.createOutputTensor(m),
+  );
+  tf.dispose(outputs.slice(1));
+  return outputs[0]!;
+}
+
+/**
  * [Σ t², for each t]: the per-tensor squared norms the trainer's speed tracker needs every regular step. Natively one
  * `L2Loss` op (Σ t²/2) per tensor and one doubling for all, instead of a Square and a Sum per tensor (≈ 85 fewer ops
  * per step for the CMNIST net); elsewhere Sum(Square(t)). The doubling is exact; the test compares the two.

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
 import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
-import { nativeBatchNormTraining, nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
+import { nativeBatchNormInference, nativeBatchNormTraining, nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -330,6 +330,8 @@ export class BatchNorm {
     const gamma = this.gamma.variable;
     const beta = this.beta.variable;
     if (!training) {
+      const fused = nativeBatchNormInference(x, gamma, beta, this.runningMean, this.runningVar, this.eps);
+      if (fused) return fused;
       const scale = tf.mul(gamma, tf.rsqrt(tf.add(this.runningVar, this.eps)));
       const shift = tf.sub(beta, tf.mul(this.runningMean, scale));
       return tf.add(tf.mul(x, scale), shift);

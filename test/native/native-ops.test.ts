@@ -321,4 +321,26 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     await tf.setBackend('cpu');
     check();
   });
+
+  it('BatchNorm in evaluation (FusedBatchNormV3, is_training false): equals the running-statistics formula by hand within float32 noise, and still has gradients under a tape', () => {
+    const [n, c] = [4, 3];
+    const x = values(n * 5 * 5 * c, 70, (u) => (u - 0.4) * 6);
+    const bn = new BatchNorm({ seed: 0, prefix: 'bn' }, c);
+    const [gamma, beta, mean, variance] = [[1.5, 0.5, -1], [0.1, -0.2, 0.3], [0.2, -0.1, 0.4], [2, 0.5, 1.5]];
+    bn.gamma.variable.assign(tf.tensor1d(gamma));
+    bn.beta.variable.assign(tf.tensor1d(beta));
+    bn.runningMean.assign(tf.tensor1d(mean));
+    bn.runningVar.assign(tf.tensor1d(variance));
+    const y = tf.tidy(() => Array.from(bn.apply(tf.tensor4d(x, [n, 5, 5, c]), false).dataSync()));
+    y.forEach((v, i) => {
+      const ch = i % c;
+      const want = ((x[i]! - mean[ch]!) / Math.sqrt(variance[ch]! + 1e-5)) * gamma[ch]! + beta[ch]!;
+      expect(Math.abs(v - want), `y[${i}]`).toBeLessThan(1e-5);
+    });
+    // Under a tape the composed ops run: dβ = Σ dy = the element count per channel for dy = 1.
+    const dBeta = tf.tidy(() => Array.from(tf.variableGrads(() => tf.sum(bn.apply(tf.tensor4d(x, [n, 5, 5, c]), false)), [bn.beta.variable]).grads[bn.beta.variable.name]!.dataSync()));
+    expect(dBeta).toEqual([n * 25, n * 25, n * 25]);
+    disposeParameters(bn.parameters);
+    bn.dispose();
+  });
 });
