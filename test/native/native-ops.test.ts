@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { FlatLayout, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
-import { BatchNorm, conv2dSymmetric, disposeParameters, Linear, maxPool2d } from '../../src/nn/layers.ts';
+import { BatchNorm, conv2dSymmetric, disposeParameters, Linear, maxPool2d, relu } from '../../src/nn/layers.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
 /**
@@ -342,5 +342,28 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     expect(dBeta).toEqual([n * 25, n * 25, n * 25]);
     disposeParameters(bn.parameters);
     bn.dispose();
+  });
+
+  it('relu(pool(conv)) equals pool(relu(conv)) bit for bit, gradients included, natively and on cpu (CMNIST stage 1)', async () => {
+    // Inputs rounded to multiples of 1/8 and small integer weights: many exact ties and all-negative windows.
+    const x = values(4 * 9 * 9 * 3, 80, (u) => Math.round((u - 0.5) * 16) / 8);
+    const w = values(5 * 5 * 3 * 6, 81, (u) => Math.round((u - 0.5) * 4) / 4);
+    const b = values(6, 82, (u) => Math.round((u - 0.6) * 8) / 8);
+    const run = (f: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor) =>
+      tf.tidy(() => {
+        const inputs = [tf.tensor4d(x, [4, 9, 9, 3]), tf.tensor4d(w, [5, 5, 3, 6]), tf.tensor1d(b)];
+        const y = f(inputs[0] as tf.Tensor4D, inputs[1] as tf.Tensor4D, inputs[2] as tf.Tensor1D);
+        const r = tf.tensor(values(y.size, 83, (u) => u - 0.5), y.shape);
+        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor1D), r)))(inputs);
+        return { y: Array.from(y.dataSync()), grads: grads.map((g) => Array.from(g.dataSync(), (v) => v + 0)) };
+      });
+    for (const backend of ['tensorflow', 'cpu']) {
+      await tf.setBackend(backend);
+      const reordered = run((xs, ws, bs) => relu(maxPool2d(conv2dSymmetric(xs, ws, bs, 1, 2), 3, 2, 1)));
+      const plain = run((xs, ws, bs) => maxPool2d(conv2dSymmetric(xs, ws, bs, 1, 2, 'relu'), 3, 2, 1));
+      expect(reordered.y, backend).toEqual(plain.y);
+      expect(reordered.y.filter((v) => v === 0).length, 'windows whose maximum is ≤ 0').toBeGreaterThan(10);
+      reordered.grads.forEach((g, i) => expect(g, `${backend} gradient ${i}`).toEqual(plain.grads[i]));
+    }
   });
 });
