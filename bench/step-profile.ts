@@ -17,7 +17,8 @@ import { tfjsTrainingBench } from './vs-torch.ts';
  * tidy scopes, gradient bookkeeping, and any loops written in JS.
  *
  * Options: --batch n (128), --steps n (profiled steps, 5), --warmup n (3), --top n (10), --forward (profile the
- * evaluation forward instead of the training step), --json.
+ * evaluation forward instead of the training step), --by-shape (one row per op and output shape: e.g. which
+ * convolution's input gradient costs most), --json.
  */
 
 interface OpStat {
@@ -41,12 +42,14 @@ export async function run(args: string[]): Promise<void> {
       top: { type: 'string', default: '10' },
       forward: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      'by-shape': { type: 'boolean', default: false },
     },
   });
   const batch = integerArg('batch', values.batch!, 1);
   const steps = integerArg('steps', values.steps!, 1);
   const warmup = integerArg('warmup', values.warmup!, 0);
   const top = integerArg('top', values.top!, 1);
+  const byShape = values['by-shape']!;
   const loadBefore = os.loadavg()[0]!;
   const bench = await tfjsTrainingBench('tensorflow', batch);
   const backend = tf.backend() as unknown as { binding: Binding };
@@ -63,7 +66,7 @@ export async function run(args: string[]): Promise<void> {
       const started = process.hrtime.bigint();
       const result = original(...a);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const key = label(a);
+      const key = label(a) + (byShape && Array.isArray(result) ? ` → ${(result as { shape: number[] }[]).map((o) => o.shape.join('×')).join(', ')}` : '');
       const stat = byOp.get(key) ?? { op: key, calls: 0, ms: 0 };
       stat.calls += 1;
       stat.ms += ms;

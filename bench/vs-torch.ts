@@ -26,7 +26,9 @@ import { integerArg, backendsArg } from './args.ts';
  * Options: --batch n (128), --runs n (5 rounds), --warmup n (2), --backends a,b (default: all that start),
  * --threads n[,m…] (PyTorch threads; a list runs one PyTorch contender per value; default: cores),
  * --omp-passive (run PyTorch with OMP_WAIT_POLICY=PASSIVE: its OpenMP threads spin-wait by default, which on a
- * machine shared with other busy processes slows a 2-thread step by up to 10×; on a quiet machine leave it off), --python cmd (default $MMSWEEP_PYTHON or python3), --json.
+ * machine shared with other busy processes slows a 2-thread step by up to 10×; on a quiet machine leave it off), --python cmd (default $MMSWEEP_PYTHON or python3), --json,
+ * --also-tree dir (repeatable: each tfjs backend also from the mmsweep checkout in dir, e.g. a `git worktree` of main,
+ * taking turns with this one — a before/after comparison under the same load).
  * Each tfjs backend runs as `node --import tsx bench/vs-torch.ts --worker <backend>` speaking the same JSON-lines
  * protocol as `python3 bench/torch/bench_cmnist.py --serve`.
  */
@@ -103,13 +105,16 @@ function startTorch(python: string, batch: number, threads: number, ompPassive: 
   return new Contender(`pytorch ${threads}T${ompPassive ? ' omp-passive' : ''}`, child);
 }
 
-function startWorker(backend: string, batch: number): Contender {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', backend, '--batch', String(batch)], {
+/** A tfjs worker of this checkout, or of another one (`tree`: its root directory, for before/after comparisons). */
+function startWorker(backend: string, batch: number, tree?: string): Contender {
+  const script = tree ? path.join(tree, 'bench', 'vs-torch.ts') : fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, '--worker', backend, '--batch', String(batch)], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    ...(tree ? { cwd: tree } : {}),
     // The worker must use exactly the backend it was asked for, whatever the caller's environment says.
     env: { ...process.env, MMSWEEP_BACKEND: '', TF_CPP_MIN_LOG_LEVEL: process.env.TF_CPP_MIN_LOG_LEVEL ?? '2' },
   });
-  return new Contender(`mmsweep ${backend}`, child);
+  return new Contender(`mmsweep ${backend}${tree ? ` @ ${tree}` : ''}`, child);
 }
 
 interface Peak {
@@ -173,6 +178,7 @@ export async function run(args: string[]): Promise<void> {
       python: { type: 'string', default: process.env.MMSWEEP_PYTHON ?? 'python3' },
       'omp-passive': { type: 'boolean', default: false },
       'vs-torch': { type: 'boolean', default: true },
+      'also-tree': { type: 'string', multiple: true, default: [] },
     },
   });
   const batch = integerArg('batch', values.batch!, 1);
@@ -180,6 +186,13 @@ export async function run(args: string[]): Promise<void> {
   const warmup = integerArg('warmup', values.warmup!, 0);
   const threadCounts = values.threads!.split(',').map((t) => integerArg('threads', t.trim(), 1));
   const backends = backendsArg(values.backends, ALL_BACKENDS);
+  const trees = values['also-tree']!.map((tree) => {
+    const root = path.resolve(tree);
+    if (!existsSync(path.join(root, 'bench', 'vs-torch.ts'))) {
+      throw new Error(`--also-tree ${tree}: no bench/vs-torch.ts there; give the root of another mmsweep checkout (with node_modules)`);
+    }
+    return root;
+  });
 
   const loadBefore = os.loadavg()[0]!;
   log('measuring the processor FP32 peak …');
@@ -204,8 +217,8 @@ export async function run(args: string[]): Promise<void> {
       );
     }
   }
-  for (const backend of backends) {
-    const worker = startWorker(backend, batch);
+  for (const [backend, tree] of backends.flatMap((b) => [[b, undefined] as const, ...trees.map((t) => [b, t] as const)])) {
+    const worker = startWorker(backend, batch, tree);
     try {
       const info = await worker.request({ op: 'info' });
       if (info.forward_flops_per_sample !== flopsPerSample) {

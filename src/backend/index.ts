@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { GpuInfo } from '../spec/gpu.ts';
 import { backendRequestSchema, type BackendRequest } from '../spec/trial.ts';
 import { registerCpuKernelFixes } from './cpu-kernels.ts';
+import { registerGradientFixes } from './gradients.ts';
 import { registerNativeKernels } from './native-ops.ts';
 import { installedWasmKernels, registerWasmTrainingKernels } from './wasm-kernels.ts';
 
@@ -305,6 +306,8 @@ let pending: { request: BackendRequest; promise: Promise<BackendInfo> } | undefi
  * (effective) request returns the recorded BackendInfo without re-probing.
  */
 export async function initBackend(request: BackendRequest = 'auto'): Promise<BackendInfo> {
+  // Backend-independent (same values as tfjs's own gradients, fewer ops): installed whatever backend is chosen.
+  registerGradientFixes();
   const wanted = effectiveRequest(request);
   if (current?.request === wanted && tf.getBackend() === TFJS_NAME[current.info.name]) return current.info;
   if (pending?.request === wanted) return pending.promise;

@@ -23,6 +23,7 @@ interface OutputMetadata {
 interface NativeBinding {
   TF_ATTR_TYPE: number;
   TF_ATTR_INT: number;
+  TF_ATTR_FLOAT: number;
   TF_ATTR_STRING: number;
   TF_ATTR_BOOL: number;
   TF_FLOAT: number;
@@ -73,6 +74,100 @@ export function reluGradient(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * Batch-mean softmax cross-entropy −mean_b Σ_k labels[b,k]·log softmax(logits[b])_k (PyTorch `F.cross_entropy`,
+ * mean reduction; labels are constants: no gradient flows to them). Natively one `SoftmaxCrossEntropyWithLogits`
+ * op (per-sample losses and their gradient softmax − labels together) and a Mean, with that gradient scaled by
+ * dy/B in the backward pass: ≈ 6 ops per loss instead of ≈ 20 for tfjs's log-softmax composition and its gradient.
+ * Elsewhere the composition. The two agree to float rounding (test/native/native-ops.test.ts).
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor2D): tf.Scalar {
+  const backend = activeNative();
+  if (!backend) return tf.neg(tf.mean(tf.sum(tf.mul(labels, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+  const batch = logits.shape[0];
+  const op = tf.customGrad(((x: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const [loss, backprop] = execute(backend, 'SoftmaxCrossEntropyWithLogits', [floatType(backend.binding)], [x, labels], 2).map((m) =>
+      backend.createOutputTensor(m),
+    );
+    save([backprop!]);
+    const value = tf.mean(loss!);
+    loss!.dispose();
+    return { value, gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => tf.mul(saved[0]!, tf.div(dy, batch)) };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(logits) as tf.Scalar;
+}
+
+function batchNormAttrs(b: NativeBinding, eps: number, training: boolean): NativeAttr[] {
+  return [
+    floatType(b),
+    floatType(b, 'U'),
+    { name: 'epsilon', type: b.TF_ATTR_FLOAT, value: eps },
+    { name: 'data_format', type: b.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'is_training', type: b.TF_ATTR_BOOL, value: training },
+  ];
+}
+
+/**
+ * Training-mode BatchNorm of a channels-last 4-D map, natively one `FusedBatchNormV3` (batch mean and biased
+ * variance, normalise, scale, shift, and the running statistics' update (1 − m)·running + m·batch with the
+ * unbiased variance, PyTorch's rule) and one `FusedBatchNormGradV3` in the backward pass, instead of ≈ 18 ops forward
+ * and ≈ 10 backward; null when the backend is not native or the map is not 4-D (callers then compose tfjs ops).
+ * The returned running statistics are the caller's to dispose.
+ * TensorFlow sums differently from tfjs's moments: float noise only (test/native/native-ops.test.ts).
+ */
+export function nativeBatchNormTraining(
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  runningMean: tf.Tensor,
+  runningVar: tf.Tensor,
+  eps: number,
+  momentum: number,
+): { y: tf.Tensor; runningMean: tf.Tensor; runningVar: tf.Tensor } | null {
+  const backend = activeNative();
+  if (!backend || x.rank !== 4 || x.size / x.shape[3]! < 2) return null;
+  const b = backend.binding;
+  let stats: tf.Tensor[] = [];
+  const op = tf.customGrad(((xIn: tf.Tensor, g: tf.Tensor, o: tf.Tensor, save: tf.GradSaveFunc) => {
+    const attrs = [...batchNormAttrs(b, eps, true), { name: 'exponential_avg_factor', type: b.TF_ATTR_FLOAT, value: momentum }];
+    const [y, newMean, newVar, ...reserve] = execute(backend, 'FusedBatchNormV3', attrs, [xIn, g, o, runningMean, runningVar], 6).map((m) =>
+      backend.createOutputTensor(m),
+    );
+    // Kept past tfjs's scope around the forward; the caller assigns them to its variables and frees them.
+    stats = [tf.keep(newMean!), tf.keep(newVar!)];
+    save([xIn, g, ...reserve]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [dx, dGamma, dBeta, ...unused] = execute(backend, 'FusedBatchNormGradV3', batchNormAttrs(b, eps, true), [dy, ...saved], 5).map((m) =>
+          backend.createOutputTensor(m),
+        );
+        tf.dispose(unused);
+        return [dx!, dGamma!, dBeta!];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const y = op(x, gamma, beta) as tf.Tensor;
+  return { y, runningMean: stats[0]!, runningVar: stats[1]! };
+}
+
+/**
+ * Evaluation-mode BatchNorm of a channels-last 4-D map with the running statistics, natively one
+ * `FusedBatchNormV3` (is_training false) instead of 7 ops; null elsewhere, and while a gradient tape records
+ * (callers compose tfjs ops). Float noise
+ * against the composition (TensorFlow normalises (x − mean)·scale, tfjs x·scale + shift).
+ */
+export function nativeBatchNormInference(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, runningMean: tf.Tensor, runningVar: tf.Tensor, eps: number): tf.Tensor | null {
+  const backend = activeNative();
+  // A raw op is invisible to tfjs's tape: while gradients are being recorded, compose ops that have gradients.
+  if (!backend || x.rank !== 4 || (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn()) return null;
+  const outputs = execute(backend, 'FusedBatchNormV3', batchNormAttrs(backend.binding, eps, false), [x, gamma, beta, runningMean, runningVar], 6).map((m) =>
+    backend.createOutputTensor(m),
+  );
+  tf.dispose(outputs.slice(1));
+  return outputs[0]!;
+}
+
+/**
  * [Σ t², for each t]: the per-tensor squared norms the trainer's speed tracker needs every regular step. Natively one
  * `L2Loss` op (Σ t²/2) per tensor and one doubling for all, instead of a Square and a Sum per tensor (≈ 85 fewer ops
  * per step for the CMNIST net); elsewhere Sum(Square(t)). The doubling is exact; the test compares the two.
@@ -84,6 +179,57 @@ export function sumsOfSquares(tensors: readonly tf.Tensor[]): tf.Tensor1D {
     const halves = tensors.map((t) => backend.createOutputTensor(execute(backend, 'L2Loss', [floatType(backend.binding)], [t], 1)[0]!));
     return tf.mul(tf.stack(halves), 2) as tf.Tensor1D;
   });
+}
+
+/**
+ * Tensors of fixed shapes laid end to end as one vector, and back (the optimizer's flat update). Flattening is one
+ * native `DynamicStitch` (each tensor scattered to its own range of positions, given by an int32 index tensor of
+ * its shape made once) instead of a Reshape per tensor and a Concat; elsewhere concat(reshape(t, [-1])), which is
+ * free of copies on the JS backends. Both place every value unchanged.
+ */
+export class FlatLayout {
+  readonly sizes: number[];
+  readonly total: number;
+  private indices: tf.Tensor[] | null = null;
+
+  constructor(readonly shapes: readonly (readonly number[])[]) {
+    this.sizes = shapes.map((shape) => shape.reduce((a, b) => a * b, 1));
+    this.total = this.sizes.reduce((a, b) => a + b, 0);
+  }
+
+  flatten(tensors: readonly tf.Tensor[]): tf.Tensor1D {
+    if (tensors.length !== this.sizes.length || tensors.some((t, i) => t.size !== this.sizes[i])) {
+      throw new Error(`FlatLayout.flatten: tensors of sizes ${tensors.map((t) => t.size).join(',')}, layout ${this.sizes.join(',')}`);
+    }
+    const backend = activeNative();
+    if (!backend) return tf.concat(tensors.map((t) => tf.reshape(t, [-1]))) as tf.Tensor1D;
+    const b = backend.binding;
+    const attrs: NativeAttr[] = [{ name: 'N', type: b.TF_ATTR_INT, value: tensors.length }, floatType(b)];
+    return backend.createOutputTensor(execute(backend, 'DynamicStitch', attrs, [...this.nativeIndices(), ...tensors], 1)[0]!) as tf.Tensor1D;
+  }
+
+  /** The vector cut back into tensors of the layout's shapes. */
+  unflatten(flat: tf.Tensor1D): tf.Tensor[] {
+    return tf.split(flat, this.sizes).map((piece, i) => tf.reshape(piece, [...this.shapes[i]!]));
+  }
+
+  private nativeIndices(): tf.Tensor[] {
+    if (!this.indices) {
+      let offset = 0;
+      this.indices = this.shapes.map((shape, i) => {
+        const positions = new Int32Array(this.sizes[i]!);
+        for (let k = 0; k < positions.length; k++) positions[k] = offset + k;
+        offset += positions.length;
+        return tf.keep(tf.tensor(positions, [...shape], 'int32'));
+      });
+    }
+    return this.indices;
+  }
+
+  dispose(): void {
+    tf.dispose(this.indices ?? []);
+    this.indices = null;
+  }
 }
 
 function poolAttrs(b: NativeBinding, kernelSize: number, stride: number, argmaxType: number): NativeAttr[] {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { BatchNorm, Conv2d, disposeParameters, globalAvgPool, Linear, maxPool2d, type Init, type NamedVariable, type StateEntry } from './layers.ts';
+import { BatchNorm, Conv2d, disposeParameters, globalAvgPool, Linear, maxPool2d, relu, type Init, type NamedVariable, type StateEntry } from './layers.ts';
 import { LateFusionNet } from './late-fusion.ts';
 import { MultiBranchMmtmNet, StagedSeNet, type MmtmNetOptions, type SeNetOptions, type StagedBranch } from './multi-branch.ts';
 
@@ -52,7 +52,10 @@ export class CmnistBranch implements StagedBranch {
   stage(p: number, x: tf.Tensor, training: boolean): tf.Tensor4D {
     if (p === 1) {
       const normalised = this.inputNorm.apply(x, training) as tf.Tensor4D;
-      return maxPool2d(this.convs[0].apply(normalised, 'relu'), 3, 2, 1);
+      // pool(relu(c)) computed as relu(pool(c)): the same values (max and ReLU commute), and the same gradient —
+      // a window whose maximum is positive has the same first maximum either way, one whose maximum is ≤ 0 passes
+      // no gradient either way — with the ReLU and its gradient on a quarter of the elements (issue 14).
+      return relu(maxPool2d(this.convs[0].apply(normalised), 3, 2, 1));
     }
     return this.convs[p - 1]!.apply(x as tf.Tensor4D, 'relu');
   }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
 import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
-import { nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
+import { nativeBatchNormInference, nativeBatchNormTraining, nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -150,13 +150,7 @@ export class Linear {
   }
 
   apply(x: tf.Tensor2D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor2D {
-    if (activation === 'relu') return matMulBiasRelu(x, this.weight.variable as tf.Tensor2D, this.bias.variable);
-    return tf.fused.matMul({
-      a: x,
-      b: this.weight.variable as tf.Tensor2D,
-      bias: this.bias.variable,
-      activation,
-    }) as tf.Tensor2D;
+    return matMulBias(x, this.weight.variable as tf.Tensor2D, this.bias.variable, activation);
   }
 
   get parameters(): NamedVariable[] {
@@ -164,17 +158,24 @@ export class Linear {
   }
 }
 
-/** relu(x·W + b) with tfjs's fused-matMul gradient, the step through the ReLU being `reluGradient` (see convBiasRelu). */
-function matMulBiasRelu(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+/**
+ * x·W + b, optionally through a ReLU, with tfjs's fused-matMul gradient written out on the 2-D tensors: tfjs's fused
+ * matMul reshapes x, W and dy to 3-D and back (≈ 3 ops forward, 8 backward per layer, each paying the native
+ * backend's per-op overhead, issue 14); here dx = dy·Wᵀ, dW = xᵀ·dy, db = Σ_batch dy (3 ops), and the step through
+ * the ReLU is `reluGradient` (see convBiasRelu). The same values (test/native/native-ops.test.ts).
+ */
+function matMulBias(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor, activation: 'linear' | 'relu'): tf.Tensor2D {
   const op = tf.customGrad(((xIn: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor, save: tf.GradSaveFunc) => {
-    const y = tf.fused.matMul({ a: xIn, b: w, bias: b, activation: 'relu' });
-    save([xIn, w, y]);
+    // matMul + add (+ relu) on the 2-D tensors: what tfjs's fused kernel computes, without its 3-D reshapes.
+    const linear = tf.add(tf.matMul(xIn, w), b);
+    const y = activation === 'relu' ? tf.relu(linear) : linear;
+    save(activation === 'relu' ? [xIn, w, y] : [xIn, w]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const dyRelu = reluGradient(dy, ySaved) as tf.Tensor2D;
-        return [tf.matMul(dyRelu, wSaved, false, true), tf.matMul(xSaved, dyRelu, true, false), tf.sum(dyRelu, 0)];
+        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
+        const dz = ySaved ? (reluGradient(dy, ySaved) as tf.Tensor2D) : dy;
+        return [tf.matMul(dz, wSaved, false, true), tf.matMul(xSaved, dz, true, false), tf.sum(dz, 0)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -329,9 +330,18 @@ export class BatchNorm {
     const gamma = this.gamma.variable;
     const beta = this.beta.variable;
     if (!training) {
+      const fused = nativeBatchNormInference(x, gamma, beta, this.runningMean, this.runningVar, this.eps);
+      if (fused) return fused;
       const scale = tf.mul(gamma, tf.rsqrt(tf.add(this.runningVar, this.eps)));
       const shift = tf.sub(beta, tf.mul(this.runningMean, scale));
       return tf.add(tf.mul(x, scale), shift);
+    }
+    const fused = nativeBatchNormTraining(x, gamma, beta, this.runningMean, this.runningVar, this.eps, this.momentum);
+    if (fused) {
+      this.runningMean.assign(fused.runningMean);
+      this.runningVar.assign(fused.runningVar);
+      tf.dispose([fused.runningMean, fused.runningVar]);
+      return fused.y;
     }
     const { mean, variance } = tf.moments(x, spatialAxesWithBatch(x.rank));
     const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, this.eps)));
@@ -418,6 +428,16 @@ function firstMaxPool(x: tf.Tensor4D, kernelSize: number, stride: number): tf.Te
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return pool(x) as tf.Tensor4D;
+}
+
+/** relu(x) whose gradient is `reluGradient` (one native op instead of tfjs-node's seven-op `Step` and a Mul). */
+export function relu<T extends tf.Tensor>(x: T): T {
+  const op = tf.customGrad(((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf.relu(xIn);
+    save([y]);
+    return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => reluGradient(dy, saved[0]!) };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x) as T;
 }
 
 /** Global average pooling: mean over the spatial (and temporal) axes → B×C. */

@@ -151,7 +151,8 @@ export class Mmtm {
   private updateStatistics(sigmoids: tf.Tensor2D[], w: tf.Tensor2D[], regularTrainingStep: boolean): void {
     // Running mean over calls of batch means: r ← r + (m − r)/n, every batch weighted equally.
     this.codeCalls += 1;
-    const batchMeans = sigmoids.map((s) => tf.mean(s, 0));
+    // With the replicated bug the modality-1 average is fed branch 0's gates: its own mean is not computed.
+    const batchMeans = sigmoids.map((s, k) => (k === 1 && this.fidelity.replicateSkeletonAvgBug ? null : tf.mean(s, 0)));
     if (this.fidelity.replicateSkeletonAvgBug) batchMeans[1] = batchMeans[0]!;
     const n = this.codeCalls;
     this.codeAverages.forEach((average, k) => average.assign(tf.add(average, tf.div(tf.sub(batchMeans[k]!, average), n))));

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
+import { softmaxCrossEntropy } from '../backend/native-ops.ts';
 import type { ForwardOutput } from '../nn/types.ts';
 
 /** Batch-mean softmax cross-entropy on logits (PyTorch `F.cross_entropy`, mean reduction). */
 export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar);
+  return tf.tidy(() => softmaxCrossEntropy(logits, oneHot));
 }
 
 /** The paper's training loss L = CE(ŷ0, y) + CE(ŷ1, y) (paper-spec §2.2), summed over all branches when M > 2. */

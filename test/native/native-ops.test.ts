@@ -2,8 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
-import { reluGradient, sumsOfSquares } from '../../src/backend/native-ops.ts';
-import { conv2dSymmetric, Linear, maxPool2d } from '../../src/nn/layers.ts';
+import { FlatLayout, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
+import { BatchNorm, conv2dSymmetric, disposeParameters, Linear, maxPool2d, relu } from '../../src/nn/layers.ts';
+import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
 /**
  * The native training step's own ops (src/backend/native-ops.ts) against independent computations: the first-max
@@ -143,7 +144,7 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     });
   });
 
-  it('Linear + ReLU: gradients bit-identical to tfjs\'s fused matMul on the same backend', () => {
+  for (const activation of ['relu', 'linear'] as const) it(`Linear (${activation}): gradients bit-identical to tfjs's fused matMul on the same backend`, () => {
     const linear = new Linear({ seed: 3, prefix: 'fc' }, 12, 7);
     const x = tf.tensor2d(values(5 * 12, 21, (u) => u - 0.5), [5, 12]);
     const r = tf.tensor2d(values(5 * 7, 22, (u) => u - 0.5), [5, 7]);
@@ -154,10 +155,10 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
         const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor2D, c as tf.Tensor2D, d), r)))([x, w, b]);
         return { y: y.dataSync(), grads: grads.map((g) => g.dataSync()) };
       });
-    const ours = run((xs) => linear.apply(xs, 'relu'));
-    const stock = run((xs, ws, bs) => tf.fused.matMul({ a: xs, b: ws, bias: bs, activation: 'relu' }));
+    const ours = run((xs) => linear.apply(xs, activation));
+    const stock = run((xs, ws, bs) => tf.fused.matMul({ a: xs, b: ws, bias: bs, activation }));
     expect(ours.y).toEqual(stock.y);
-    expect(Array.from(ours.y).some((v) => v === 0)).toBe(true);
+    expect(Array.from(ours.y).some((v) => v === 0)).toBe(activation === 'relu');
     ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
     tf.dispose([x, r, w, b]);
   });
@@ -192,4 +193,177 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
       ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
     });
   }
+
+  it('FlatLayout: DynamicStitch lays tensors end to end as concat(reshape) does, and unflatten gives them back', () => {
+    const shapes = [[2, 3], [5], [1, 2, 2, 1], [1]];
+    const data = shapes.map((shape, i) => values(shape.reduce((a, b) => a * b, 1), 40 + i, (u) => u - 0.5));
+    const layout = new FlatLayout(shapes);
+    tf.tidy(() => {
+      const tensors = data.map((d, i) => tf.tensor(d, shapes[i]));
+      const flat = layout.flatten(tensors);
+      expect(Array.from(flat.dataSync())).toEqual(data.flatMap((d) => Array.from(d)));
+      const back = layout.unflatten(flat);
+      back.forEach((t, i) => {
+        expect(t.shape).toEqual(shapes[i]);
+        expect(t.dataSync()).toEqual(data[i]);
+      });
+    });
+    layout.dispose();
+  });
+
+  it('Sgd natively (flat update through DynamicStitch) equals PyTorch\'s per-variable rule in float32 exactly, masks included', () => {
+    for (const [momentum, weightDecay] of [[0.9, 0.01], [0.9, 0]] as const) {
+      const { got, expected } = sgdAgainstReference({ momentum, weightDecay, restoreAt: 3 });
+      expect(got, `momentum ${momentum}, weight decay ${weightDecay}`).toEqual(expected);
+    }
+  });
+
+  it('softmax cross-entropy (SoftmaxCrossEntropyWithLogits): loss and logit gradient equal a float64 computation by hand within float32 rounding, as the portable composition does', async () => {
+    const [batch, classes] = [6, 5];
+    const logits = values(batch * classes, 50, (u) => (u - 0.5) * 8);
+    // One-hot rows and one soft row (the op takes any distribution).
+    const labels = new Float32Array(batch * classes);
+    for (let b = 0; b < batch - 1; b++) labels[b * classes + ((b * 3) % classes)] = 1;
+    labels.set([0.1, 0.2, 0.3, 0.4, 0], (batch - 1) * classes);
+    const weight = 0.7; // dL/d(loss): the gradient is scaled by the loss's upstream gradient
+    const expectedGrad: number[] = [];
+    let expectedLoss = 0;
+    for (let b = 0; b < batch; b++) {
+      const row = Array.from(logits.subarray(b * classes, (b + 1) * classes));
+      const max = Math.max(...row);
+      const z = row.reduce((a, v) => a + Math.exp(v - max), 0);
+      row.forEach((v, k) => {
+        const p = Math.exp(v - max) / z;
+        expectedLoss -= (labels[b * classes + k]! * (v - max - Math.log(z))) / batch;
+        expectedGrad.push((weight * (p - labels[b * classes + k]!)) / batch);
+      });
+    }
+    const compute = () =>
+      tf.tidy(() => {
+        const x = tf.tensor2d(logits, [batch, classes]);
+        const y = tf.tensor2d(labels, [batch, classes]);
+        const { value, grads } = tf.valueAndGrads((t: tf.Tensor) => tf.mul(softmaxCrossEntropy(t as tf.Tensor2D, y), weight))([x]);
+        return { loss: value.dataSync()[0]! / weight, grad: Array.from(grads[0]!.dataSync()) };
+      });
+    const check = (got: { loss: number; grad: number[] }) => {
+      expect(Math.abs(got.loss - expectedLoss) / expectedLoss).toBeLessThan(1e-6);
+      got.grad.forEach((g, i) => expect(Math.abs(g - expectedGrad[i]!), `gradient ${i}`).toBeLessThan(1e-7));
+    };
+    check(compute());
+    await tf.setBackend('cpu');
+    check(compute());
+  });
+
+  it('BatchNorm in training (FusedBatchNormV3 + its gradient natively): output, running statistics and gradients equal a float64 computation by hand within float32 noise, as the composed ops do', async () => {
+    const [n, h, w, c] = [16, 6, 5, 3];
+    const count = n * h * w;
+    const x = values(count * c, 60, (u) => (u - 0.3) * 5);
+    const dy = values(count * c, 61, (u) => u - 0.5);
+    const gammaValues = [1.5, 0.5, -1];
+    const betaValues = [0.1, -0.2, 0.3];
+    // Float64 reference (PyTorch's definition: biased variance to normalise, unbiased into the running variance).
+    const expected = { y: new Float64Array(count * c), dx: new Float64Array(count * c), dGamma: [0, 0, 0], dBeta: [0, 0, 0], mean: [0, 0, 0], variance: [0, 0, 0] };
+    for (let ch = 0; ch < c; ch++) {
+      let mean = 0;
+      for (let i = 0; i < count; i++) mean += x[i * c + ch]! / count;
+      let variance = 0;
+      for (let i = 0; i < count; i++) variance += (x[i * c + ch]! - mean) ** 2 / count;
+      const inv = 1 / Math.sqrt(variance + 1e-5);
+      let sumDy = 0;
+      let sumDyXhat = 0;
+      for (let i = 0; i < count; i++) {
+        const xhat = (x[i * c + ch]! - mean) * inv;
+        expected.y[i * c + ch] = gammaValues[ch]! * xhat + betaValues[ch]!;
+        sumDy += dy[i * c + ch]!;
+        sumDyXhat += dy[i * c + ch]! * xhat;
+      }
+      for (let i = 0; i < count; i++) {
+        const xhat = (x[i * c + ch]! - mean) * inv;
+        expected.dx[i * c + ch] = gammaValues[ch]! * inv * (dy[i * c + ch]! - sumDy / count - (xhat * sumDyXhat) / count);
+      }
+      Object.assign(expected.dGamma, { [ch]: sumDyXhat });
+      Object.assign(expected.dBeta, { [ch]: sumDy });
+      Object.assign(expected.mean, { [ch]: mean });
+      Object.assign(expected.variance, { [ch]: variance });
+    }
+    const close = (got: ArrayLike<number>, want: ArrayLike<number>, what: string, scale: number) => {
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `${what}[${i}]`).toBeLessThan(2e-5 * scale);
+    };
+    const check = () => {
+      const bn = new BatchNorm({ seed: 0, prefix: 'bn' }, c);
+      bn.gamma.variable.assign(tf.tensor1d(gammaValues));
+      bn.beta.variable.assign(tf.tensor1d(betaValues));
+      const input = tf.variable(tf.tensor4d(x, [n, h, w, c]));
+      const upstream = tf.tensor4d(dy, [n, h, w, c]);
+      // Two steps: the second moves running statistics that are no longer the initial 0 and 1.
+      for (let step = 1; step <= 2; step++) {
+        let y: Float32Array = new Float32Array();
+        const { value, grads } = tf.variableGrads(() => {
+          const out = bn.apply(input, true);
+          y = out.dataSync() as Float32Array;
+          return tf.sum(tf.mul(out, upstream));
+        }, [input, bn.gamma.variable, bn.beta.variable]);
+        close(y, expected.y, `y step ${step}`, 1);
+        close(grads[input.name]!.dataSync(), expected.dx, `dx step ${step}`, 1);
+        close(grads[bn.gamma.variable.name]!.dataSync(), expected.dGamma, `dγ step ${step}`, count);
+        close(grads[bn.beta.variable.name]!.dataSync(), expected.dBeta, `dβ step ${step}`, count);
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      // After two steps: r = 0.9·(0.9·r0 + 0.1·s) + 0.1·s.
+      const unbiased = expected.variance.map((v) => (v * count) / (count - 1));
+      close(bn.runningMean.dataSync(), expected.mean.map((m) => 0.9 * 0.1 * m + 0.1 * m), 'running mean', 1);
+      close(bn.runningVar.dataSync(), unbiased.map((v) => 0.9 * (0.9 + 0.1 * v) + 0.1 * v), 'running variance', 1);
+      tf.dispose([input, upstream]);
+      disposeParameters(bn.parameters);
+      bn.dispose();
+    };
+    check();
+    await tf.setBackend('cpu');
+    check();
+  });
+
+  it('BatchNorm in evaluation (FusedBatchNormV3, is_training false): equals the running-statistics formula by hand within float32 noise, and still has gradients under a tape', () => {
+    const [n, c] = [4, 3];
+    const x = values(n * 5 * 5 * c, 70, (u) => (u - 0.4) * 6);
+    const bn = new BatchNorm({ seed: 0, prefix: 'bn' }, c);
+    const [gamma, beta, mean, variance] = [[1.5, 0.5, -1], [0.1, -0.2, 0.3], [0.2, -0.1, 0.4], [2, 0.5, 1.5]];
+    bn.gamma.variable.assign(tf.tensor1d(gamma));
+    bn.beta.variable.assign(tf.tensor1d(beta));
+    bn.runningMean.assign(tf.tensor1d(mean));
+    bn.runningVar.assign(tf.tensor1d(variance));
+    const y = tf.tidy(() => Array.from(bn.apply(tf.tensor4d(x, [n, 5, 5, c]), false).dataSync()));
+    y.forEach((v, i) => {
+      const ch = i % c;
+      const want = ((x[i]! - mean[ch]!) / Math.sqrt(variance[ch]! + 1e-5)) * gamma[ch]! + beta[ch]!;
+      expect(Math.abs(v - want), `y[${i}]`).toBeLessThan(1e-5);
+    });
+    // Under a tape the composed ops run: dβ = Σ dy = the element count per channel for dy = 1.
+    const dBeta = tf.tidy(() => Array.from(tf.variableGrads(() => tf.sum(bn.apply(tf.tensor4d(x, [n, 5, 5, c]), false)), [bn.beta.variable]).grads[bn.beta.variable.name]!.dataSync()));
+    expect(dBeta).toEqual([n * 25, n * 25, n * 25]);
+    disposeParameters(bn.parameters);
+    bn.dispose();
+  });
+
+  it('relu(pool(conv)) equals pool(relu(conv)) bit for bit, gradients included, natively and on cpu (CMNIST stage 1)', async () => {
+    // Inputs rounded to multiples of 1/8 and small integer weights: many exact ties and all-negative windows.
+    const x = values(4 * 9 * 9 * 3, 80, (u) => Math.round((u - 0.5) * 16) / 8);
+    const w = values(5 * 5 * 3 * 6, 81, (u) => Math.round((u - 0.5) * 4) / 4);
+    const b = values(6, 82, (u) => Math.round((u - 0.6) * 8) / 8);
+    const run = (f: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor) =>
+      tf.tidy(() => {
+        const inputs = [tf.tensor4d(x, [4, 9, 9, 3]), tf.tensor4d(w, [5, 5, 3, 6]), tf.tensor1d(b)];
+        const y = f(inputs[0] as tf.Tensor4D, inputs[1] as tf.Tensor4D, inputs[2] as tf.Tensor1D);
+        const r = tf.tensor(values(y.size, 83, (u) => u - 0.5), y.shape);
+        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor1D), r)))(inputs);
+        return { y: Array.from(y.dataSync()), grads: grads.map((g) => Array.from(g.dataSync(), (v) => v + 0)) };
+      });
+    for (const backend of ['tensorflow', 'cpu']) {
+      await tf.setBackend(backend);
+      const reordered = run((xs, ws, bs) => relu(maxPool2d(conv2dSymmetric(xs, ws, bs, 1, 2), 3, 2, 1)));
+      const plain = run((xs, ws, bs) => maxPool2d(conv2dSymmetric(xs, ws, bs, 1, 2, 'relu'), 3, 2, 1));
+      expect(reordered.y, backend).toEqual(plain.y);
+      expect(reordered.y.filter((v) => v === 0).length, 'windows whose maximum is ≤ 0').toBeGreaterThan(10);
+      reordered.grads.forEach((g, i) => expect(g, `${backend} gradient ${i}`).toEqual(plain.grads[i]));
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Sgd } from '../../src/train/sgd.ts';
+import { sgdAgainstReference } from './sgd-reference.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -67,5 +68,28 @@ describe('Sgd (PyTorch semantics)', () => {
       return Array.from(theta.dataSync());
     };
     expect(run(3)).toEqual(run(null));
+  });
+});
+
+describe('Sgd on all variables at once (one flat update)', () => {
+  for (const [momentum, weightDecay] of [
+    [0.9, 0.01],
+    [0.9, 0],
+    [0, 0.01],
+  ] as const) {
+    it(`equals PyTorch's per-variable rule in float32 exactly, with skipped and late-starting variables (momentum ${momentum}, weight decay ${weightDecay})`, () => {
+      const { got, expected, bufferAfterFirstStep } = sgdAgainstReference({ momentum, weightDecay });
+      expect(got).toEqual(expected);
+      // The variable without gradient at the first step has no buffer yet.
+      expect(bufferAfterFirstStep[3]).toBeNull();
+      if (momentum !== 0) expect(bufferAfterFirstStep[0]).not.toBeNull();
+    });
+  }
+
+  it('a save/restore after masked steps continues exactly', () => {
+    for (const restoreAt of [1, 3, 5]) {
+      const { got, expected } = sgdAgainstReference({ momentum: 0.9, weightDecay: 0.01, restoreAt });
+      expect(got, `restored before step ${restoreAt}`).toEqual(expected);
+    }
   });
 });
