@@ -74,6 +74,17 @@ export function reluGradient(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * x·W + b (+ ReLU) on 2-D tensors. Natively as MatMul, Add (and Relu): tfjs's fused matMul would reshape to 3-D and
+ * back, 3 more ops each paying the per-op overhead (issue 14). Elsewhere tfjs's fused kernel, as before: the same
+ * value up to rounding, and the wasm and cpu backends keep their results to the bit.
+ */
+export function linearForward(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor, activation: 'linear' | 'relu'): tf.Tensor2D {
+  if (!activeNative()) return tf.fused.matMul({ a: x, b: weight, bias, activation }) as tf.Tensor2D;
+  const linear = tf.add(tf.matMul(x, weight), bias) as tf.Tensor2D;
+  return activation === 'relu' ? tf.relu(linear) : linear;
+}
+
+/**
  * Batch-mean softmax cross-entropy −mean_b Σ_k labels[b,k]·log softmax(logits[b])_k (PyTorch `F.cross_entropy`,
  * mean reduction; labels are constants: no gradient flows to them). Natively one `SoftmaxCrossEntropyWithLogits`
  * op (per-sample losses and their gradient softmax − labels together) and a Mean, with that gradient scaled by

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
 import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
-import { nativeBatchNormInference, nativeBatchNormTraining, nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
+import { linearForward, nativeBatchNormInference, nativeBatchNormTraining, nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -166,9 +166,7 @@ export class Linear {
  */
 function matMulBias(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor, activation: 'linear' | 'relu'): tf.Tensor2D {
   const op = tf.customGrad(((xIn: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor, save: tf.GradSaveFunc) => {
-    // matMul + add (+ relu) on the 2-D tensors: what tfjs's fused kernel computes, without its 3-D reshapes.
-    const linear = tf.add(tf.matMul(xIn, w), b);
-    const y = activation === 'relu' ? tf.relu(linear) : linear;
+    const y = linearForward(xIn, w, b, activation);
     save(activation === 'relu' ? [xIn, w, y] : [xIn, w]);
     return {
       value: y,
