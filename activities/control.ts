@@ -37,9 +37,6 @@ export interface NextPendingInput {
   limit: number;
 }
 
-/** Trials per registration batch: one transaction of two statements each. */
-export const REGISTRATION_BATCH = 5_000;
-
 /** Legacy (workflow runs started before paging): the whole key list in one payload. */
 export interface RegisterTrialsInput {
   spec: StudySpec;
@@ -78,7 +75,7 @@ export function createControlActivities(store: ResultsStore, config: ActivityCon
 
   /**
    * Store the spec document (when it came inline) and register every trial of the study, streaming: seeds are
-   * taken one grid point at a time and inserted REGISTRATION_BATCH at a time, each batch committed, so a retry after a
+   * taken one grid point at a time and inserted `registrationBatch` at a time, each batch committed, so a retry after a
    * failure inserts only what is missing. A spec whose trials are all registered is not expanded again.
    */
   async function registerStudy(input: RegisterStudyInput): Promise<RegisterStudyOutput> {
@@ -145,7 +142,7 @@ export function createControlActivities(store: ResultsStore, config: ActivityCon
             if (last?.template === template && last.trials) last.trials.push(whole);
             else batch.push({ label, template, trials: [whole] });
           }
-          if (++inBatch >= REGISTRATION_BATCH) await flush();
+          if (++inBatch >= config.registrationBatch) await flush();
         }
       }
       if (inBatch > 0) await flush();
