@@ -39,6 +39,11 @@ export interface ActivityConfig {
   spareRunners: number;
   /** Largest study (trials before shared ones merge) a worker registers; larger ones fail at once, naming the limit. */
   maxStudyTrials: number;
+  /**
+   * Trials per registration batch (one transaction). Larger batches touch each index page of a big study fewer
+   * times: at 500,000 trials the server's CPU per trial was 25 µs with 5,000 and 20–22 µs with 25,000–50,000.
+   */
+  registrationBatch: number;
 }
 
 export function defaultActivityConfig(overrides: Partial<ActivityConfig> = {}): ActivityConfig {
@@ -54,6 +59,7 @@ export function defaultActivityConfig(overrides: Partial<ActivityConfig> = {}): 
     controlStoreRetryMs: 10_000,
     maxStudyTrials: maxStudyTrialsFromEnv(),
     spareRunners: spareRunnersFromEnv(1),
+    registrationBatch: 25_000,
     ...overrides,
   };
 }

@@ -1,9 +1,9 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { canonicalJson } from '../src/spec/canonical.ts';
-import { iterateKeyedTrials, planStudy } from '../src/spec/keys.ts';
-import { extendStudySpec, isEmptyExtension, parseStudySpec, plannedTrialCount, type StudyExtension, type StudySpec } from '../src/spec/study.ts';
+import { MAX_SPLICED_SEED, parsedTrialKey, planStudy, seedSplice } from '../src/spec/keys.ts';
+import { extendStudySpec, isEmptyExtension, parseStudySpec, plannedTrialCount, studyTemplates, type StudyExtension, type StudySpec } from '../src/spec/study.ts';
 import { INLINE_SPEC_BYTES } from '../src/spec/study-model.ts';
-import type { PendingTrial, RegistrationTrial, ResultsStore, StudyCounts } from './store.ts';
+import type { PendingTrial, RegistrationGroup, ResultsStore, StudyCounts } from './store.ts';
 import { FAILURE_TYPES, storeRetrier, type ActivityConfig } from './common.ts';
 
 /**
@@ -36,9 +36,6 @@ export interface NextPendingInput {
   afterPosition: number;
   limit: number;
 }
-
-/** Trials per registration batch: one transaction of two statements each. */
-export const REGISTRATION_BATCH = 5_000;
 
 /** Legacy (workflow runs started before paging): the whole key list in one payload. */
 export interface RegisterTrialsInput {
@@ -77,8 +74,8 @@ export function createControlActivities(store: ResultsStore, config: ActivityCon
   }
 
   /**
-   * Store the spec document (when it came inline) and register every trial of the study, streaming: trials are
-   * expanded one at a time and inserted REGISTRATION_BATCH at a time, each batch committed, so a retry after a
+   * Store the spec document (when it came inline) and register every trial of the study, streaming: seeds are
+   * taken one grid point at a time and inserted `registrationBatch` at a time, each batch committed, so a retry after a
    * failure inserts only what is missing. A spec whose trials are all registered is not expanded again.
    */
   async function registerStudy(input: RegisterStudyInput): Promise<RegisterStudyOutput> {
@@ -111,27 +108,44 @@ export function createControlActivities(store: ResultsStore, config: ActivityCon
     if (state?.registeredSha256 !== sha256) {
       await quick('setStudySpecState', () => store.setStudySpecState(studyId, sha256, false));
       const context = Context.current();
-      let batch: RegistrationTrial[] = [];
+      let batch: RegistrationGroup[] = [];
+      let inBatch = 0;
       let registered = 0;
-      // One batch in flight while the next is expanded and hashed: the worker's CPU and the server's overlap.
-      // Batches still commit one after the other, in plan order.
+      // One batch in flight while the next is expanded: the worker's CPU and the server's overlap. Batches still
+      // commit one after the other, in plan order.
       let inFlight: Promise<void> | null = null;
       const flush = async () => {
-        const trials = batch;
+        const groups = batch;
+        const size = inBatch;
         batch = [];
+        inBatch = 0;
         if (inFlight) await inFlight;
-        const sent = quick('registerTrialBatch', () => store.registerTrialBatch(studyId, trials)).then(() => {
-          registered += trials.length;
+        const sent = quick('registerTrialBatch', () => store.registerTrialBatch(studyId, groups)).then(() => {
+          registered += size;
           context.heartbeat({ registering: registered, of: planned });
         });
         sent.catch(() => undefined); // awaited (and thrown) at the next flush or below; not an unhandled rejection meanwhile
         inFlight = sent;
       };
-      for (const trial of iterateKeyedTrials(spec)) {
-        batch.push({ key: trial.key, label: trial.label, spec: trial.spec, canonical: trial.canonical, template: trial.template });
-        if (batch.length >= REGISTRATION_BATCH) await flush();
+      // Seeds only: the store makes each spliced trial's spec and key (the sha256 of its canonical JSON) itself, so
+      // no per-trial string is built or held here.
+      for (const { label, template, seeds } of studyTemplates(spec)) {
+        const splice = seedSplice(template);
+        for (const seed of seeds) {
+          const last = batch.at(-1);
+          if (splice && seed < MAX_SPLICED_SEED) {
+            if (last?.template === template && last.splice) last.splice.seeds.push(seed);
+            else batch.push({ label, template, splice: { ...splice, seeds: [seed] } });
+          } else {
+            const trial = { ...template, seed };
+            const whole = { key: parsedTrialKey(trial), canonical: canonicalJson(trial), seed };
+            if (last?.template === template && last.trials) last.trials.push(whole);
+            else batch.push({ label, template, trials: [whole] });
+          }
+          if (++inBatch >= config.registrationBatch) await flush();
+        }
       }
-      if (batch.length > 0) await flush();
+      if (inBatch > 0) await flush();
       if (inFlight) await inFlight;
       await quick('setStudySpecState', () => store.setStudySpecState(studyId, sha256, true));
     }

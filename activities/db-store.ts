@@ -12,13 +12,15 @@ function fenced(key: string, attempt: number, outcome: db.WriteOutcome): void {
 
 /** The results store of db/ as the activities' ResultsStore; `location` names it in messages (password masked). */
 export function dbResultsStore(handle: db.Db, location?: string): ResultsStore {
-  // A grid point's condition columns are the same for all its seeds: derived once per template.
-  const templateColumns = new WeakMap<TrialSpec, db.TrialConditionColumns>();
-  const columnsOf = (spec: TrialSpec, template: TrialSpec | undefined): db.TrialConditionColumns => {
-    if (!template) return db.conditionOf(spec);
+  // A grid point's condition columns are the same for all its seeds: derived once per template object.
+  const templateColumns = new WeakMap<TrialSpec, db.TemplateConditionColumns>();
+  const columnsOf = (template: TrialSpec): db.TemplateConditionColumns => {
     let columns = templateColumns.get(template);
-    if (!columns) templateColumns.set(template, (columns = db.conditionOf(template)));
-    return { ...columns, seed: spec.seed };
+    if (!columns) {
+      const { seed: _seed, ...rest } = db.conditionOf(template);
+      templateColumns.set(template, (columns = rest));
+    }
+    return columns;
   };
   return {
     location,
@@ -32,11 +34,16 @@ export function dbResultsStore(handle: db.Db, location?: string): ResultsStore {
     loadSpecDocument: (sha256) => db.loadSpecDocument(handle, sha256),
     studySpecState: (studyId) => db.studySpecState(handle, studyId),
     setStudySpecState: (studyId, sha256, registered) => db.setStudySpecState(handle, studyId, sha256, registered),
-    async registerTrialBatch(studyId, list) {
+    async registerTrialBatch(studyId, groups) {
       await db.registerTrialBatch(
         handle,
         studyId,
-        list.map((t) => ({ trialKey: t.key, specJson: t.canonical, label: t.label, columns: columnsOf(t.spec, t.template) })),
+        groups.map((g) => ({
+          label: g.label,
+          columns: columnsOf(g.template),
+          splice: g.splice,
+          trials: g.trials?.map((t) => ({ trialKey: t.key, specJson: t.canonical, seed: t.seed })),
+        })),
       );
     },
     nextPendingTrials: (studyId, afterPosition, limit) => db.nextPendingTrials(handle, studyId, afterPosition, limit),

@@ -16,14 +16,17 @@ export interface RegisteredTrial {
 }
 
 /** One trial of a streamed registration batch: its key, canonical spec JSON and condition columns. */
-export interface RegistrationTrial {
-  key: string;
+/**
+ * Trials of one grid point, for registration, in plan order: seeds whose canonical spec JSON is
+ * `${head}${seed}${tail}` (src/spec/keys.ts, seedSplice), which the store turns into specs and keys itself, or
+ * trials given whole (with their canonical JSON and key) where no splice applies.
+ */
+export interface RegistrationGroup {
   label: string;
-  spec: TrialSpec;
-  /** The spec's canonical JSON (what the key hashes). */
-  canonical: string;
-  /** The spec without its seed, shared by the seeds of one grid point: the store derives its columns once. */
-  template?: TrialSpec;
+  /** The grid point's spec (any seed): the store derives the condition columns from it, once per object. */
+  template: TrialSpec;
+  splice?: { head: string; tail: string; seeds: number[] };
+  trials?: { key: string; canonical: string; seed: number }[];
 }
 
 export interface PendingTrial {
@@ -72,7 +75,7 @@ export interface ResultsStore {
   studySpecState(studyId: string): Promise<{ specSha256: string | null; registeredSha256: string | null } | null>;
   setStudySpecState(studyId: string, specSha256: string, registered: boolean): Promise<void>;
   /** One batch of a streamed registration, in its own transaction; same semantics as registerTrials. */
-  registerTrialBatch(studyId: string, trials: RegistrationTrial[]): Promise<void>;
+  registerTrialBatch(studyId: string, groups: RegistrationGroup[]): Promise<void>;
   /** Up to `limit` trials after `afterPosition` in plan order that are pending or running (not done, not failed). */
   nextPendingTrials(studyId: string, afterPosition: number, limit: number): Promise<PendingTrial[]>;
   /** State of every trial of the study. */

@@ -42,6 +42,9 @@ export interface TrialConditionColumns {
   q: number | null;
 }
 
+/** The condition columns without the seed: what all the seeds of one grid point share. */
+export type TemplateConditionColumns = Omit<TrialConditionColumns, 'seed'>;
+
 export function conditionOf(spec: TrialSpec): TrialConditionColumns {
   if (spec.kind === 'noop') {
     return {

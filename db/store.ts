@@ -133,12 +133,10 @@ export async function registerTrials(
   await db.transaction(async (tx) => {
     await lockStudy(tx as unknown as Db, studyId);
     for (let start = 0; start < list.length; start += 500) {
-      const batch = list.slice(start, start + 500).map((t) => ({
-        trialKey: t.trialKey,
-        specJson: JSON.stringify(t.spec),
-        label: t.label ?? null,
-        columns: conditionOf(t.spec),
-      }));
+      const batch = list.slice(start, start + 500).map((t) => {
+        const { seed, ...columns } = conditionOf(t.spec);
+        return { label: t.label ?? null, columns, trials: [{ trialKey: t.trialKey, specJson: JSON.stringify(t.spec), seed }] };
+      });
       const counts = await insertTrialBatch(tx as unknown as Db, studyId, batch);
       newTrials += counts.newTrials;
       newMemberships += counts.newMemberships;

@@ -1,5 +1,6 @@
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { mkdirSync, readFileSync, existsSync, statSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlActivities, createActivities, type ActivityConfig, type ResultsStore } from '../activities/index.ts';
@@ -52,36 +53,38 @@ function sourcesStamp(): number {
   return newest;
 }
 
+/** The cached bundle if it was built from the current sources. */
+function cachedBundle(file: string, stamp: number): WorkflowBundleWithSourceMap | null {
+  if (!existsSync(file)) return null;
+  const cached = JSON.parse(readFileSync(file, 'utf8')) as WorkflowBundleWithSourceMap & { stamp: number };
+  return cached.stamp === stamp ? { code: cached.code, sourceMap: cached.sourceMap } : null;
+}
+
 /**
  * The workflow bundle, built once per process and cached on disk next to the other local state, so that starting
- * several workers (the benchmark starts four) does not run webpack four times. Rebuilt when a source changes.
+ * several workers (the benchmark starts four) does not run webpack four times. Rebuilt when a source changes, by a
+ * child process (infra/bundle-workflows.mjs): webpack would leave ~100 MB in this process's memory for good.
  */
 export function workflowBundle(cacheDir = path.join(repoRoot, '.mmsweep', 'cache')): Promise<WorkflowBundleWithSourceMap> {
   bundleCache ??= (async () => {
     const stamp = sourcesStamp();
     const file = path.join(cacheDir, 'workflow-bundle.json');
-    if (existsSync(file)) {
-      const cached = JSON.parse(readFileSync(file, 'utf8')) as WorkflowBundleWithSourceMap & { stamp: number };
-      if (cached.stamp === stamp) return { code: cached.code, sourceMap: cached.sourceMap };
-    }
-    const bundle = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+    const cached = cachedBundle(file, stamp);
+    if (cached) return cached;
     mkdirSync(cacheDir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ ...bundle, stamp }));
-    (await import('node:fs')).renameSync(tmp, file);
-    return bundle;
+    const builder = path.join(repoRoot, 'infra', 'bundle-workflows.mjs');
+    await new Promise<void>((resolve, reject) => {
+      execFile(process.execPath, [builder, workflowsPath, file, String(stamp)], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
+        if (error) reject(new Error(`building the workflow bundle failed: ${stderr.trim() || error.message}`));
+        else resolve();
+      });
+    });
+    const built = cachedBundle(file, stamp);
+    if (!built) throw new Error(`building the workflow bundle wrote no bundle of the current sources to ${file}`);
+    return built;
   })();
   return bundleCache;
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (message: string) => console.warn(message),
-  error: (message: string) => console.error(message),
-};
 
 let runtimeInstalled = false;
 

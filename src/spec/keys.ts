@@ -35,23 +35,33 @@ export interface StreamedTrial extends KeyedTrial {
 
 const SEED_MARK = 987_654_321_987;
 
+/** Seeds below this print as themselves in canonical JSON (integers keep all their digits up to 15 significant ones). */
+export const MAX_SPLICED_SEED = 1e15;
+
+/**
+ * The canonical JSON of a grid point's spec cut around its seed: for every integer seed 0 ≤ s < MAX_SPLICED_SEED,
+ * `${head}${s}${tail}` is canonicalJson({ ...template, seed: s }), so a study's trials need one canonicalisation per
+ * grid point instead of one per seed. Null when the seed cannot be cut out (the mark appears twice).
+ */
+export function seedSplice(template: TrialSpec): { head: string; tail: string } | null {
+  const marked = canonicalJson({ ...template, seed: SEED_MARK });
+  const mark = `"seed":${SEED_MARK}`;
+  const at = marked.indexOf(mark);
+  if (at < 0 || marked.indexOf(mark, at + 1) >= 0) return null;
+  return { head: `${marked.slice(0, at)}"seed":`, tail: marked.slice(at + mark.length) };
+}
+
 /**
  * The study's trials with their keys, in plan order and constant memory; a trial two conditions share comes once
- * per condition (the results store merges them by key). The canonical JSON of a grid point is built once and the
- * seed spliced in, which gives the same string as canonicalJson for every seed below 10^15 (integers print as
- * themselves there); larger seeds take the general path.
+ * per condition (the results store merges them by key). Canonical JSON comes from the grid point's seedSplice
+ * where it applies; larger seeds take the general path.
  */
 export function* iterateKeyedTrials(spec: StudySpec): Generator<StreamedTrial> {
   for (const { condition, label, template, seeds } of studyTemplates(spec)) {
-    const marked = canonicalJson({ ...template, seed: SEED_MARK });
-    const mark = `"seed":${SEED_MARK}`;
-    const at = marked.indexOf(mark);
-    const single = at >= 0 && marked.indexOf(mark, at + 1) < 0;
-    const head = marked.slice(0, at);
-    const tail = marked.slice(at + mark.length);
+    const splice = seedSplice(template);
     for (const seed of seeds) {
       const trial = { ...template, seed };
-      const canonical = single && seed < 1e15 ? `${head}"seed":${seed}${tail}` : canonicalJson(trial);
+      const canonical = splice && seed < MAX_SPLICED_SEED ? `${splice.head}${seed}${splice.tail}` : canonicalJson(trial);
       yield { condition, label, spec: trial, canonical, template, key: createHash('sha256').update(canonical).digest('hex') };
     }
   }

@@ -21,6 +21,7 @@ import {
   recordEpoch,
   recordEpochs,
   recordResult,
+  registerTrialBatch,
   registerTrials,
   rowsOf,
   runReadOnlyQuery,
@@ -30,9 +31,12 @@ import {
   trialEpochs,
   trialOutcomes,
   upsertStudy,
+  conditionOf,
   type Db,
   type TrialResultInput,
 } from '../../db/index.ts';
+import { canonicalJson } from '../../src/spec/canonical.ts';
+import { seedSplice, trialKey } from '../../src/spec/keys.ts';
 import { parseTrialSpec, type TrialSpec } from '../../src/spec/trial.ts';
 import type { OpenTarget, Target } from './targets.ts';
 
@@ -334,6 +338,41 @@ export function defineStoreSuite(target: Target): void {
       await recordResult(db, 'fail-a', 2, result({ diverged: true, testAcc: 0.1 }));
       expect(await pendingTrialKeys(db, 'fail')).toEqual([]);
       expect(await studyProgress(db, 'fail')).toMatchObject({ done: 1, failed: 0, diverged: 1 });
+    });
+
+    it('registers spliced seeds: the server builds each spec and key as src/spec/keys.ts does, in plan order, once', async () => {
+      await upsertStudy(db, { id: 'splice', spec: {} });
+      const template = cmnistSpec({ lr: 0.003, algorithm: 'guided', alpha: 0.1, q: 5, subset: { train: 500 } });
+      const { seed: _seed, ...columns } = conditionOf(template);
+      const splice = seedSplice(template)!;
+      const whole = cmnistSpec({ seed: 9, lr: 0.5 });
+      const { seed: wholeSeed, ...wholeColumns } = conditionOf(whole);
+      const groups = [
+        { label: 'a', columns, splice: { ...splice, seeds: [12, 3, 40_000_000, 3] } },
+        { label: 'b', columns: wholeColumns, trials: [{ trialKey: trialKey(whole), specJson: canonicalJson(whole), seed: wholeSeed }] },
+        { label: 'a', columns, splice: { ...splice, seeds: [7] } },
+      ];
+      expect(await registerTrialBatch(db, 'splice', groups)).toEqual({ newTrials: 5, newMemberships: 5 });
+      expect(await registerTrialBatch(db, 'splice', groups)).toEqual({ newTrials: 0, newMemberships: 0 });
+      const stored = await rows<{ trial_key: string; label: string; spec: unknown; seed: number; lr: number; alpha: number }>(
+        db,
+        sql`select st.trial_key, st.label, t.spec, t.seed, t.lr, t.alpha from study_trials st join trials t using (trial_key)
+            where st.study_id = 'splice' order by st.position`,
+      );
+      // Keys from the TypeScript definition (parse, canonical JSON, sha256), independent of the SQL that made them.
+      const expected = [
+        { seed: 12, label: 'a', spec: { ...template, seed: 12 } },
+        { seed: 3, label: 'a', spec: { ...template, seed: 3 } },
+        { seed: 40_000_000, label: 'a', spec: { ...template, seed: 40_000_000 } },
+        { seed: 9, label: 'b', spec: whole },
+        { seed: 7, label: 'a', spec: { ...template, seed: 7 } },
+      ];
+      expect(stored.map((r) => ({ trial_key: r.trial_key, label: r.label, seed: r.seed }))).toEqual(
+        expected.map((e) => ({ trial_key: trialKey(e.spec), label: e.label, seed: e.seed })),
+      );
+      for (const [i, r] of stored.entries()) expect(r.spec).toEqual(JSON.parse(canonicalJson(expected[i].spec)));
+      expect(stored[0]).toMatchObject({ lr: 0.003, alpha: 0.1 });
+      expect(await studyProgress(db, 'splice')).toMatchObject({ trials: 5, pending: 5 });
     });
 
     it('keeps study_progress equal to a recount of the memberships through shared trials, repeats, state changes and deletions', async () => {

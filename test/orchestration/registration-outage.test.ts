@@ -105,7 +105,7 @@ describe('registration while the database is unreachable', () => {
         committed++;
       },
     };
-    const activities = createActivities(cutting, { controlStoreRetryMs: 1_500, checkpointRoot: '/nonexistent' });
+    const activities = createActivities(cutting, { controlStoreRetryMs: 1_500, checkpointRoot: '/nonexistent', registrationBatch: 5_000 });
     const env = new MockActivityEnvironment({ activityType: 'registerStudy' });
 
     const failure = await env.run(activities.registerStudy, { studyId: 'outage', spec }).then(
