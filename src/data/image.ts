@@ -15,26 +15,16 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-/**
- * Decode a PNG file into 8-bit RGB. pngjs expands every colour type (gray, gray+alpha, palette, RGB, RGBA;
- * 16-bit scaled to 8-bit) to RGBA; the alpha channel is dropped, as PIL's `convert('RGB')` does for the
- * authors' loader, so a gray render becomes three identical channels.
- */
-export function readPngRgb(file: string): RgbImage {
-  let bytes: Buffer;
+function readImageFile(file: string): Buffer {
   try {
-    bytes = readFileSync(file);
+    return readFileSync(file);
   } catch (err) {
     throw new DataFileError(file, `cannot read the image (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'Check that the data set is complete and readable');
   }
-  let png: { width: number; height: number; data: Buffer };
-  try {
-    png = PNG.sync.read(bytes);
-  } catch (err) {
-    throw new DataFileError(file, `not a valid PNG (${(err as Error).message})`, 'Re-extract this file from the data set archive');
-  }
-  const { width, height } = png;
-  const rgba = png.data;
+}
+
+/** Both decoders give RGBA; the alpha channel is dropped, as PIL's `convert('RGB')` does for the authors' loaders. */
+function rgbOfRgba(width: number, height: number, rgba: Uint8Array): RgbImage {
   const data = new Uint8Array(width * height * 3);
   for (let p = 0, q = 0; p < data.length; p += 3, q += 4) {
     data[p] = rgba[q]!;
@@ -45,31 +35,33 @@ export function readPngRgb(file: string): RgbImage {
 }
 
 /**
+ * Decode a PNG file into 8-bit RGB. pngjs expands every colour type (gray, gray+alpha, palette, RGB, RGBA;
+ * 16-bit scaled to 8-bit) to RGBA, so a gray render becomes three identical channels.
+ */
+export function readPngRgb(file: string): RgbImage {
+  const bytes = readImageFile(file);
+  let png: { width: number; height: number; data: Buffer };
+  try {
+    png = PNG.sync.read(bytes);
+  } catch (err) {
+    throw new DataFileError(file, `not a valid PNG (${(err as Error).message})`, 'Re-extract this file from the data set archive');
+  }
+  return rgbOfRgba(png.width, png.height, png.data);
+}
+
+/**
  * Decode a baseline or progressive JPEG file into 8-bit RGB with jpeg-js (pure JavaScript, so every backend reads
  * it). Gray JPEGs become three equal channels, as PIL's `convert('RGB')`.
  */
 export function readJpegRgb(file: string): RgbImage {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new DataFileError(file, `cannot read the image (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'Check that the data set is complete and readable');
-  }
+  const bytes = readImageFile(file);
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
     decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
   } catch (err) {
     throw new DataFileError(file, `not a valid JPEG (${(err as Error).message})`, 'Extract the frames of this clip again');
   }
-  const { width, height } = decoded;
-  const rgba = decoded.data;
-  const data = new Uint8Array(width * height * 3);
-  for (let p = 0, q = 0; p < data.length; p += 3, q += 4) {
-    data[p] = rgba[q]!;
-    data[p + 1] = rgba[q + 1]!;
-    data[p + 2] = rgba[q + 2]!;
-  }
-  return { width, height, data };
+  return rgbOfRgba(decoded.width, decoded.height, decoded.data);
 }
 
 /** The h×w region of an RGB image whose top-left pixel is (top, left); it must lie inside the image. */
