@@ -1,5 +1,6 @@
 import type { BatchOptions, Dataset, HostBatch, ModalityInfo, SplitName } from './types.ts';
 import { Rng, seededPermutation } from '../util/rng.ts';
+import type { Modalities } from '../spec/trial.ts';
 
 /**
  * Batching shared by every in-memory dataset: seeded per-epoch order, exact resume, and fast normalisation of
@@ -228,4 +229,25 @@ export class ByteArrayDataset implements Dataset {
 
 function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Which of a two-sensor data set's sources feeds branch 0 and branch 1: both for `distinct`, the first (second)
+ * twice for the duplicated-modality controls.
+ */
+export function branchSources<S>(modalities: Modalities, sources: readonly [S, S]): [S, S] {
+  switch (modalities) {
+    case 'distinct':
+      return [sources[0], sources[1]];
+    case 'duplicate-m0':
+      return [sources[0], sources[0]];
+    case 'duplicate-m1':
+      return [sources[1], sources[1]];
+  }
+}
+
+/** A loader option that must be a positive integer, or an error naming the data set and the option. */
+export function positiveInteger(dataset: string, value: number, what: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${dataset}: ${what} must be a positive integer, got ${value}`);
+  return value;
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Modalities } from '../spec/trial.ts';
 import { Rng } from '../util/rng.ts';
 import { logSpectrogram, readWavHeader, readWavMono, resample, stftFrames, tileTo } from './audio.ts';
-import { channelLookupTables, epochOrder, heldOutSplit, normaliseBytes, seededSubset, SubsetTooLargeError, validateBatchOptions } from './batching.ts';
+import { branchSources, channelLookupTables, epochOrder, heldOutSplit, normaliseBytes, positiveInteger, seededSubset, SubsetTooLargeError, validateBatchOptions } from './batching.ts';
 import { readCacheFile, resolveCacheDir, writeCacheFile } from './cache.ts';
 import { DataFileError } from './idx.ts';
 import { cropRgb, flipHorizontal, readJpegRgb, resizeBilinear, type RgbImage } from './image.ts';
@@ -134,22 +134,6 @@ export interface CremadFrameDraw {
 
 type Sensor = 'audio' | 'visual';
 
-function sensorsOf(modalities: Modalities): [Sensor, Sensor] {
-  switch (modalities) {
-    case 'distinct':
-      return ['audio', 'visual'];
-    case 'duplicate-m0':
-      return ['audio', 'audio'];
-    case 'duplicate-m1':
-      return ['visual', 'visual'];
-  }
-}
-
-function positiveInteger(value: number, what: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`cremad: ${what} must be a positive integer, got ${value}`);
-  return value;
-}
-
 /** torchvision's RandomResizedCrop parameters (scale 0.08–1, ratio 3/4–4/3, ten tries, then the centre crop). */
 function randomResizedCrop(rng: Rng, width: number, height: number): { top: number; left: number; height: number; width: number } {
   const area = width * height;
@@ -207,11 +191,11 @@ export class CremadDataset implements Dataset {
     const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     this.log = log;
     this.cacheDir = join(resolveCacheDir(options.cacheDir), 'cremad');
-    this.frames = positiveInteger(options.frames ?? 2, 'frames');
-    this.imageSize = positiveInteger(options.imageSize ?? 224, 'imageSize');
+    this.frames = positiveInteger('cremad', options.frames ?? 2, 'frames');
+    this.imageSize = positiveInteger('cremad', options.imageSize ?? 224, 'imageSize');
     this.spectrogramBudget = options.spectrogramBudgetBytes ?? 1.5 * 1024 ** 3;
     this.frameBudget = options.frameBudgetBytes ?? 1024 ** 3;
-    this.sensors = sensorsOf(options.modalities ?? 'distinct');
+    this.sensors = branchSources<Sensor>(options.modalities ?? 'distinct', ['audio', 'visual']);
     const shapeOf = (s: Sensor) => (s === 'audio' ? [CREMAD_SPECTROGRAM_BINS, CREMAD_SPECTROGRAM_FRAMES, 1] : [this.frames, this.imageSize, this.imageSize, 3]);
     this.modalities = this.sensors.map((s) => ({ name: s, shape: shapeOf(s) }));
     this.luts = channelLookupTables({ name: 'frame', shape: [3], mean: IMAGENET_MEAN, std: IMAGENET_STD });
@@ -230,7 +214,7 @@ export class CremadDataset implements Dataset {
     for (const split of ['train', 'val', 'test'] as const) {
       const n = options.subset?.[split];
       if (n === undefined) continue;
-      positiveInteger(n, `subset.${split}`);
+      positiveInteger('cremad', n, `subset.${split}`);
       if (n > bySplit[split].length) throw new SubsetTooLargeError('cremad', split, n, bySplit[split].length, 'clips');
       const keep = seededSubset(bySplit[split].length, n, Rng.from('cremad-subset', split, splitSeed));
       bySplit[split] = Array.from(keep, (i) => bySplit[split][i]!);

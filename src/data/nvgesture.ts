@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Modalities, TrainTrialSpec } from '../spec/trial.ts';
-import { epochOrder, heldOutSplit, seededSubset, SubsetTooLargeError, validateBatchOptions } from './batching.ts';
+import { branchSources, epochOrder, heldOutSplit, positiveInteger, seededSubset, SubsetTooLargeError, validateBatchOptions } from './batching.ts';
 import { resolveCacheDir } from './cache.ts';
 import {
   NVGESTURE_CLASSES,
@@ -106,23 +106,6 @@ export function defaultResizeSize(imageSize: number): number {
   return Math.round((imageSize * 256) / 224);
 }
 
-/** Which sensor feeds branch 0 and branch 1. */
-function sensorsOf(modalities: Modalities): ['color' | 'depth', 'color' | 'depth'] {
-  switch (modalities) {
-    case 'distinct':
-      return ['color', 'depth'];
-    case 'duplicate-m0':
-      return ['color', 'color'];
-    case 'duplicate-m1':
-      return ['depth', 'depth'];
-  }
-}
-
-function positiveInteger(value: number, what: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`nvgesture: ${what} must be a positive integer, got ${value}`);
-  return value;
-}
-
 /** Byte-to-input table: v/127.5 − 1. */
 const UNIT_RANGE = (() => {
   const lut = new Float32Array(256);
@@ -156,7 +139,7 @@ export class NvgestureDataset implements Dataset {
     this.flip = options.flip;
     this.padding = options.padding;
     this.memoryBudget = options.memoryBudgetBytes;
-    this.sensors = sensorsOf(options.modalities);
+    this.sensors = branchSources<'color' | 'depth'>(options.modalities, ['color', 'depth']);
     const shape = (sensor: 'color' | 'depth') => [this.frames, this.imageSize, this.imageSize, sensor === 'color' ? 3 : 1];
     const nameOf = (sensor: 'color' | 'depth') => (sensor === 'color' ? 'rgb' : 'depth');
     this.modalities = [
@@ -304,13 +287,13 @@ export function splitTrainList<T>(entries: readonly T[], valFraction: number, sp
 
 export async function createNvgestureDataset(options: NvgestureDatasetOptions): Promise<NvgestureDataset> {
   const log = options.log ?? defaultLog;
-  const frames = positiveInteger(options.frames ?? 64, 'frames');
-  const imageSize = positiveInteger(options.imageSize ?? 224, 'imageSize');
-  const resizeSize = positiveInteger(options.resizeSize ?? defaultResizeSize(imageSize), 'resizeSize');
+  const frames = positiveInteger('nvgesture', options.frames ?? 64, 'frames');
+  const imageSize = positiveInteger('nvgesture', options.imageSize ?? 224, 'imageSize');
+  const resizeSize = positiveInteger('nvgesture', options.resizeSize ?? defaultResizeSize(imageSize), 'resizeSize');
   if (resizeSize < imageSize) throw new Error(`nvgesture: resizeSize ${resizeSize} is smaller than the crop imageSize ${imageSize}`);
   const splitSeed = options.splitSeed ?? 0;
   const cacheDir = resolveCacheDir(options.cacheDir);
-  const sensors = sensorsOf(options.modalities);
+  const sensors = branchSources<'color' | 'depth'>(options.modalities, ['color', 'depth']);
   const used = new Set(sensors);
 
   const trainEntries = readNvgestureList(join(options.root, options.trainList ?? NVGESTURE_TRAIN_LIST));
@@ -320,7 +303,7 @@ export async function createNvgestureDataset(options: NvgestureDatasetOptions): 
   for (const split of ['train', 'val', 'test'] as const) {
     const n = options.subset?.[split];
     if (n === undefined) continue;
-    positiveInteger(n, `subset.${split}`);
+    positiveInteger('nvgesture', n, `subset.${split}`);
     if (n > bySplit[split].length) {
       throw new SubsetTooLargeError('nvgesture', split, n, bySplit[split].length, 'clips');
     }
