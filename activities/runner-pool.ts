@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { WARM_COMMAND } from '../src/runner/protocol.ts';
-import { startRunner, type RunnerHandle } from './runner-process.ts';
+import { startRunner, type ParentWatch, type RunnerHandle } from './runner-process.ts';
 
 /**
  * Spare trial runners, so that a trial does not wait for a process to start and load its modules (about 0.3 s for a
@@ -34,6 +34,8 @@ export interface RunnerPoolOptions {
   /** Most spares kept (one per slot: each running trial has its successor ready). 0: no spares, every runner fresh. */
   capacity: number;
   log?: (message: string) => void;
+  /** Default: the platform's (runner-process.ts); tests run both. */
+  parentWatch?: ParentWatch;
 }
 
 export class RunnerPool {
@@ -125,7 +127,13 @@ export class RunnerPool {
 
   private launch(profile: RunnerProfile): RunnerHandle {
     this.stats.started += 1;
-    return startRunner({ command: profile.command, args: [WARM_COMMAND, '--preload', profile.preload], env: profile.env, cwd: profile.cwd });
+    return startRunner({
+      command: profile.command,
+      args: [WARM_COMMAND, '--preload', profile.preload],
+      env: profile.env,
+      cwd: profile.cwd,
+      parentWatch: this.options.parentWatch,
+    });
   }
 
   private refill(profile: RunnerProfile, key: string): void {

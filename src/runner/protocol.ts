@@ -31,6 +31,11 @@ export const EVENT_LINE_PREFIX = '@mmsweep ';
  * exit codes); it runs exactly one trial and exits.
  */
 export const WARM_COMMAND = 'warm';
+/**
+ * Set by the worker when the kernel is to kill the runner with its worker (`setpriv --pdeathsig`): the worker's pid.
+ * A runner whose parent is no longer that process was orphaned before the signal was armed, and exits at once.
+ */
+export const RUNNER_PARENT_ENV = 'MMSWEEP_RUNNER_PARENT';
 export const READY_LINE = '@mmsweep-ready';
 /** A warm runner's process title once it has its trial (an idle spare keeps its `warm --preload` command line). */
 export const TRIAL_PROCESS_TITLE = 'mmsweep-trial';

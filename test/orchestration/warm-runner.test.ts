@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundledRunnerPrefix } from '../../activities/runner-bundle.ts';
 import { RunnerPool, type RunnerProfile } from '../../activities/runner-pool.ts';
 import { spareRunnersFromEnv } from '../../activities/common.ts';
 import { runMmsweep } from '../cli/run-cli.ts';
-import { signalGroup, type RunnerHandle } from '../../activities/runner-process.ts';
+import { defaultParentWatch, signalGroup, type RunnerHandle } from '../../activities/runner-process.ts';
 import { EXIT_CODES, type RunnerEvent } from '../../src/runner/protocol.ts';
 import { repoRoot, tempDir, waitUntil } from './harness.ts';
 
@@ -206,15 +206,19 @@ describe('warm trial runners', () => {
     expect(runner.hasExited()).toBe(true);
   });
 
-  it('spares die with their worker, even one killed with SIGKILL', async () => {
-    // A stand-in worker: a pool with one spare; it prints the spare's pid and waits.
-    const script = path.join(scratch, 'worker.mts');
+  it.each(['pdeathsig', 'lifeline'] as const)('runners die with their worker, even one killed with SIGKILL (%s)', async (watch) => {
+    expect(defaultParentWatch()).toBe('pdeathsig'); // this machine's: Linux with util-linux's setpriv
+    // A stand-in worker: a pool with one spare; it starts a trial of 60 s on the runner it took, prints both pids and waits.
+    const script = path.join(scratch, `worker-${watch}.mts`);
+    const trial = noopTrial({ sleepMs: 60_000, epochs: 1 });
     writeFileSync(
       script,
       [
         `import { RunnerPool } from ${JSON.stringify(path.join(repoRoot, 'activities', 'runner-pool.ts'))};`,
-        `const p = new RunnerPool({ capacity: 1 });`,
+        `const p = new RunnerPool({ capacity: 1, parentWatch: ${JSON.stringify(watch)} });`,
         `const { runner } = await p.acquire(${JSON.stringify(profile())});`,
+        `runner.sendTrial(${JSON.stringify(trial.argv)});`,
+        `await new Promise((resolve) => runner.setEventListener((e) => e.type === 'start' && resolve(undefined)));`,
         `console.log(JSON.stringify({ taken: runner.pid, spare: p.waiting()[0].pid }));`,
         `setInterval(() => {}, 1000);`,
       ].join('\n'),
@@ -230,8 +234,34 @@ describe('warm trial runners', () => {
     });
     const pids = JSON.parse(line) as { taken: number; spare: number };
     expect(alive(pids.taken) && alive(pids.spare)).toBe(true);
+    // The worker's children: under pdeathsig the runners themselves, else their lifelines.
+    const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    const isLifeline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('lifeline.mjs');
+    for (const pid of [pids.taken, pids.spare]) {
+      expect(parentOf(pid)).toBe(worker.pid);
+      expect(isLifeline(pid)).toBe(watch === 'lifeline');
+    }
     worker.kill('SIGKILL');
     await waitUntil(() => !alive(pids.taken) && !alive(pids.spare), 20_000, () => `runners ${JSON.stringify(pids)} outlived their worker`);
+  });
+
+  it('a runner whose worker is gone before it starts (orphaned before the death signal was armed) exits without training', async () => {
+    const trial = noopTrial({ sleepMs: 0, epochs: 1 });
+    // Its parent is this test process, not the pid it is told: as if its worker had died and it had been re-parented.
+    const child = spawn(command[0]!, [...command.slice(1), ...trial.argv], {
+      cwd: repoRoot,
+      env: { ...process.env, MMSWEEP_RUNNER_PARENT: '999999999' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(EXIT_CODES.crash);
+    expect(err).toMatch(/its worker \(pid 999999999\) is gone; not starting/);
+    expect(out).toBe('');
+    expect(readdirSync(trial.dir)).toEqual(['spec.json']); // no checkpoint written
   });
 });
 
