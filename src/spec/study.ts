@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseTrialSpec, InvalidSpecError, type TrialSpec } from './trial.ts';
+import { parseTrialSpec, seedSchema, InvalidSpecError, type TrialSpec } from './trial.ts';
 import { logSpaced, logUniformSamples } from './random.ts';
 import { canonicalJson } from './canonical.ts';
 import { parseStrict } from './strict.ts';
@@ -30,7 +30,7 @@ export const studyConditionSchema = z
     base: z.record(z.string(), z.unknown()),
     lr: lrAxisSchema.optional(),
     extraLr: z.array(positive).default([]),
-    seeds: z.array(z.number().int().nonnegative()).min(1).default([0]),
+    seeds: z.array(seedSchema).min(1).default([0]),
     l1: z.array(z.number().nonnegative()).min(1).optional(),
     alpha: z.array(z.number().nonnegative()).min(1).optional(),
     q: z.array(z.number().int().positive()).min(1).optional(),

@@ -8,6 +8,14 @@ import { InvalidSpecError, parseStrict } from './strict.ts';
  * the CLI, the trial runner and the database all share it. Defaults follow paper-spec §5.6 for CMNIST.
  */
 
+/** The largest seed: the results store keeps a trial's seed in a Postgres `integer` column. */
+export const MAX_SEED = 2 ** 31 - 1;
+export const seedSchema = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(MAX_SEED, { message: `a seed is at most ${MAX_SEED} (2^31 − 1: the results store keeps seeds as 32-bit integers)` });
+
 export const backendRequestSchema = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
 export type BackendRequest = z.infer<typeof backendRequestSchema>;
 
@@ -165,7 +173,7 @@ export const trainTrialSpecSchema = z.object({
   /** AGM hyperparameters (only with algorithm 'agm'; defaults filled in when parsed). */
   agm: agmSchema.partial().optional(),
   /** Seed of the model initialisation and of the data order (0 when unset, so a bare `mmsweep train` runs). */
-  seed: z.number().int().nonnegative().default(0),
+  seed: seedSchema.default(0),
   /** Epoch cap (the code's loop runs epochs 1…299). */
   maxEpochs: z.number().int().positive().default(299),
   /** Stop after this many (not necessarily consecutive) epochs at exactly 100 % running train accuracy. */
@@ -326,7 +334,7 @@ export const noopTrialSpecSchema = z.object({
   kind: z.literal('noop'),
   sleepMs: z.number().int().nonnegative().default(100),
   epochs: z.number().int().positive().default(1),
-  seed: z.number().int().nonnegative().default(0),
+  seed: seedSchema.default(0),
 });
 export type NoopTrialSpec = z.infer<typeof noopTrialSpecSchema>;
 

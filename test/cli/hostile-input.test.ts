@@ -1102,3 +1102,51 @@ describe('W2 for stored specs past 64 KiB (their documents travel by sha256)', (
     }
   }, 120_000);
 });
+
+describe('seeds beyond the results store', () => {
+  // The store keeps a trial's seed in a Postgres integer column: 2^31 − 1 = 2147483647 is its largest value.
+  const seedMessage = /a seed is at most 2147483647 \(2\^31 − 1/;
+
+  it('a seed past 2^31 − 1 is refused where the spec is read, naming the key; 2^31 − 1 is accepted', async () => {
+    const { parseTrialSpec } = await import('../../src/spec/trial.ts');
+    const { parseStudySpec } = await import('../../src/spec/study.ts');
+    const base = { dataset: { name: 'cmnist' }, lr: 0.1 };
+    expect(parseTrialSpec({ ...base, seed: 2147483647 }).seed).toBe(2147483647);
+    expect(() => parseTrialSpec({ ...base, seed: 2147483648 })).toThrow(seedMessage);
+    expect(() => parseTrialSpec({ kind: 'noop', seed: 2 ** 40 })).toThrow(seedMessage);
+    expect(() => parseStudySpec({ name: 's', conditions: [{ label: 'c', base, seeds: [0, 2147483648] }] })).toThrow(/conditions\.0\.seeds\.1: a seed is at most 2147483647/);
+  });
+
+  it('mmsweep train and mmsweep run exit 2 for it before training or starting anything', async () => {
+    const dir = tempDir('mmsweep-seed-');
+    try {
+      const trial = path.join(dir, 'trial.json');
+      fs.writeFileSync(trial, JSON.stringify({ dataset: { name: 'cmnist' }, lr: 0.1, seed: 4294967296 }));
+      const train = await runMmsweep(['train', '--spec', trial], { MMSWEEP_HOME: dir });
+      expect(train.exitCode).toBe(2);
+      expect(train.stderr).toMatch(seedMessage);
+      const study = path.join(dir, 'study.json');
+      fs.writeFileSync(study, JSON.stringify({ name: 'big-seed', conditions: [{ label: 'c', base: { dataset: { name: 'cmnist' }, lr: 0.1 }, seeds: [2147483648] }] }));
+      const run = await runMmsweep(['run', study], { MMSWEEP_HOME: dir });
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr).toMatch(seedMessage);
+      expect(fs.readdirSync(dir).sort()).toEqual(['study.json', 'trial.json']); // no database, no Temporal state
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('the largest accepted seed is stored and read back unchanged by the real Postgres server', async () => {
+    const database = await createServerDatabase();
+    const handle = await openDatabase({ url: database.url });
+    try {
+      await upsertStudy(handle.db, { id: 'seeds', name: 'seeds', spec: {} });
+      await registerTrials(handle.db, 'seeds', [{ trialKey: 'max-seed', spec: cmnistSpec({ seed: 2147483647 }) }]);
+      const rows = rowsOf<{ seed: number }>(await handle.db.execute(sql`select seed from trials where trial_key = ${'max-seed'}`));
+      expect(rows).toEqual([{ seed: 2147483647 }]);
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
+  }, 60_000);
+});
