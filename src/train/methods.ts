@@ -535,9 +535,9 @@ export class AgmMethod implements TrainingMethod {
       tf.mul(tf.add(tf.sub(total, without0), without1), 0.5) as tf.Tensor2D,
       tf.mul(tf.add(tf.sub(total, without1), without0), 0.5) as tf.Tensor2D,
     ];
-    const scores = Array.from(
-      tf.tidy(() => tf.stack(responses.map((phi) => tf.mean(tf.neg(tf.log(tf.maximum(tf.sum(tf.mul(tf.softmax(phi), oneHot), 1), 1e-8))))))).dataSync(),
-    );
+    const stackedScores = tf.tidy(() => tf.stack(responses.map((phi) => tf.mean(tf.neg(tf.log(tf.maximum(tf.sum(tf.mul(tf.softmax(phi), oneHot), 1), 1e-8)))))));
+    const scores = Array.from(stackedScores.dataSync());
+    stackedScores.dispose();
     const computed = agmCoefficients(scores, this.averages, this.options.alpha, this.options.exponentCap);
     const inWindow = this.epoch >= this.options.startEpoch && this.epoch <= this.options.endEpoch;
     const coefficients = inWindow ? computed.coefficients : [1, 1];
@@ -560,7 +560,9 @@ export class AgmMethod implements TrainingMethod {
   modifyGradients(grads: tf.NamedTensorMap): void {
     if (!this.options.gradientClip) return;
     const head = this.headWeights.map((w) => grads[w.name]).filter((g): g is tf.Tensor => g !== undefined);
-    const [largest] = tf.tidy(() => tf.max(tf.stack(head.map((g) => tf.max(tf.abs(g)))))).dataSync();
+    const largestTensor = tf.tidy(() => tf.max(tf.stack(head.map((g) => tf.max(tf.abs(g))))));
+    const [largest] = largestTensor.dataSync();
+    largestTensor.dispose(); // outside the step's tape: nothing else frees it
     if (!(largest! > 1)) return;
     this.last.clipped = true;
     const names = Object.keys(grads);

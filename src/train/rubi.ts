@@ -31,10 +31,11 @@ export class RubiHead {
     // PyTorch's default Linear init: weight and bias uniform in ±1/√fan_in.
     this.variables = dims.flatMap(([fanIn, fanOut, name], i) => {
       const bound = 1 / Math.sqrt(fanIn);
-      return [
+      // In a tidy: a variable shares its initial value's data, and the initial tensor itself must be freed.
+      return tf.tidy(() => [
         tf.variable(tf.randomUniform([fanIn, fanOut], -bound, bound, 'float32', seed * 16 + 2 * i + 1), true),
         tf.variable(tf.randomUniform([fanOut], -bound, bound, 'float32', seed * 16 + 2 * i + 2), true),
-      ];
+      ]);
     });
   }
 

@@ -228,7 +228,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     if (p.variableNames.length !== variables.length) {
       throw new ResumeMismatchError(`checkpoint ${file} has ${p.variableNames.length} variables, the model ${variables.length}`);
     }
-    variables.forEach((v, i) => v.assign(tf.tensor(ckpt.blobs[`var/${i}`], v.shape, 'float32')));
+    variables.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(ckpt.blobs[`var/${i}`], v.shape, 'float32'))));
     sgd.setState({ lr: p.lr, buffers: p.slotPresent.map((present, i) => (present ? ckpt.blobs[`slot/${i}`] : null)) });
     net.setState(Object.fromEntries(p.stateKeys.map((k) => [k, ckpt.blobs[`state/${k}`]])));
     plateau.setState(p.plateau);
@@ -329,7 +329,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
       const regular = mode === 'regular';
       const inputs = toTensors(dataset, batch);
       const y = tf.tensor1d(batch.y, 'int32');
-      const oneHot = tf.oneHot(y, numClasses).toFloat() as tf.Tensor2D;
+      const oneHot = tf.tidy(() => tf.oneHot(y, numClasses).toFloat()) as tf.Tensor2D; // not the int32 one-hot it is cast from
       const kept: { counts?: tf.Tensor1D; observed?: tf.Tensor[] } = {};
       const { value: loss, grads: namedGrads } = tf.variableGrads(() => {
         const out = net.forward(inputs, { mode, training: true, regularTrainingStep: regular });
@@ -566,7 +566,7 @@ export async function trainTrial(options: TrainerOptions): Promise<TrialResult> 
     return empty;
   }
   // Utilization and R(f) of the best-validation model.
-  netVariables.forEach((v, i) => v.assign(tf.tensor(best!.variables[i], v.shape, 'float32')));
+  netVariables.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(best!.variables[i], v.shape, 'float32'))));
   net.setState(best.state);
   const rF = sparsityRatio(best.variables);
   rubi?.dispose();
