@@ -37,6 +37,8 @@ export interface ActivityConfig {
    * (`mmsweep worker` and `run` set it), 0 with MMSWEEP_SPARE_RUNNERS=0 (each trial starts its runner, as before).
    */
   spareRunners: number;
+  /** Trials one runner process takes one after another (MMSWEEP_RUNNER_TRIALS; activities/runner-pool.ts). */
+  trialsPerRunner: number;
   /** Largest study (trials before shared ones merge) a worker registers; larger ones fail at once, naming the limit. */
   maxStudyTrials: number;
   /**
@@ -59,6 +61,7 @@ export function defaultActivityConfig(overrides: Partial<ActivityConfig> = {}): 
     controlStoreRetryMs: 10_000,
     maxStudyTrials: maxStudyTrialsFromEnv(),
     spareRunners: spareRunnersFromEnv(1),
+    trialsPerRunner: trialsPerRunnerFromEnv(),
     registrationBatch: 25_000,
     ...overrides,
   };
@@ -82,6 +85,21 @@ export function spareRunnersFromEnv(perSlot: number, env: NodeJS.ProcessEnv = pr
   if (raw === '0') return 0;
   // Invalid input: the CLI exits with 2 and this message.
   throw Object.assign(new Error(`MMSWEEP_SPARE_RUNNERS must be 0 (no spare runners) or 1 (one per slot, the default), got "${raw}"`), { exitCode: 2 });
+}
+
+/**
+ * Trials one runner process takes before it exits: MMSWEEP_RUNNER_TRIALS, default 20; 1 starts a process for every
+ * trial. A runner stops earlier after a trial that did not end with a result (or divergence) or that left tensors
+ * alive (src/cli/warm.ts), so a failure never carries over into the next trial's process.
+ */
+export function trialsPerRunnerFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.MMSWEEP_RUNNER_TRIALS;
+  if (raw === undefined || raw === '') return 20;
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1 || n > 10_000) {
+    throw Object.assign(new Error(`MMSWEEP_RUNNER_TRIALS must be a whole number from 1 (a process per trial) to 10000, got "${raw}"`), { exitCode: 2 });
+  }
+  return n;
 }
 
 /** Non-retryable failure types (Temporal stops retrying at once). */

@@ -28,6 +28,8 @@ interface Spare {
   profile: RunnerProfile;
   handle: RunnerHandle;
   readyAt: number | null;
+  /** Trials this process may still take (RunnerPoolOptions.trialsPerRunner at its start). */
+  trialsLeft: number;
 }
 
 export interface RunnerPoolOptions {
@@ -36,40 +38,79 @@ export interface RunnerPoolOptions {
   log?: (message: string) => void;
   /** Default: the platform's (runner-process.ts); tests run both. */
   parentWatch?: ParentWatch;
+  /**
+   * Trials one runner process may take one after another (src/cli/warm.ts `--trials`); default 1, a process per
+   * trial. A runner that takes another comes back through `giveBack` and is the slot's next spare: no successor is
+   * started for it unless it ends instead.
+   */
+  trialsPerRunner?: number;
 }
 
 export class RunnerPool {
   private spares: Spare[] = [];
   private closed = false;
   /** Spares started and spares that died unused: for tests and diagnostics. */
-  readonly stats = { started: 0, reused: 0, diedIdle: 0, mismatched: 0 };
+  readonly stats = { started: 0, reused: 0, diedIdle: 0, mismatched: 0, givenBack: 0 };
+  /** Runners out with a trial → the trials each may take after it. */
+  private readonly taken = new Map<RunnerHandle, number>();
+  private readonly trialsPerRunner: number;
 
-  constructor(private readonly options: RunnerPoolOptions) {}
+  constructor(private readonly options: RunnerPoolOptions) {
+    this.trialsPerRunner = options.trialsPerRunner ?? 1;
+    if (!Number.isSafeInteger(this.trialsPerRunner) || this.trialsPerRunner < 1) throw new Error(`trialsPerRunner must be a whole number ≥ 1, got ${options.trialsPerRunner}`);
+  }
 
   /**
    * A runner for a trial with this profile: a waiting spare when one matches and is alive, else a fresh one. The
    * caller sends the trial once `ready` resolves true; when it resolves false the runner died before it could take a
    * trial and `take` gives another. `refill` then starts a spare with the same profile for the next trial.
    */
-  take(profile: RunnerProfile): { runner: RunnerHandle; spare: boolean; readyNow: boolean } {
+  take(profile: RunnerProfile): { runner: RunnerHandle; spare: boolean; readyNow: boolean; comesBack: boolean } {
     if (this.closed) throw new Error('the runner pool is closed (the worker is shutting down)');
     const key = profileKey(profile);
     const i = this.spares.findIndex((s) => s.key === key && !s.handle.hasExited());
     let runner: RunnerHandle;
     let spare = false;
     let readyNow = false;
+    let trialsLeft = this.trialsPerRunner;
     if (i >= 0) {
       const taken = this.spares.splice(i, 1)[0]!;
       runner = taken.handle;
       runner.setRef(true);
       spare = true;
       readyNow = taken.readyAt !== null;
+      trialsLeft = taken.trialsLeft;
       this.stats.reused += 1;
     } else {
       if (this.spares.length > 0) this.stats.mismatched += 1;
       runner = this.launch(profile);
     }
-    return { runner, spare, readyNow };
+    this.taken.set(runner, trialsLeft - 1);
+    const comesBack = trialsLeft > 1;
+    if (comesBack) {
+      // Its successor is itself; should it end instead of coming back, the next trial gets a spare started then.
+      void runner.exited.then(() => {
+        this.taken.delete(runner);
+        this.refill(profile, key);
+      });
+    }
+    return { runner, spare, readyNow, comesBack };
+  }
+
+  /**
+   * A runner whose trial ended with TRIAL_END (it said it takes another) back from its trial: the next spare of its
+   * profile, or stopped when the pool is closed or already holds a spare of that profile for every slot.
+   */
+  giveBack(profile: RunnerProfile, runner: RunnerHandle): void {
+    const trialsLeft = this.taken.get(runner);
+    this.taken.delete(runner);
+    const key = profileKey(profile);
+    if (this.closed || trialsLeft === undefined || trialsLeft < 1 || runner.hasExited() || this.spares.filter((s) => s.key === key).length >= this.options.capacity) {
+      void runner.kill(1_000);
+      return;
+    }
+    this.stats.givenBack += 1;
+    this.keep({ key, profile, handle: runner, readyAt: null, trialsLeft });
   }
 
   /**
@@ -94,13 +135,14 @@ export class RunnerPool {
     };
     try {
       let taken = this.take(profile);
-      if (!taken.readyNow) refill();
+      if (taken.comesBack) refilled = true;
+      else if (!taken.readyNow) refill();
       await options.onRunner?.(taken.runner);
       let replaced = false;
       if (!(await taken.runner.ready) && !options.signal?.aborted) {
         this.options.log?.(`trial runner ${taken.runner.pid} exited before it was ready; taking another`);
         taken = this.take(profile);
-        refilled = false; // the first take's successor may have been taken just now
+        refilled = taken.comesBack; // the first take's successor may have been taken just now
         if (!taken.readyNow) refill();
         await options.onRunner?.(taken.runner);
         await taken.runner.ready;
@@ -129,10 +171,11 @@ export class RunnerPool {
     this.stats.started += 1;
     return startRunner({
       command: profile.command,
-      args: [WARM_COMMAND, '--preload', profile.preload],
+      args: [WARM_COMMAND, '--preload', profile.preload, ...(this.trialsPerRunner > 1 ? ['--trials', String(this.trialsPerRunner)] : [])],
       env: profile.env,
       cwd: profile.cwd,
       parentWatch: this.options.parentWatch,
+      bundled: true,
     });
   }
 
@@ -145,9 +188,13 @@ export class RunnerPool {
       if (j < 0) return;
       void this.spares.splice(j, 1)[0]!.handle.kill(1_000);
     }
-    const handle = this.launch(profile);
+    this.keep({ key, profile, handle: this.launch(profile), readyAt: null, trialsLeft: this.trialsPerRunner });
+  }
+
+  /** A runner waits as a spare: it does not keep the worker alive, and one that dies while waiting is replaced. */
+  private keep(spare: Spare): void {
+    const { key, profile, handle } = spare;
     handle.setRef(false);
-    const spare: Spare = { key, profile, handle, readyAt: null };
     this.spares.push(spare);
     void handle.ready.then((ready) => {
       if (ready) spare.readyAt = Date.now();

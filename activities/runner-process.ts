@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
-import { EVENT_LINE_PREFIX, READY_LINE, RUNNER_PARENT_ENV, type RunnerEvent, type WarmTrialLine } from '../src/runner/protocol.ts';
+import { EVENT_LINE_PREFIX, READY_LINE, RUNNER_PARENT_ENV, TRIAL_END_PREFIX, type RunnerEvent, type WarmTrialLine } from '../src/runner/protocol.ts';
 
 const LIFELINE = fileURLToPath(new URL('./lifeline.mjs', import.meta.url));
 const SETPRIV = '/usr/bin/setpriv';
@@ -39,16 +39,26 @@ export interface RunnerExit {
   stderrTail: string;
 }
 
+/**
+ * How one trial on a runner ended: the runner's exit, or — a runner that takes several trials
+ * (`warm --trials n`) — its TRIAL_END line, after which it is ready for the next (`reusable`).
+ */
+export interface TrialEnd extends RunnerExit {
+  reusable: boolean;
+}
+
 export interface RunnerHandle {
   pid: number;
   exited: Promise<RunnerExit>;
+  /** The end of the trial sent last (or, for a runner started with its trial's arguments, of the process). */
+  trialEnd(): Promise<TrialEnd>;
   kill(graceMs?: number): Promise<void>;
   /** Whether the process has exited (its exit may still be on its way to `exited`). */
   hasExited(): boolean;
   /** Where events go from now on (a spare runner gets its listener with its trial). */
   setEventListener(onEvent: (event: RunnerEvent) => void): void;
-  /** A warm runner: true once it printed READY_LINE, false when it exited before. */
-  ready: Promise<boolean>;
+  /** A warm runner: true once it printed READY_LINE (again, after each trial it took), false when it exited before. */
+  readonly ready: Promise<boolean>;
   /** A warm runner: hand it its trial's `train` arguments. */
   sendTrial(argv: string[]): void;
   /** Whether the process keeps this one alive (a spare does not: a worker exits with spares waiting). */
@@ -64,6 +74,11 @@ export function startRunner(options: {
   onStrayLine?: (line: string) => void;
   /** Default: defaultParentWatch(); tests run both. */
   parentWatch?: ParentWatch;
+  /**
+   * The command is the runner bundle itself, not a wrapper around it (a custom MMSWEEP_RUNNER may be one): under
+   * pdeathsig it is told this process's pid, to exit at once when its parent is another (src/cli/runner.ts).
+   */
+  bundled?: boolean;
 }): RunnerHandle {
   let onEvent = options.onEvent ?? (() => undefined);
   // detached: the process we start (the runner itself, or its lifeline) leads its own process group, so a kill
@@ -72,14 +87,12 @@ export function startRunner(options: {
   // connection.
   const { NODE_EXTRA_CA_CERTS: _unusedCaCerts, ...env } = options.env;
   const watch = options.parentWatch ?? defaultParentWatch();
-  // Under pdeathsig the runner checks that its parent is still this process: one that died before the signal was
-  // armed left it to init (src/cli/runner.ts).
   const [file, argv] =
     watch === 'pdeathsig'
       ? [SETPRIV, ['--pdeathsig', 'KILL', '--', ...options.command, ...options.args]]
       : [process.execPath, [LIFELINE, ...options.command, ...options.args]];
   const child: ChildProcess = spawn(file, argv, {
-    env: watch === 'pdeathsig' ? { ...env, [RUNNER_PARENT_ENV]: String(process.pid) } : env,
+    env: watch === 'pdeathsig' && options.bundled ? { ...env, [RUNNER_PARENT_ENV]: String(process.pid) } : env,
     cwd: options.cwd,
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -91,12 +104,25 @@ export function startRunner(options: {
     if (stderrLines.length > 40) stderrLines.shift();
   });
   let markReady: (ready: boolean) => void = () => undefined;
-  const ready = new Promise<boolean>((resolve) => (markReady = resolve));
+  let ready = new Promise<boolean>((resolve) => (markReady = resolve));
+  let endTrial: (end: TrialEnd) => void = () => undefined;
+  let trialEnded: Promise<TrialEnd> | null = null;
   const stdoutDone = new Promise<void>((resolve) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       if (line === READY_LINE) {
         markReady(true);
+        return;
+      }
+      if (line.startsWith(TRIAL_END_PREFIX)) {
+        const code = Number(line.slice(TRIAL_END_PREFIX.length));
+        if (!Number.isInteger(code)) {
+          options.onStrayLine?.(line);
+          return;
+        }
+        // Every event line of the trial came before this one. The runner says READY again when it can take the next.
+        ready = new Promise<boolean>((resolve) => (markReady = resolve));
+        endTrial({ code, signal: null, stderrTail: stderrLines.join('\n'), reusable: true });
         return;
       }
       if (!line.startsWith(EVENT_LINE_PREFIX)) {
@@ -126,6 +152,16 @@ export function startRunner(options: {
   });
   if (child.pid === undefined) throw new Error(`could not start the trial runner: ${options.command.join(' ')}`);
   const pid = child.pid;
+  let processEnd: TrialEnd | null = null;
+  void exited.then(
+    (exit) => endTrial((processEnd = { ...exit, reusable: false })),
+    () => endTrial((processEnd = { code: null, signal: null, stderrTail: stderrLines.join('\n'), reusable: false })),
+  );
+  const nextTrialEnd = () => {
+    const promise = processEnd ? Promise.resolve(processEnd) : new Promise<TrialEnd>((resolve) => (endTrial = resolve));
+    trialEnded = promise;
+    return promise;
+  };
   let exitedFlag = false;
   child.once('exit', () => (exitedFlag = true));
   void exited.then(
@@ -136,12 +172,16 @@ export function startRunner(options: {
   return {
     pid,
     exited,
-    ready,
+    get ready() {
+      return ready;
+    },
+    trialEnd: () => trialEnded ?? nextTrialEnd(),
     hasExited: () => exitedFlag,
     setEventListener(listener) {
       onEvent = listener;
     },
     sendTrial(argv) {
+      nextTrialEnd();
       const line: WarmTrialLine = { argv };
       child.stdin!.write(`${JSON.stringify(line)}\n`);
     },

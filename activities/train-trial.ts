@@ -1,7 +1,7 @@
 import { Context, ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EXIT_CODES, type RunnerEvent } from '../src/runner/protocol.ts';
 import type { CheckpointRef, EpochMetrics, TrialResult } from '../src/spec/contracts.ts';
@@ -86,7 +86,12 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
   // The default runner (the bundle) is started ahead of its trial; a custom MMSWEEP_RUNNER command is started per trial.
   const pool = config.runnerCommand
     ? null
-    : new RunnerPool({ capacity: config.spareRunners, log: (message) => process.stderr.write(`mmsweep worker ${config.workerId}: ${message}\n`) });
+    : new RunnerPool({
+        capacity: config.spareRunners,
+        // Without spares a runner is never kept between trials either.
+        trialsPerRunner: config.spareRunners > 0 ? config.trialsPerRunner : 1,
+        log: (message) => process.stderr.write(`mmsweep worker ${config.workerId}: ${message}\n`),
+      });
 
   /**
    * Where to resume from: the newest checkpoint this machine has (the previous attempt's heartbeat names it when
@@ -239,9 +244,10 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     context.cancellationSignal.addEventListener('abort', onCancel);
     const timer = setInterval(() => context.heartbeat(beat), config.heartbeatIntervalMs);
     let exit;
+    let profile: RunnerProfile | null = null;
     try {
       if (pool) {
-        const profile: RunnerProfile = { command: await runnerPrefix!, preload: preloadFor(trial.spec), env, cwd: repoRoot };
+        profile = { command: await runnerPrefix!, preload: preloadFor(trial.spec), env, cwd: repoRoot };
         const acquired = await pool.acquire(profile, {
           signal: context.cancellationSignal,
           onRunner: (r) => {
@@ -261,7 +267,7 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
         runner = startRunner({ command: config.runnerCommand!, args, env, cwd: repoRoot, onEvent });
         await writeAtomic(pidFile, String(runner.pid));
       }
-      exit = await runner.exited;
+      exit = await runner.trialEnd();
       mark('exited');
     } finally {
       clearInterval(timer);
@@ -270,6 +276,14 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
     }
     await writes;
     mark('writesDone');
+    if (exit.reusable) {
+      // The runner takes another trial: from here on it is not this trial's, nor is the pid file that names it (a
+      // retry of this trial kills the pid it finds there). Only once every write is done: a failed write kills it.
+      if (pool && profile && !writeError && !context.cancellationSignal.aborted) {
+        await rm(pidFile, { force: true });
+        pool.giveBack(profile, runner);
+      } else void runner.kill(config.killGraceMs);
+    }
 
     if (context.cancellationSignal.aborted) {
       const details = context.cancellationDetails;
@@ -313,6 +327,11 @@ export function createTrainActivities(store: ResultsStore, config: ActivityConfi
 }
 
 const poolOf = new WeakMap<object, RunnerPool>();
+
+/** The runner pool of a trainTrial activity (tests and diagnostics). */
+export function runnerPoolOf(trainTrial: object): RunnerPool | undefined {
+  return poolOf.get(trainTrial);
+}
 
 /** Stop the spare runners of a trainTrial activity (worker shutdown; they would die with the worker anyway). */
 export async function closeSpareRunners(trainTrial: object): Promise<void> {

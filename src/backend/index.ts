@@ -343,6 +343,16 @@ async function chooseBackend(wanted: BackendRequest): Promise<BackendInfo> {
 }
 
 /** The backend chosen by the last `initBackend`, for recording with results; throws if none was chosen. */
+/** Tensors alive in tfjs's engine; null before any backend was initialised in this process. */
+export function liveTensorCount(): number | null {
+  return current ? tf.memory().numTensors : null;
+}
+
+/** Whether this process computes on a GPU (TensorFlow then holds GPU memory until the process ends). */
+export function onGpu(): boolean {
+  return current?.info.name === 'tensorflow-gpu';
+}
+
 export function currentBackend(): BackendInfo {
   if (!current) throw new Error('no backend initialised yet: call initBackend(request) first');
   return current.info;

@@ -27,8 +27,10 @@ export const EVENT_LINE_PREFIX = '@mmsweep ';
 /**
  * Warm runners (activities/runner-pool.ts): `<runner> warm --preload <none|backend>` loads the modules (and, for a
  * CPU backend, the backend) a trial needs, prints READY_LINE on stdout and waits for one line on stdin: a
- * WarmTrialLine naming the `train` arguments of its one trial. From then on it is an ordinary runner (events,
- * exit codes); it runs exactly one trial and exits.
+ * WarmTrialLine naming the `train` arguments of its trial. From then on it is an ordinary runner (events, exit
+ * codes). With `--trials n` (n > 1) a runner whose trial succeeded or diverged, and left no tensor behind, prints
+ * TRIAL_END_PREFIX and the exit code it would have exited with, then READY_LINE, and takes the next trial line — at
+ * most n trials; otherwise it exits with that code as a one-trial runner does.
  */
 export const WARM_COMMAND = 'warm';
 /**
@@ -37,8 +39,11 @@ export const WARM_COMMAND = 'warm';
  */
 export const RUNNER_PARENT_ENV = 'MMSWEEP_RUNNER_PARENT';
 export const READY_LINE = '@mmsweep-ready';
+export const TRIAL_END_PREFIX = '@mmsweep-trial-end ';
 /** A warm runner's process title once it has its trial (an idle spare keeps its `warm --preload` command line). */
 export const TRIAL_PROCESS_TITLE = 'mmsweep-trial';
+/** A runner's process title between two trials (a runner that takes several). */
+export const WARM_PROCESS_TITLE = 'mmsweep-warm';
 export interface WarmTrialLine {
   argv: string[];
 }

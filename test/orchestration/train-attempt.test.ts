@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { getResult, getTrial, recordTrialProgress, registerTrials, trialEpochs, upsertStudy } from '../../db/index.ts';
 import { dbResultsStore } from '../../activities/db-store.ts';
-import { closeSpareRunners } from '../../activities/train-trial.ts';
+import { closeSpareRunners, runnerPoolOf } from '../../activities/train-trial.ts';
 import { createActivities, type TrainHeartbeat } from '../../activities/index.ts';
 import { parseTrialSpec } from '../../src/spec/trial.ts';
 import { trialKey } from '../../src/spec/keys.ts';
@@ -71,6 +72,24 @@ describe('trainTrial attempts', () => {
     expect(await third.run(a.trainTrial, { studyId: 'attempts', trialKey: key })).toMatchObject({ outcome: 'already-done', attempt: 2, epochs: 0 });
     expect(await getTrial(db, key)).toMatchObject({ attempt: 2 });
   }, 90_000);
+
+  it('trials one after another on one runner process: each ends as a fresh runner\'s would, and leaves no pid file naming the runner', async () => {
+    const db = database.handle.db;
+    const specs = [1, 2, 3].map((seed) => parseTrialSpec({ kind: 'noop', sleepMs: 0, epochs: 2, seed: 100 + seed }));
+    await upsertStudy(db, { id: 'reuse', spec: {} });
+    await registerTrials(db, 'reuse', specs.map((spec) => ({ trialKey: trialKey(spec), spec })));
+    const a = createActivities(dbResultsStore(db), { checkpointRoot, workerId: 'test-worker', spareRunners: 1, trialsPerRunner: 5 });
+    activities.push(a);
+    for (const spec of specs) {
+      const key = trialKey(spec);
+      const output = await new MockActivityEnvironment({ attempt: 1 }).run(a.trainTrial, { studyId: 'reuse', trialKey: key });
+      expect(output).toMatchObject({ trialKey: key, outcome: 'done', epochs: 2 });
+      expect(await getResult(db, key)).toMatchObject({ epochs: 2 });
+      // A retry of this trial kills the pid its pid file names: the runner now belongs to the next trial.
+      expect(existsSync(path.join(checkpointRoot, key, 'runner.pid'))).toBe(false);
+    }
+    expect(runnerPoolOf(a.trainTrial)!.stats).toMatchObject({ started: 1, givenBack: 3 });
+  });
 
   it('an unregistered trial fails at once and is not retried', async () => {
     const a = createActivities(dbResultsStore(database.handle.db), { checkpointRoot, workerId: 'test-worker' });

@@ -4,11 +4,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundledRunnerPrefix } from '../../activities/runner-bundle.ts';
 import { RunnerPool, type RunnerProfile } from '../../activities/runner-pool.ts';
-import { spareRunnersFromEnv } from '../../activities/common.ts';
+import { spareRunnersFromEnv, trialsPerRunnerFromEnv } from '../../activities/common.ts';
+import { takesAnotherTrial } from '../../src/cli/warm.ts';
 import { runMmsweep } from '../cli/run-cli.ts';
 import { defaultParentWatch, signalGroup, type RunnerHandle } from '../../activities/runner-process.ts';
 import { EXIT_CODES, type RunnerEvent } from '../../src/runner/protocol.ts';
-import { repoRoot, tempDir, waitUntil } from './harness.ts';
+import { repoRoot, SMALL_CMNIST_TRIAL, tempDir, waitUntil } from './harness.ts';
 
 /**
  * Spare (warm) trial runners (activities/runner-pool.ts, src/cli/warm.ts) on the real runner bundle with no-op
@@ -29,8 +30,8 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-function pool(capacity = 1): RunnerPool {
-  const p = new RunnerPool({ capacity });
+function pool(capacity = 1, trialsPerRunner = 1): RunnerPool {
+  const p = new RunnerPool({ capacity, trialsPerRunner });
   pools.push(p);
   return p;
 }
@@ -57,6 +58,15 @@ async function run(runner: RunnerHandle, argv: string[], onEvent?: (e: RunnerEve
   runner.sendTrial(argv);
   const exit = await runner.exited;
   return { exit, events };
+}
+
+/** One trial on a runner that may take several: its events and how it ended (TRIAL_END or the process's exit). */
+async function runOne(runner: RunnerHandle, argv: string[]) {
+  const events: RunnerEvent[] = [];
+  runner.setEventListener((e) => events.push(e));
+  runner.sendTrial(argv);
+  const end = await runner.trialEnd();
+  return { end, events };
 }
 
 /** Whether a process runs (a zombie nobody reaped yet counts as gone). */
@@ -262,6 +272,112 @@ describe('warm trial runners', () => {
     expect(err).toMatch(/its worker \(pid 999999999\) is gone; not starting/);
     expect(out).toBe('');
     expect(readdirSync(trial.dir)).toEqual(['spec.json']); // no checkpoint written
+  });
+});
+
+describe('runners that take several trials (MMSWEEP_RUNNER_TRIALS)', () => {
+  it('one process takes up to n trials and is the slot\'s spare between them; its successor starts with its last', async () => {
+    const p = pool(1, 3);
+    const first = await p.acquire(profile());
+    const pid = first.runner.pid;
+    expect(p.waiting()).toHaveLength(0); // it comes back: no successor started for it
+    const ends = [];
+    for (let trial = 1; trial <= 3; trial++) {
+      const taken = trial === 1 ? first : await p.acquire(profile());
+      expect(taken.runner.pid).toBe(pid);
+      expect(taken.spare).toBe(trial > 1);
+      // Only the last trial it may take has a successor started beside it.
+      expect(p.waiting()).toHaveLength(trial === 3 ? 1 : 0);
+      const { end, events } = await runOne(taken.runner, noopTrial({ sleepMs: 0, epochs: 2, seed: trial }).argv);
+      expect(events.map((e) => e.type)).toEqual(['start', 'progress', 'epoch', 'progress', 'epoch', 'result']);
+      expect(events.at(-1)).toMatchObject({ type: 'result', result: { epochs: 2, diverged: false } });
+      ends.push({ code: end.code, reusable: end.reusable });
+      if (end.reusable) p.giveBack(profile(), taken.runner);
+    }
+    expect(ends).toEqual([
+      { code: 0, reusable: true },
+      { code: 0, reusable: true },
+      { code: 0, reusable: false }, // the third ends the process
+    ]);
+    await waitUntil(() => !alive(pid), 10_000, () => `runner ${pid} outlived its last trial`);
+    expect(p.waiting()).toHaveLength(1);
+    expect(p.waiting()[0]!.pid).not.toBe(pid);
+    expect(p.stats).toMatchObject({ started: 2, givenBack: 2 });
+  });
+
+  it('a trial that fails ends its process as a one-trial runner\'s would, and the next trial gets a fresh one', async () => {
+    const p = pool(1, 5);
+    const { runner } = await p.acquire(profile());
+    const bad = noopTrial({ sleepMs: 0, epochs: 1 });
+    writeFileSync(path.join(bad.dir, 'spec.json'), JSON.stringify({ kind: 'noop', sleepMs: -1 }));
+    const { end } = await runOne(runner, bad.argv);
+    expect(end).toMatchObject({ code: EXIT_CODES.invalidSpec, reusable: false });
+    expect(end.stderrTail).toMatch(/sleepMs/);
+    await waitUntil(() => p.waiting().length === 1, 10_000, () => 'no successor started for the runner that ended');
+    const next = await p.acquire(profile());
+    expect(next.runner.pid).not.toBe(runner.pid);
+    const { end: ok } = await runOne(next.runner, noopTrial({ sleepMs: 0, epochs: 1 }).argv);
+    expect(ok).toMatchObject({ code: 0, reusable: true });
+    p.giveBack(profile(), next.runner);
+  });
+
+  it('a real CMNIST trial on the native backend gives the same result on a runner that trained another trial before', async () => {
+    const spec = (seed: number) => ({ ...SMALL_CMNIST_TRIAL, backend: 'tensorflow', maxEpochs: 2, seed });
+    const trial = (seed: number) => {
+      const t = noopTrial({ sleepMs: 0, epochs: 1 });
+      writeFileSync(path.join(t.dir, 'spec.json'), JSON.stringify(spec(seed)));
+      return t;
+    };
+    const reused = pool(1, 2);
+    const a = await reused.acquire(profile({}, 'tensorflow'));
+    const other = await runOne(a.runner, trial(11).argv);
+    expect(other.end, other.end.stderrTail).toMatchObject({ code: 0, reusable: true });
+    reused.giveBack(profile({}, 'tensorflow'), a.runner);
+    const b = await reused.acquire(profile({}, 'tensorflow'));
+    expect(b.runner.pid).toBe(a.runner.pid);
+    const second = await runOne(b.runner, trial(12).argv);
+
+    const fresh = pool(1, 1);
+    const c = await fresh.acquire(profile({}, 'tensorflow'));
+    expect(c.runner.pid).not.toBe(a.runner.pid);
+    const alone = await runOne(c.runner, trial(12).argv);
+
+    // Everything but the wall clock: every epoch's metrics and the result.
+    const outcome = (events: RunnerEvent[]) => {
+      expect(events.at(-1)?.type).toBe('result');
+      return events
+        .filter((e) => e.type === 'epoch' || e.type === 'result')
+        .map((e) => {
+          const { wallSeconds: _wall, ...rest } = (e.type === 'epoch' ? e.metrics : e.type === 'result' ? e.result : {}) as { wallSeconds?: number };
+          return rest;
+        });
+    };
+    expect(outcome(second.events)).toEqual(outcome(alone.events));
+    expect(outcome(second.events)).not.toEqual(outcome(other.events)); // another seed: another outcome
+  }, 240_000);
+
+  it('takes another trial only after a result or divergence that left no tensor alive and used no GPU, and n trials at most', () => {
+    const after = (over: Partial<Parameters<typeof takesAnotherTrial>[0]>) =>
+      takesAnotherTrial({ trial: 1, trials: 3, code: EXIT_CODES.success, tensorsBefore: 40, tensorsAfter: 40, gpu: false, ...over });
+    expect(after({})).toBe(true);
+    expect(after({ code: EXIT_CODES.diverged })).toBe(true);
+    expect(after({ tensorsBefore: null, tensorsAfter: null })).toBe(true); // a no-op runner: no tfjs loaded
+    expect(after({ tensorsAfter: 39 })).toBe(true);
+    expect(after({ tensorsAfter: 41 })).toBe('leaked');
+    expect(after({ trial: 3 })).toBe('last');
+    expect(after({ gpu: true })).toBe('gpu');
+    for (const code of [EXIT_CODES.crash, EXIT_CODES.invalidSpec, EXIT_CODES.missingData, 130]) expect(after({ code })).toBe('failed');
+  });
+
+  it('MMSWEEP_RUNNER_TRIALS: 20 by default, 1 to 10000, anything else refused naming the variable (mmsweep worker: exit 2)', async () => {
+    expect(trialsPerRunnerFromEnv({})).toBe(20);
+    expect(trialsPerRunnerFromEnv({ MMSWEEP_RUNNER_TRIALS: '1' })).toBe(1);
+    expect(trialsPerRunnerFromEnv({ MMSWEEP_RUNNER_TRIALS: '10000' })).toBe(10_000);
+    for (const bad of ['0', '-1', '2.5', '1e3', ' 3', '10001', 'many']) expect(() => trialsPerRunnerFromEnv({ MMSWEEP_RUNNER_TRIALS: bad })).toThrow(/MMSWEEP_RUNNER_TRIALS must be a whole number from 1/);
+    const out = await runMmsweep(['worker', '--queue', 'nowhere'], { MMSWEEP_RUNNER_TRIALS: '0', TEMPORAL_ADDRESS: '127.0.0.1:1', DATABASE_URL: 'postgres://u:secret@127.0.0.1:1/x' });
+    expect(out.exitCode).toBe(2);
+    expect(out.stderr).toMatch(/MMSWEEP_RUNNER_TRIALS must be a whole number from 1 \(a process per trial\) to 10000, got "0"/);
+    expect(out.stderr).not.toMatch(/secret/);
   });
 });
 

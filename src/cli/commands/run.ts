@@ -65,7 +65,10 @@ async function runEmbedded(presetOrFile: string, options: RunOptions) {
 
   const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot });
   const slots = split.slots;
-  (await import('../../../activities/common.ts')).spareRunnersFromEnv(slots); // a bad MMSWEEP_SPARE_RUNNERS exits 2 now
+  const runnerSettings = await import('../../../activities/common.ts');
+  // A bad MMSWEEP_SPARE_RUNNERS or MMSWEEP_RUNNER_TRIALS exits 2 now, before anything starts.
+  runnerSettings.spareRunnersFromEnv(slots);
+  runnerSettings.trialsPerRunnerFromEnv();
   const nativeOffer = await import('../native-offer.ts');
   const nativePreference = nativeOffer.nativeSetupPreference(options.setupNative); // a bad MMSWEEP_SETUP_NATIVE exits 2 now
   const spec = parseStudySpec({ ...loadStudySpec(presetOrFile), concurrency: slots });

@@ -43,7 +43,10 @@ export function register(program: Command): void {
       resolveSlots(gpus, options.slots); // one id per slot: a mismatch exits 2
       const split = resolveCpuSplit({ slots: options.slots, threadsPerSlot: options.threadsPerSlot, gpus: gpus.length });
       const slots = split.slots;
-      (await import('../../../activities/common.ts')).spareRunnersFromEnv(slots); // a bad MMSWEEP_SPARE_RUNNERS exits 2 now
+      const runnerSettings = await import('../../../activities/common.ts');
+      // A bad MMSWEEP_SPARE_RUNNERS or MMSWEEP_RUNNER_TRIALS exits 2 now, before anything starts.
+      runnerSettings.spareRunnersFromEnv(slots);
+      runnerSettings.trialsPerRunnerFromEnv();
       // Runners inherit the worker's environment: this reaches TensorFlow in every trial process.
       if (!options.tf32) process.env.NVIDIA_TF32_OVERRIDE = '0';
       const target = resolveTarget(options);
