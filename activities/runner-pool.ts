@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { WARM_COMMAND } from '../src/runner/protocol.ts';
+import { WARM_COMMAND, WARM_RUNNER_LOG_PREFIX } from '../src/runner/protocol.ts';
 import { startRunner, type ParentWatch, type RunnerHandle } from './runner-process.ts';
 
 /**
@@ -89,8 +89,11 @@ export class RunnerPool {
     const comesBack = trialsLeft > 1;
     if (comesBack) {
       // Its successor is itself; should it end instead of coming back, the next trial gets a spare started then.
-      void runner.exited.then(() => {
+      void runner.exited.then((exit) => {
         this.taken.delete(runner);
+        // A runner that finished its trial but ends instead of coming back says why as its last line (warm.ts).
+        const why = exit.stderrTail.split('\n').at(-1) ?? '';
+        if (why.startsWith(WARM_RUNNER_LOG_PREFIX)) this.options.log?.(`trial runner ${runner.pid} ended after its trial: ${why.slice(WARM_RUNNER_LOG_PREFIX.length)}`);
         this.refill(profile, key);
       });
     }

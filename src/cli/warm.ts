@@ -1,4 +1,4 @@
-import { EXIT_CODES, READY_LINE, TRIAL_END_PREFIX, TRIAL_PROCESS_TITLE, WARM_PROCESS_TITLE, type WarmTrialLine } from '../runner/protocol.ts';
+import { EXIT_CODES, READY_LINE, TRIAL_END_PREFIX, TRIAL_PROCESS_TITLE, WARM_PROCESS_TITLE, WARM_RUNNER_LOG_PREFIX, type WarmTrialLine } from '../runner/protocol.ts';
 import { backendRequestSchema, type BackendRequest } from '../spec/trial.ts';
 import { runCli } from './program.ts';
 
@@ -14,7 +14,7 @@ import { runCli } from './program.ts';
 export async function runWarm(args: string[]): Promise<void> {
   const parsed = parseWarmArgs(args);
   if (parsed === null) {
-    process.stderr.write(`mmsweep warm runner: expected '--preload <none|${backendRequestSchema.options.join('|')}> [--trials <n ≥ 1>]', got '${args.join(' ')}'\n`);
+    log(`expected '--preload <none|${backendRequestSchema.options.join('|')}> [--trials <n ≥ 1>]', got '${args.join(' ')}'`);
     process.exitCode = EXIT_CODES.invalidSpec;
     return;
   }
@@ -47,7 +47,7 @@ export async function runWarm(args: string[]): Promise<void> {
       trialLine = JSON.parse(line) as WarmTrialLine;
       if (!Array.isArray(trialLine.argv) || !trialLine.argv.every((a) => typeof a === 'string')) throw new Error('argv must be an array of strings');
     } catch (error) {
-      process.stderr.write(`mmsweep warm runner: the trial line is not {"argv": [...]}: ${(error as Error).message}\n`);
+      log(`the trial line is not {"argv": [...]}: ${(error as Error).message}`);
       process.exitCode = EXIT_CODES.invalidSpec;
       lines.close();
       return;
@@ -61,7 +61,8 @@ export async function runWarm(args: string[]): Promise<void> {
     const tensorsAfter = tensors();
     const verdict = takesAnotherTrial({ trial, trials, code, tensorsBefore, tensorsAfter, gpu: backend?.onGpu() ?? false });
     if (verdict !== true) {
-      if (verdict === 'leaked') process.stderr.write(`mmsweep warm runner: the trial left ${tensorsAfter! - tensorsBefore!} tensors alive; not taking another\n`);
+      if (verdict === 'leaked') log(`the trial left ${tensorsAfter! - tensorsBefore!} tensors alive; not taking another trial`);
+      if (verdict === 'gpu') log('trained on a GPU, whose memory TensorFlow keeps until the process ends; not taking another trial');
       lines.close();
       return;
     }
@@ -90,6 +91,10 @@ export function takesAnotherTrial(after: {
   if (after.gpu) return 'gpu';
   if (after.tensorsBefore !== null && after.tensorsAfter !== null && after.tensorsAfter > after.tensorsBefore) return 'leaked';
   return after.trial >= after.trials ? 'last' : true;
+}
+
+function log(message: string): void {
+  process.stderr.write(`${WARM_RUNNER_LOG_PREFIX}${message}\n`);
 }
 
 function parseWarmArgs(args: string[]): { preload: 'none' | BackendRequest; trials: number } | null {

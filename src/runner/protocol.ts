@@ -40,6 +40,8 @@ export const WARM_COMMAND = 'warm';
 export const RUNNER_PARENT_ENV = 'MMSWEEP_RUNNER_PARENT';
 export const READY_LINE = '@mmsweep-ready';
 export const TRIAL_END_PREFIX = '@mmsweep-trial-end ';
+/** How a warm runner's own messages on stderr begin (why it ends instead of taking another trial, …). */
+export const WARM_RUNNER_LOG_PREFIX = 'mmsweep warm runner: ';
 /** A warm runner's process title once it has its trial (an idle spare keeps its `warm --preload` command line). */
 export const TRIAL_PROCESS_TITLE = 'mmsweep-trial';
 /** A runner's process title between two trials (a runner that takes several). */

@@ -356,6 +356,31 @@ describe('runners that take several trials (MMSWEEP_RUNNER_TRIALS)', () => {
     expect(outcome(second.events)).not.toEqual(outcome(other.events)); // another seed: another outcome
   }, 240_000);
 
+  it('a runner that finishes its trial but ends instead of coming back: the worker logs its reason and starts a successor', async () => {
+    // A stand-in runner that ends as src/cli/warm.ts does after a trial that left tensors alive.
+    const script = path.join(scratch, 'leaky-runner.mjs');
+    writeFileSync(
+      script,
+      [
+        `process.stdout.write('@mmsweep-ready\\n');`,
+        `process.stdin.once('data', () => {`,
+        `  process.stderr.write('mmsweep warm runner: the trial left 3 tensors alive; not taking another trial\\n');`,
+        `  process.exit(0);`,
+        `});`,
+      ].join('\n'),
+    );
+    const logged: string[] = [];
+    const p = new RunnerPool({ capacity: 1, trialsPerRunner: 3, log: (m) => logged.push(m) });
+    pools.push(p);
+    const stand: RunnerProfile = { command: [process.execPath, script], preload: 'none', env: process.env, cwd: repoRoot };
+    const { runner } = await p.acquire(stand);
+    expect(p.waiting()).toHaveLength(0);
+    const { end } = await runOne(runner, ['train']);
+    expect(end).toMatchObject({ code: 0, reusable: false });
+    await waitUntil(() => p.waiting().length === 1, 10_000, () => 'no successor started');
+    expect(logged).toEqual([`trial runner ${runner.pid} ended after its trial: the trial left 3 tensors alive; not taking another trial`]);
+  });
+
   it('takes another trial only after a result or divergence that left no tensor alive and used no GPU, and n trials at most', () => {
     const after = (over: Partial<Parameters<typeof takesAnotherTrial>[0]>) =>
       takesAnotherTrial({ trial: 1, trials: 3, code: EXIT_CODES.success, tensorsBefore: 40, tensorsAfter: 40, gpu: false, ...over });
