@@ -11,6 +11,7 @@ import { startDevServer } from '../infra/temporal.ts';
 import { startStudy } from '../infra/client.ts';
 import { parseStudySpec } from '../src/spec/study.ts';
 import type { TrainTrialOutput, TrialTimings } from '../activities/train-trial.ts';
+import { spareRunnersFromEnv, trialsPerRunnerFromEnv } from '../activities/common.ts';
 
 /**
  * Orchestration overhead: a study of `--trials` noop trials (the runner sleeps `--sleep-ms` and trains nothing)
@@ -33,7 +34,8 @@ export async function run(args: string[]): Promise<void> {
   const slots = Number(option(args, '--slots', '1'));
   const workerCounts = option(args, '--workers', '1,4').split(',').map(Number);
   const adminUrl = process.env.MMSWEEP_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  console.log(`orchestration benchmark: ${trials} noop trials of ${sleepMs} ms, ${slots} slot(s) per worker process, ${os.availableParallelism()} cores`);
+  const runners = spareRunnersFromEnv(1) === 0 ? 'no spare runners, a process per trial' : `spare runners, each taking up to ${trialsPerRunnerFromEnv()} trials (MMSWEEP_RUNNER_TRIALS)`;
+  console.log(`orchestration benchmark: ${trials} noop trials of ${sleepMs} ms, ${slots} slot(s) per worker process, ${os.availableParallelism()} cores; ${runners}`);
 
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mmsweep-bench-temporal-'));
   const server = await startDevServer({ stateDir, allowPipInstall: false });
