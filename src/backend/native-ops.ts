@@ -73,15 +73,49 @@ export function reluGradient(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
   return backend.createOutputTensor(execute(backend, 'ReluGrad', [floatType(backend.binding)], [dy, y], 1)[0]!);
 }
 
+/** Whether tfjs is recording a gradient tape here (false inside a kernel's or custom gradient's own forward). */
+function tapeOn(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
+/** y + bias over the last axis: natively `BiasAdd`, the same sums as tfjs's broadcasting `Add` in less time. */
+function biasAdd(backend: NodeBackend, y: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const attrs: NativeAttr[] = [floatType(backend.binding), { name: 'data_format', type: backend.binding.TF_ATTR_STRING, value: 'NHWC' }];
+  return backend.createOutputTensor(execute(backend, 'BiasAdd', attrs, [y, bias], 1)[0]!);
+}
+
 /**
- * x·W + b (+ ReLU) on 2-D tensors. Natively as MatMul, Add (and Relu): tfjs's fused matMul would reshape to 3-D and
- * back, 3 more ops each paying the per-op overhead (issue 14). Elsewhere tfjs's fused kernel, as before: the same
- * value up to rounding, and the wasm and cpu backends keep their results to the bit.
+ * op(a)·op(b) of 2-D tensors, op a transpose where asked. Natively TensorFlow's 2-D `MatMul` (15–50 µs here for the
+ * Linear layers' products, where tfjs-node's `BatchMatMulV2` took 80–380 µs); elsewhere tf.matMul. The same
+ * products, summed possibly in another order: float noise at most (test/native/native-ops.test.ts, float64).
+ */
+export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  const backend = activeNative();
+  if (!backend) return tf.matMul(a, b, transposeA, transposeB);
+  const bind = backend.binding;
+  const attrs: NativeAttr[] = [
+    floatType(bind),
+    { name: 'transpose_a', type: bind.TF_ATTR_BOOL, value: transposeA },
+    { name: 'transpose_b', type: bind.TF_ATTR_BOOL, value: transposeB },
+  ];
+  return backend.createOutputTensor(execute(backend, 'MatMul', attrs, [a, b], 1)[0]!) as tf.Tensor2D;
+}
+
+/**
+ * x·W + b (+ ReLU) on 2-D tensors. Natively as MatMul, BiasAdd (and Relu): tfjs's fused matMul would reshape to 3-D
+ * and back, 3 more ops each paying the per-op overhead (issue 14). Elsewhere tfjs's fused kernel, as before: the
+ * same value up to rounding, and the wasm and cpu backends keep their results to the bit.
  */
 export function linearForward(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor, activation: 'linear' | 'relu'): tf.Tensor2D {
-  if (!activeNative()) return tf.fused.matMul({ a: x, b: weight, bias, activation }) as tf.Tensor2D;
-  const linear = tf.add(tf.matMul(x, weight), bias) as tf.Tensor2D;
-  return activation === 'relu' ? tf.relu(linear) : linear;
+  const backend = activeNative();
+  if (!backend) return tf.fused.matMul({ a: x, b: weight, bias, activation }) as tf.Tensor2D;
+  const product = matMul2d(x, weight);
+  const linear = biasAdd(backend, product, bias) as tf.Tensor2D;
+  product.dispose();
+  if (activation === 'linear') return linear;
+  const y = tf.relu(linear);
+  linear.dispose();
+  return y;
 }
 
 /**
@@ -170,7 +204,7 @@ export function nativeBatchNormTraining(
 export function nativeBatchNormInference(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, runningMean: tf.Tensor, runningVar: tf.Tensor, eps: number): tf.Tensor | null {
   const backend = activeNative();
   // A raw op is invisible to tfjs's tape: while gradients are being recorded, compose ops that have gradients.
-  if (!backend || x.rank !== 4 || (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn()) return null;
+  if (!backend || x.rank !== 4 || tapeOn()) return null;
   const outputs = execute(backend, 'FusedBatchNormV3', batchNormAttrs(backend.binding, eps, false), [x, gamma, beta, runningMean, runningVar], 6).map((m) =>
     backend.createOutputTensor(m),
   );
@@ -243,43 +277,159 @@ export class FlatLayout {
   }
 }
 
-function poolAttrs(b: NativeBinding, kernelSize: number, stride: number, argmaxType: number): NativeAttr[] {
+function poolAttrs(b: NativeBinding, kernelSize: number, stride: number, padding: 'VALID' | 'EXPLICIT'): NativeAttr[] {
   return [
     { name: 'ksize', type: b.TF_ATTR_INT, value: [1, kernelSize, kernelSize, 1] },
     { name: 'strides', type: b.TF_ATTR_INT, value: [1, stride, stride, 1] },
-    { name: 'padding', type: b.TF_ATTR_STRING, value: 'VALID' },
-    { name: 'include_batch_in_index', type: b.TF_ATTR_BOOL, value: true },
+    { name: 'padding', type: b.TF_ATTR_STRING, value: padding },
     floatType(b),
-    { name: 'Targmax', type: b.TF_ATTR_TYPE, value: argmaxType },
   ];
 }
 
 /**
- * The gradient of a 'valid' max pool that sends each dy to the FIRST maximum of its window (the PyTorch rule the
- * project keeps on every backend), natively; null when the active backend is not native.
+ * Max pooling with PyTorch's padding (k, stride s, symmetric padding p, floor output size) whose gradient goes to
+ * the FIRST maximum of each window (the PyTorch rule the project keeps on every backend), natively; null when the
+ * active backend is not native.
  *
+ * Without a gradient tape: one `MaxPool` with EXPLICIT padding (TensorFlow's padded positions never win a max, as
+ * the −∞ pad of the portable path). Under a tape: the −∞ pad, then `MaxPoolWithArgmax` in the forward pass giving
+ * both the output and the argmax the backward pass needs (`MaxPoolGradWithArgmax`, then the pad's Slice).
  * TensorFlow's CPU `MaxPoolWithArgmax` scans a window in row-major order and replaces the running maximum only on
- * a strictly greater value, so its argmax is the first maximum (the GPU kernel does the same);
- * `MaxPoolGradWithArgmax` then adds each dy at its window's argmax, in output order as the JS loop of pooling.ts.
- * The argmax is computed here, in the backward pass, so that forward passes without gradients pay nothing; as
- * int32 and then cast, because the int32 kernel is ≈ 3× faster than the int64 one the gradient op requires.
+ * a strictly greater value, so its argmax is the first maximum; `MaxPoolGradWithArgmax` adds each dy at its
+ * window's argmax, in output order, as the JS loop of pooling.ts. The pad covers only rows and columns some window
+ * reads: PyTorch's 3/2/1 on 28² never reads the bottom and right pad (29², not 30²). The argmax is computed as
+ * int32 and cast in the backward pass: the int32 kernel is ≈ 3× faster than the int64 one the gradient requires.
  */
-export function nativeFirstMaxPoolGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kernelSize: number, stride: number): tf.Tensor4D | null {
+export function nativeMaxPool(x: tf.Tensor4D, kernelSize: number, stride: number, padding: number): tf.Tensor4D | null {
   const backend = activeNative();
   if (!backend) return null;
   const b = backend.binding;
-  const [value, argmax32] = execute(backend, 'MaxPoolWithArgmax', poolAttrs(b, kernelSize, stride, b.TF_INT32), [x], 2);
-  const pooled = backend.createOutputTensor(value!);
-  const argmaxInt32 = backend.createOutputTensor(argmax32!);
-  const castAttrs: NativeAttr[] = [
-    { name: 'SrcT', type: b.TF_ATTR_TYPE, value: b.TF_INT32 },
-    { name: 'DstT', type: b.TF_ATTR_TYPE, value: b.TF_INT64 },
-    { name: 'Truncate', type: b.TF_ATTR_BOOL, value: false },
+  const p = padding;
+  if (!tapeOn()) {
+    const attrs = [
+      ...poolAttrs(b, kernelSize, stride, p > 0 ? 'EXPLICIT' : 'VALID'),
+      { name: 'explicit_paddings', type: b.TF_ATTR_INT, value: p > 0 ? [0, 0, p, p, p, p, 0, 0] : [] },
+      { name: 'data_format', type: b.TF_ATTR_STRING, value: 'NHWC' },
+    ];
+    return backend.createOutputTensor(execute(backend, 'MaxPool', attrs, [x], 1)[0]!) as tf.Tensor4D;
+  }
+  // Pad after the input's end only as far as the last window reaches.
+  const [, height, width] = x.shape;
+  const after = (size: number) => Math.max(0, (Math.floor((size + 2 * p - kernelSize) / stride) * stride + kernelSize - p) - size);
+  const pads: [number, number][] = [
+    [0, 0],
+    [p, after(height)],
+    [p, after(width)],
+    [0, 0],
   ];
-  const argmax = opaqueInt64(backend, execute(backend, 'Cast', castAttrs, [argmaxInt32], 1)[0]!);
-  const [dx] = execute(backend, 'MaxPoolGradWithArgmax', poolAttrs(b, kernelSize, stride, b.TF_INT64), [x, dy, argmax], 1);
-  tf.dispose([pooled, argmaxInt32, argmax]);
-  return backend.createOutputTensor(dx!) as tf.Tensor4D;
+  const withArgmax = [
+    ...poolAttrs(b, kernelSize, stride, 'VALID'),
+    { name: 'include_batch_in_index', type: b.TF_ATTR_BOOL, value: true },
+    { name: 'Targmax', type: b.TF_ATTR_TYPE, value: b.TF_INT32 },
+  ];
+  const op = tf.customGrad(((xIn: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    const padded = p > 0 ? tf.pad(xIn, pads, -Infinity) : xIn;
+    const [value, argmax32] = execute(backend, 'MaxPoolWithArgmax', withArgmax, [padded], 2).map((m) => backend.createOutputTensor(m));
+    save([padded, argmax32!]);
+    return {
+      value: value!,
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [paddedSaved, argmaxSaved] = saved as [tf.Tensor4D, tf.Tensor];
+        const castAttrs: NativeAttr[] = [
+          { name: 'SrcT', type: b.TF_ATTR_TYPE, value: b.TF_INT32 },
+          { name: 'DstT', type: b.TF_ATTR_TYPE, value: b.TF_INT64 },
+          { name: 'Truncate', type: b.TF_ATTR_BOOL, value: false },
+        ];
+        const argmax = opaqueInt64(backend, execute(backend, 'Cast', castAttrs, [argmaxSaved], 1)[0]!);
+        const gradAttrs = [
+          ...poolAttrs(b, kernelSize, stride, 'VALID'),
+          { name: 'include_batch_in_index', type: b.TF_ATTR_BOOL, value: true },
+          { name: 'Targmax', type: b.TF_ATTR_TYPE, value: b.TF_INT64 },
+        ];
+        const dPadded = backend.createOutputTensor(execute(backend, 'MaxPoolGradWithArgmax', gradAttrs, [paddedSaved, dy, argmax], 1)[0]!);
+        argmax.dispose();
+        return p > 0 ? tf.slice(dPadded, [0, p, p, 0], xIn.shape) : dPadded;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x) as tf.Tensor4D;
+}
+
+/**
+ * Attributes of Conv2D and its gradients for PyTorch's symmetric zero padding p: SAME where that is the same
+ * (stride 1, kernel 2p + 1: the form tfjs's 'same' used before, kept to keep those results to the bit), VALID for
+ * p = 0, else EXPLICIT — the pad inside the kernel instead of a PadV2 before it and a Slice of the input gradient
+ * after it (conv3 of CMNIST, 3×3 stride 2: ≈ 1.5× faster forward and input gradient).
+ */
+function convAttrs(b: NativeBinding, kernel: readonly number[], stride: number, p: number): NativeAttr[] {
+  const same = p > 0 && stride === 1 && kernel.every((k) => 2 * p === k - 1);
+  const padding = p === 0 ? 'VALID' : same ? 'SAME' : 'EXPLICIT';
+  const attrs: NativeAttr[] = [
+    floatType(b),
+    { name: 'strides', type: b.TF_ATTR_INT, value: [1, stride, stride, 1] },
+    { name: 'padding', type: b.TF_ATTR_STRING, value: padding },
+    { name: 'data_format', type: b.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'use_cudnn_on_gpu', type: b.TF_ATTR_BOOL, value: true },
+    { name: 'dilations', type: b.TF_ATTR_INT, value: [1, 1, 1, 1] },
+  ];
+  if (padding === 'EXPLICIT') attrs.push({ name: 'explicit_paddings', type: b.TF_ATTR_INT, value: [0, 0, p, p, p, p, 0, 0] });
+  return attrs;
+}
+
+/**
+ * conv(x, w) (+ b) (+ ReLU) with PyTorch's symmetric zero padding, natively; null when the backend is not native.
+ * Forward: `Conv2D` (padding as convAttrs), `BiasAdd` (TensorFlow has a fused conv + bias + ReLU op, `_FusedConv2D`,
+ * but its list-valued attributes `fused_ops` and `TArgs` cannot be set through tfjs-node's binding), `Relu`.
+ * Backward (under a gradient tape): dy through the ReLU by `ReluGrad`, then `Conv2DBackpropInput`,
+ * `Conv2DBackpropFilter` with the same padding and the bias sum — what tfjs's fused conv computes.
+ */
+export function nativeConv2d(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor | undefined,
+  stride: number,
+  padding: number,
+  activation: 'linear' | 'relu',
+): tf.Tensor4D | null {
+  const backend = activeNative();
+  if (!backend) return null;
+  const b = backend.binding;
+  const attrs = convAttrs(b, filter.shape.slice(0, 2), stride, padding);
+  const forward = (xIn: tf.Tensor, w: tf.Tensor, bi: tf.Tensor | undefined): tf.Tensor4D => {
+    let y = backend.createOutputTensor(execute(backend, 'Conv2D', attrs, [xIn, w], 1)[0]!);
+    if (bi) {
+      const biased = biasAdd(backend, y, bi);
+      y.dispose();
+      y = biased;
+    }
+    if (activation === 'relu') {
+      const rectified = tf.relu(y);
+      y.dispose();
+      y = rectified;
+    }
+    return y as tf.Tensor4D;
+  };
+  if (!tapeOn()) return forward(x, filter, bias);
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xIn, w, bi] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor | undefined];
+    const y = forward(xIn, w, bi);
+    save(activation === 'relu' ? [xIn, w, y] : [xIn, w]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [xSaved, wSaved, ySaved] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D | undefined];
+        const dz = ySaved ? reluGradient(dy, ySaved) : dy;
+        const inputSizes = tf.tensor1d(xSaved.shape, 'int32');
+        const filterSizes = tf.tensor1d(wSaved.shape, 'int32');
+        const dx = backend.createOutputTensor(execute(backend, 'Conv2DBackpropInput', attrs, [inputSizes, wSaved, dz], 1)[0]!);
+        const dw = backend.createOutputTensor(execute(backend, 'Conv2DBackpropFilter', attrs, [xSaved, filterSizes, dz], 1)[0]!);
+        // Σ over batch and space is already the bias's shape [C]: no Reshape op.
+        return bi ? [dx, dw, tf.sum(dz, [0, 1, 2])] : [dx, dw];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (bias ? op(x, filter, bias) : op(x, filter)) as tf.Tensor4D;
 }
 
 /**

@@ -144,30 +144,210 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     });
   });
 
-  for (const activation of ['relu', 'linear'] as const) it(`Linear (${activation}): gradients bit-identical to tfjs's fused matMul on the same backend`, () => {
-    const linear = new Linear({ seed: 3, prefix: 'fc' }, 12, 7);
-    const x = tf.tensor2d(values(5 * 12, 21, (u) => u - 0.5), [5, 12]);
-    const r = tf.tensor2d(values(5 * 7, 22, (u) => u - 0.5), [5, 7]);
-    const [w, b] = [linear.weight.variable, linear.bias.variable];
-    const run = (f: (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor) => tf.Tensor) =>
-      tf.tidy(() => {
-        const y = f(x, w as tf.Tensor2D, b);
-        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor2D, c as tf.Tensor2D, d), r)))([x, w, b]);
-        return { y: y.dataSync(), grads: grads.map((g) => g.dataSync()) };
+  for (const activation of ['relu', 'linear'] as const) it(`Linear (${activation}) natively 2-D MatMul + BiasAdd: output and gradients equal a float64 computation by hand within float32 rounding (portable path too); forward bit-identical to tfjs's fused matMul`, async () => {
+    const [n, fin, fout] = [5, 12, 7];
+    const x = values(n * fin, 21, (u) => u - 0.5);
+    const r = values(n * fout, 22, (u) => u - 0.5);
+    const run = () => {
+      const linear = new Linear({ seed: 3, prefix: 'fc' }, fin, fout);
+      const [w, b] = [linear.weight.variable, linear.bias.variable];
+      const out = tf.tidy(() => {
+        const xs = tf.tensor2d(x, [n, fin]);
+        const upstream = tf.tensor2d(r, [n, fout]);
+        const y = linear.apply(xs, activation);
+        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+          tf.sum(tf.mul(linear.apply(a as tf.Tensor2D, activation), upstream)),
+        )([xs, w, b]);
+        // The weights are `linear.apply`'s own; the gradient wrt c, d goes through them only if passed: use stock.
+        const stockY = tf.fused.matMul({ a: xs, b: w as tf.Tensor2D, bias: b, activation });
+        return { y: y.dataSync(), stockY: stockY.dataSync(), dx: grads[0]!.dataSync() };
       });
-    const ours = run((xs) => linear.apply(xs, activation));
-    const stock = run((xs, ws, bs) => tf.fused.matMul({ a: xs, b: ws, bias: bs, activation }));
-    expect(ours.y).toEqual(stock.y);
-    expect(Array.from(ours.y).some((v) => v === 0)).toBe(activation === 'relu');
-    ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
-    tf.dispose([x, r, w, b]);
+      const weightGrads = tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(linear.apply(tf.tensor2d(x, [n, fin]), activation), tf.tensor2d(r, [n, fout]))), [w, b]);
+        return [grads[w.name]!.dataSync(), grads[b.name]!.dataSync()];
+      });
+      const weights = { w: w.dataSync(), b: b.dataSync() };
+      disposeParameters(linear.parameters);
+      return { ...out, dw: weightGrads[0]!, db: weightGrads[1]!, ...weights };
+    };
+    for (const backend of ['tensorflow', 'cpu']) {
+      await tf.setBackend(backend);
+      const got = run();
+      expect(got.y, `${backend} forward = tfjs's fused matMul`).toEqual(got.stockY);
+      // Float64 reference; each value's tolerance scales with the sum of the magnitudes of its terms.
+      const ref = { y: [] as number[], dz: [] as number[], dx: [] as number[], dw: [] as number[], db: [] as number[] };
+      const mag = { y: [] as number[], dx: [] as number[], dw: [] as number[], db: [] as number[] };
+      for (let i = 0; i < n; i++) {
+        for (let o = 0; o < fout; o++) {
+          let z = got.b[o]!;
+          let m = Math.abs(z);
+          for (let k = 0; k < fin; k++) {
+            z += x[i * fin + k]! * got.w[k * fout + o]!;
+            m += Math.abs(x[i * fin + k]! * got.w[k * fout + o]!);
+          }
+          ref.y.push(activation === 'relu' ? Math.max(0, z) : z);
+          mag.y.push(m);
+          ref.dz.push(activation === 'relu' && z <= 0 ? 0 : r[i * fout + o]!);
+        }
+      }
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < fin; k++) {
+          let s = 0;
+          let m = 0;
+          for (let o = 0; o < fout; o++) {
+            s += ref.dz[i * fout + o]! * got.w[k * fout + o]!;
+            m += Math.abs(ref.dz[i * fout + o]! * got.w[k * fout + o]!);
+          }
+          ref.dx.push(s);
+          mag.dx.push(m);
+        }
+      }
+      for (let k = 0; k < fin; k++) {
+        for (let o = 0; o < fout; o++) {
+          let s = 0;
+          let m = 0;
+          for (let i = 0; i < n; i++) {
+            s += x[i * fin + k]! * ref.dz[i * fout + o]!;
+            m += Math.abs(x[i * fin + k]! * ref.dz[i * fout + o]!);
+          }
+          ref.dw.push(s);
+          mag.dw.push(m);
+        }
+      }
+      for (let o = 0; o < fout; o++) {
+        let s = 0;
+        let m = 0;
+        for (let i = 0; i < n; i++) {
+          s += ref.dz[i * fout + o]!;
+          m += Math.abs(ref.dz[i * fout + o]!);
+        }
+        ref.db.push(s);
+        mag.db.push(m);
+      }
+      expect(ref.y.some((v) => v === 0)).toBe(activation === 'relu');
+      for (const key of ['y', 'dx', 'dw', 'db'] as const) {
+        got[key].forEach((v, i) => expect(Math.abs(v - ref[key][i]!), `${backend} ${key}[${i}]`).toBeLessThanOrEqual(2e-6 * mag[key][i]! + 1e-12));
+      }
+    }
   });
+
+  /**
+   * Float64 convolution with PyTorch's symmetric zero padding (NHWC, kernel kh×kw×Cin×Cout), optional bias and ReLU,
+   * and its gradients for the upstream gradient r; with each value, the sum of the magnitudes of its terms.
+   */
+  function convReference(
+    x: Float32Array,
+    [n, h, w, ci]: number[],
+    f: Float32Array,
+    [kh, kw, , co]: number[],
+    bias: Float32Array | null,
+    stride: number,
+    p: number,
+    relu: boolean,
+    r: Float32Array,
+  ) {
+    const oh = Math.floor((h! + 2 * p - kh!) / stride) + 1;
+    const ow = Math.floor((w! + 2 * p - kw!) / stride) + 1;
+    const size = n! * oh * ow * co!;
+    const out = { y: new Float64Array(size), dx: new Float64Array(x.length), dw: new Float64Array(f.length), db: new Float64Array(co!) };
+    const mag = { y: new Float64Array(size), dx: new Float64Array(x.length), dw: new Float64Array(f.length), db: new Float64Array(co!) };
+    const xi = (b: number, i: number, j: number, c: number) => ((b * h! + i) * w! + j) * ci! + c;
+    const fi = (i: number, j: number, c: number, o: number) => ((i * kw! + j) * ci! + c) * co! + o;
+    for (let b = 0; b < n!; b++) {
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0; ox < ow; ox++) {
+          for (let o = 0; o < co!; o++) {
+            const at = ((b * oh + oy) * ow + ox) * co! + o;
+            let z = bias ? bias[o]! : 0;
+            let m = Math.abs(z);
+            for (let ky = 0; ky < kh!; ky++) {
+              const iy = oy * stride - p + ky;
+              if (iy < 0 || iy >= h!) continue;
+              for (let kx = 0; kx < kw!; kx++) {
+                const ix = ox * stride - p + kx;
+                if (ix < 0 || ix >= w!) continue;
+                for (let c = 0; c < ci!; c++) {
+                  const t = x[xi(b, iy, ix, c)]! * f[fi(ky, kx, c, o)]!;
+                  z += t;
+                  m += Math.abs(t);
+                }
+              }
+            }
+            out.y[at] = relu ? Math.max(0, z) : z;
+            mag.y[at] = m;
+            const dz = relu && z <= 0 ? 0 : r[at]!;
+            out.db[o] += dz;
+            mag.db[o] += Math.abs(dz);
+            for (let ky = 0; ky < kh!; ky++) {
+              const iy = oy * stride - p + ky;
+              if (iy < 0 || iy >= h!) continue;
+              for (let kx = 0; kx < kw!; kx++) {
+                const ix = ox * stride - p + kx;
+                if (ix < 0 || ix >= w!) continue;
+                for (let c = 0; c < ci!; c++) {
+                  const [xv, fv] = [x[xi(b, iy, ix, c)]!, f[fi(ky, kx, c, o)]!];
+                  out.dx[xi(b, iy, ix, c)] += dz * fv;
+                  mag.dx[xi(b, iy, ix, c)] += Math.abs(dz * fv);
+                  out.dw[fi(ky, kx, c, o)] += dz * xv;
+                  mag.dw[fi(ky, kx, c, o)] += Math.abs(dz * xv);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    return { out, mag, shape: [n!, oh, ow, co!] };
+  }
+
+  // CMNIST's conv1 (linear, then the pool), conv2/conv4, conv3 (stride 2: EXPLICIT padding natively) on odd and even
+  // sizes; ResNet-18's stem, strided 3×3 and 1×1 downsample (no bias).
+  for (const [kernel, stride, padding, size, withBias, activation] of [
+    [5, 1, 2, 9, true, 'linear'],
+    [3, 1, 1, 9, true, 'relu'],
+    [3, 2, 1, 9, true, 'relu'],
+    [3, 2, 1, 8, true, 'relu'],
+    [7, 2, 3, 11, false, 'linear'],
+    [3, 2, 1, 8, false, 'linear'],
+    [1, 2, 0, 8, false, 'linear'],
+  ] as const) {
+    it(`conv ${kernel}×${kernel} stride ${stride} pad ${padding} on ${size}², ${withBias ? 'bias' : 'no bias'}, ${activation}: output and gradients equal a float64 computation by hand within float32 rounding, natively and on cpu`, async () => {
+      const xShape = [4, size, size, 3];
+      const wShape = [kernel, kernel, 3, 6];
+      const x = values(4 * size * size * 3, 15, (u) => u - 0.5);
+      const w = values(kernel * kernel * 18, 16, (u) => (u - 0.5) / 2);
+      const b = withBias ? values(6, 17, (u) => (u - 0.5) / 4) : null;
+      const oSize = Math.floor((size + 2 * padding - kernel) / stride) + 1;
+      const r = values(4 * oSize * oSize * 6, 18, (u) => u - 0.5);
+      const ref = convReference(x, xShape, w, wShape, b, stride, padding, activation === 'relu', r);
+      for (const backend of ['tensorflow', 'cpu']) {
+        await tf.setBackend(backend);
+        const got = tf.tidy(() => {
+          const inputs = [tf.tensor4d(x, xShape as [number, number, number, number]), tf.tensor4d(w, wShape as [number, number, number, number]), ...(b ? [tf.tensor1d(b)] : [])];
+          const f = (xs: tf.Tensor, ws: tf.Tensor, bs?: tf.Tensor) => conv2dSymmetric(xs as tf.Tensor4D, ws as tf.Tensor4D, bs, stride, padding, activation);
+          const y = f(inputs[0]!, inputs[1]!, inputs[2]);
+          const upstream = tf.tensor(r, y.shape);
+          const grads = tf.grads((...t: tf.Tensor[]) => tf.sum(tf.mul(f(t[0]!, t[1]!, t[2]), upstream)))(inputs);
+          return { y: y.dataSync(), shape: y.shape, dx: grads[0]!.dataSync(), dw: grads[1]!.dataSync(), db: b ? grads[2]!.dataSync() : new Float32Array(6) };
+        });
+        expect(got.shape).toEqual(ref.shape);
+        if (activation === 'relu') expect(ref.out.y.some((v) => v === 0)).toBe(true);
+        for (const key of ['y', 'dx', 'dw', 'db'] as const) {
+          if (key === 'db' && !b) continue;
+          got[key].forEach((v, i) =>
+            expect(Math.abs(v - ref.out[key][i]!), `${backend} ${key}[${i}]`).toBeLessThanOrEqual(2e-6 * ref.mag[key][i]! + 1e-12),
+          );
+        }
+      }
+    });
+  }
 
   for (const [kernel, stride, padding] of [
     [5, 1, 2],
+    [3, 1, 1],
     [3, 2, 1],
   ] as const) {
-    it(`conv ${kernel}×${kernel} stride ${stride} pad ${padding} + bias + ReLU: gradients bit-identical to tfjs's fused conv on the same backend`, () => {
+    it(`conv ${kernel}×${kernel} stride ${stride} pad ${padding} + bias + ReLU: ${stride === 1 ? 'output and gradients' : 'output'} bit-identical to tfjs's fused conv on the same backend`, () => {
       const xShape = [4, 9, 9, 3];
       const wShape = [kernel, kernel, 3, 6];
       const x = values(4 * 9 * 9 * 3, 11, (u) => u - 0.5);
@@ -182,7 +362,8 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
           return { y: y.dataSync(), grads: grads.map((g) => g.dataSync()) };
         });
       const ours = run((xs, ws, bs) => conv2dSymmetric(xs, ws, bs, stride, padding, 'relu'));
-      // The same padding form as conv2dSymmetric ('same' where it is symmetric, else explicit zeros and 'valid').
+      // tfjs's forms: 'same' where it is symmetric, else explicit zeros and 'valid'. Natively the strided conv pads
+      // inside the kernel (EXPLICIT): the same products in the output; its gradients are checked against float64 above.
       const same = stride === 1;
       const pad = [[0, 0], [padding, padding], [padding, padding], [0, 0]] as [number, number][];
       const stock = run((xs, ws, bs) =>
@@ -190,9 +371,58 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
       );
       expect(ours.y).toEqual(stock.y);
       expect(Array.from(ours.y).some((v) => v === 0)).toBe(true);
-      ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
+      if (same) ours.grads.forEach((g, i) => expect(g, `gradient ${i}`).toEqual(stock.grads[i]));
     });
   }
+
+  it('max pool 3/2/1 (PyTorch padding) on all-negative maps: values without a tape (natively MaxPool, EXPLICIT padding) and with one (pad, MaxPoolWithArgmax), and the gradient, equal a hand computation with −∞ padding', async () => {
+    for (const size of [28, 7, 6]) {
+      // Values < 0 on a 1/4 grid: a zero or finite pad would win border windows; ties test the first-maximum rule.
+      const shape = [2, size, size, 3];
+      const x = values(2 * size * size * 3, 90 + size, (u) => -1 - Math.round(u * 12) / 4);
+      const out = Math.floor((size + 2 - 3) / 2) + 1;
+      const dy = values(2 * out * out * 3, 91, (u) => u + 0.5);
+      const expected = { y: new Float32Array(2 * out * out * 3), dx: new Float32Array(x.length) };
+      for (let b = 0; b < 2; b++) {
+        for (let oy = 0; oy < out; oy++) {
+          for (let ox = 0; ox < out; ox++) {
+            for (let c = 0; c < 3; c++) {
+              let best = -Infinity;
+              let at = -1;
+              for (let iy = 2 * oy - 1; iy <= 2 * oy + 1; iy++) {
+                for (let ix = 2 * ox - 1; ix <= 2 * ox + 1; ix++) {
+                  if (iy < 0 || ix < 0 || iy >= size || ix >= size) continue;
+                  const i = ((b * size + iy) * size + ix) * 3 + c;
+                  if (x[i]! > best) [best, at] = [x[i]!, i];
+                }
+              }
+              const o = ((b * out + oy) * out + ox) * 3 + c;
+              expected.y[o] = best;
+              expected.dx[at]! += dy[o]!;
+            }
+          }
+        }
+      }
+      for (const backend of ['tensorflow', 'cpu']) {
+        await tf.setBackend(backend);
+        const input = tf.variable(tf.tensor4d(x, shape as [number, number, number, number]));
+        const untaped = tf.tidy(() => maxPool2d(input, 3, 2, 1).dataSync());
+        let taped: Float32Array = new Float32Array();
+        const dx = tf.tidy(() => {
+          const { grads } = tf.variableGrads(() => {
+            const y = maxPool2d(input, 3, 2, 1);
+            taped = y.dataSync() as Float32Array;
+            return tf.sum(tf.mul(y, tf.tensor(dy, y.shape)));
+          }, [input]);
+          return grads[input.name]!.dataSync();
+        });
+        input.dispose();
+        expect(untaped, `${backend} ${size}² without a tape`).toEqual(expected.y);
+        expect(taped, `${backend} ${size}² under a tape`).toEqual(expected.y);
+        expect(dx, `${backend} ${size}² gradient`).toEqual(expected.dx);
+      }
+    }
+  });
 
   it('FlatLayout: DynamicStitch lays tensors end to end as concat(reshape) does, and unflatten gives them back', () => {
     const shapes = [[2, 3], [5], [1, 2, 2, 1], [1]];
