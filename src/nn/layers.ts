@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
 import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
-import { linearForward, matMul2d, nativeBatchNormInference, nativeBatchNormTraining, nativeConv2d, nativeMaxPool, reluGradient } from '../backend/native-ops.ts';
+import { linearForward, matMul2d, nativeBatchNormInference, nativeBatchNormTraining, nativeConv2d, nativeMaxPool, nativeNormConvTraining, reluGradient } from '../backend/native-ops.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -370,6 +370,34 @@ export class BatchNorm {
     this.runningMean.dispose();
     this.runningVar.dispose();
   }
+}
+
+/**
+ * conv(norm(x)) for data x (no gradient to x): in training natively one op whose backward pass skips the conv's
+ * input gradient (`nativeNormConvTraining`: the BatchNorm's γ, β gradients from two filter gradients instead);
+ * otherwise the two layers.
+ */
+export function normThenConv(norm: BatchNorm, conv: Conv2d, x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+  const fused = training
+    ? nativeNormConvTraining(
+        x,
+        norm.gamma.variable,
+        norm.beta.variable,
+        norm.runningMean,
+        norm.runningVar,
+        norm.eps,
+        norm.momentum,
+        conv.weight.variable as tf.Tensor4D,
+        conv.bias.variable,
+        conv.stride,
+        conv.padding,
+      )
+    : null;
+  if (!fused) return conv.apply(norm.apply(x, training) as tf.Tensor4D);
+  norm.runningMean.assign(fused.runningMean);
+  norm.runningVar.assign(fused.runningVar);
+  tf.dispose([fused.runningMean, fused.runningVar]);
+  return fused.y;
 }
 
 function spatialAxesWithBatch(rank: number): number[] {

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { FlatLayout, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
-import { BatchNorm, conv2dSymmetric, disposeParameters, Linear, maxPool2d, relu } from '../../src/nn/layers.ts';
+import { BatchNorm, Conv2d, conv2dSymmetric, disposeParameters, Linear, maxPool2d, normThenConv, relu } from '../../src/nn/layers.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
 /**
@@ -236,7 +236,7 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
    * and its gradients for the upstream gradient r; with each value, the sum of the magnitudes of its terms.
    */
   function convReference(
-    x: Float32Array,
+    x: ArrayLike<number>,
     [n, h, w, ci]: number[],
     f: Float32Array,
     [kh, kw, , co]: number[],
@@ -338,6 +338,90 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
             expect(Math.abs(v - ref.out[key][i]!), `${backend} ${key}[${i}]`).toBeLessThanOrEqual(2e-6 * ref.mag[key][i]! + 1e-12),
           );
         }
+      }
+    });
+  }
+
+  // CMNIST's input norm + conv1 (5×5, pad 2), and a strided variant (EXPLICIT padding in the filter gradients).
+  for (const [kernel, stride, padding, size] of [
+    [5, 1, 2, 9],
+    [3, 2, 1, 8],
+  ] as const) {
+    it(`conv(norm(x)) in training, conv ${kernel}×${kernel} stride ${stride} pad ${padding} (natively without the conv's input gradient): output, running statistics and the γ, β, w, b gradients equal a float64 computation by hand within float32 rounding, natively and on cpu`, async () => {
+      const [n, c, co] = [4, 3, 6];
+      // Channel 2 nearly constant (variance ≈ 1e-4): BatchNorm's ε = 1e-5 then moves x̂ by ≈ 5 %.
+      const x = values(n * size * size * c, 100, (u) => (u - 0.3) * 4).map((v, i) => (i % c === 2 ? v / 100 : v));
+      const count = n * size * size;
+      const gammaValues = [1.5, 0.5, -1];
+      const betaValues = [0.1, -0.2, 0.3];
+      // Float64 reference: BatchNorm with the batch statistics (biased variance), then the convolution.
+      const xHat = new Float64Array(x.length);
+      const yBn = new Float64Array(x.length);
+      const mean = [0, 0, 0];
+      const variance = [0, 0, 0];
+      for (let ch = 0; ch < c; ch++) {
+        for (let i = 0; i < count; i++) mean[ch]! += x[i * c + ch]! / count;
+        for (let i = 0; i < count; i++) variance[ch]! += (x[i * c + ch]! - mean[ch]!) ** 2 / count;
+        for (let i = 0; i < count; i++) {
+          xHat[i * c + ch] = (x[i * c + ch]! - mean[ch]!) / Math.sqrt(variance[ch]! + 1e-5);
+          yBn[i * c + ch] = gammaValues[ch]! * xHat[i * c + ch]! + betaValues[ch]!;
+        }
+      }
+      const run = () => {
+        const norm = new BatchNorm({ seed: 0, prefix: 'bn' }, c);
+        const conv = new Conv2d({ seed: 4, prefix: 'conv' }, c, co, kernel, stride, padding);
+        norm.gamma.variable.assign(tf.tensor1d(gammaValues));
+        norm.beta.variable.assign(tf.tensor1d(betaValues));
+        const input = tf.tensor4d(x, [n, size, size, c]);
+        const oSize = Math.floor((size + 2 * padding - kernel) / stride) + 1;
+        const r = values(n * oSize * oSize * co, 101, (u) => u - 0.5);
+        const variables = [norm.gamma.variable, norm.beta.variable, conv.weight.variable, conv.bias.variable];
+        let y: Float32Array = new Float32Array();
+        const { value, grads } = tf.variableGrads(() => {
+          const out = normThenConv(norm, conv, input, true);
+          y = out.dataSync() as Float32Array;
+          return tf.sum(tf.mul(out, tf.tensor(r, out.shape)));
+        }, variables);
+        const result = {
+          y,
+          r,
+          w: conv.weight.variable.dataSync() as Float32Array,
+          b: conv.bias.variable.dataSync() as Float32Array,
+          grads: variables.map((v) => grads[v.name]!.dataSync() as Float32Array),
+          runningMean: norm.runningMean.dataSync() as Float32Array,
+          runningVar: norm.runningVar.dataSync() as Float32Array,
+        };
+        tf.dispose([value, input, ...Object.values(grads)]);
+        disposeParameters([...norm.parameters, ...conv.parameters]);
+        norm.dispose();
+        return result;
+      };
+      for (const backend of ['tensorflow', 'cpu']) {
+        await tf.setBackend(backend);
+        const got = run();
+        const ref = convReference(yBn, [n, size, size, c], got.w, [kernel, kernel, c, co], got.b, stride, padding, false, got.r);
+        // dL/dγ = Σ dy_bn·x̂, dL/dβ = Σ dy_bn over the conv's input gradient dy_bn; magnitudes Σ|dz·w·x̂|, Σ|dz·w|.
+        const want = { dGamma: [0, 0, 0], dBeta: [0, 0, 0], magGamma: [0, 0, 0], magBeta: [0, 0, 0] };
+        for (let i = 0; i < x.length; i++) {
+          const ch = i % c;
+          want.dGamma[ch]! += ref.out.dx[i]! * xHat[i]!;
+          want.dBeta[ch]! += ref.out.dx[i]!;
+          want.magGamma[ch]! += ref.mag.dx[i]! * Math.abs(xHat[i]!);
+          want.magBeta[ch]! += ref.mag.dx[i]!;
+        }
+        const close = (v: ArrayLike<number>, w: ArrayLike<number>, m: ArrayLike<number>, what: string) => {
+          for (let i = 0; i < w.length; i++) expect(Math.abs(v[i]! - w[i]!), `${backend} ${what}[${i}]`).toBeLessThanOrEqual(2e-6 * m[i]! + 1e-12);
+        };
+        // y_bn carries float32 rounding into every product: the output's tolerance scales with Σ|terms| as well.
+        close(got.y, ref.out.y, ref.mag.y, 'y');
+        close(got.grads[0]!, want.dGamma, want.magGamma, 'dγ');
+        close(got.grads[1]!, want.dBeta, want.magBeta, 'dβ');
+        close(got.grads[2]!, ref.out.dw, ref.mag.dw, 'dw');
+        close(got.grads[3]!, ref.out.db, ref.mag.db, 'db');
+        // One step from running mean 0, variance 1, momentum 0.1, the unbiased variance.
+        const ones = [1, 1, 1];
+        close(got.runningMean, mean.map((m) => 0.1 * m), ones, 'running mean');
+        close(got.runningVar, variance.map((v) => 0.9 + (0.1 * v * count) / (count - 1)), ones, 'running variance');
       }
     });
   }
