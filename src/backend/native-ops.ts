@@ -514,14 +514,32 @@ function castSkippingIdentity(stock: tf.KernelConfig): tf.KernelFunc {
   };
 }
 
+/**
+ * tfjs-node runs a TensorFlow `Reshape` (and uploads the shape as a tensor) even when the shape does not change, e.g.
+ * for every 1-D piece of the optimizer's flat vector (23 of the CMNIST net's 42 variables). A reshape to the
+ * tensor's own shape shares the tensor instead, as castSkippingIdentity does: the identical result.
+ */
+function reshapeSkippingIdentity(stock: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const shape = (args.attrs as { shape: number[] }).shape;
+    if (shape.length !== x.shape.length || shape.some((d, i) => d !== x.shape[i])) return stock.kernelFunc(args);
+    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
 let stockCast: tf.KernelConfig | undefined;
 
 /** Install the native kernel replacements above on the `tensorflow` backend (idempotent; after tfjs-node loaded). */
 export function registerNativeKernels(): void {
   if (stockCast) return;
   const stock = tf.getKernel('Cast', 'tensorflow');
-  if (!stock) throw new Error('registerNativeKernels: tfjs-node has not registered its kernels yet');
+  const stockReshape = tf.getKernel('Reshape', 'tensorflow');
+  if (!stock || !stockReshape) throw new Error('registerNativeKernels: tfjs-node has not registered its kernels yet');
   stockCast = stock;
   tf.unregisterKernel('Cast', 'tensorflow');
   tf.registerKernel({ kernelName: 'Cast', backendName: 'tensorflow', kernelFunc: castSkippingIdentity(stock) });
+  tf.unregisterKernel('Reshape', 'tensorflow');
+  tf.registerKernel({ kernelName: 'Reshape', backendName: 'tensorflow', kernelFunc: reshapeSkippingIdentity(stockReshape) });
 }

@@ -128,6 +128,49 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
   });
 
+  it('a reshape to the own shape shares the tensor (no TF op) and stays valid after the source is freed; real reshapes still run', () => {
+    // Count TensorFlow ops through a stand-in binding (the addon's own methods cannot be spied on).
+    const backend = tf.backend() as unknown as { binding: object };
+    const real = backend.binding;
+    let ops = 0;
+    const binding = real as { executeOp: (...args: unknown[]) => unknown };
+    // The addon's properties are read-only: a stand-in inheriting from it shadows executeOp (as bench/step-profile.ts).
+    backend.binding = Object.create(real, {
+      executeOp: {
+        value: (...args: unknown[]) => {
+          ops++;
+          return binding.executeOp(...args);
+        },
+      },
+    }) as object;
+    const x = tf.tensor2d([1.5, -2.25, 3, 4], [2, 2]);
+    let same: tf.Tensor;
+    let flat: tf.Tensor;
+    let inferred: tf.Tensor;
+    try {
+      same = tf.reshape(x, [2, 2]);
+      expect(ops).toBe(0);
+      flat = tf.reshape(x, [4]);
+      inferred = tf.reshape(x, [-1, 2]);
+      expect(ops).toBe(2);
+    } finally {
+      backend.binding = real;
+    }
+    x.dispose();
+    expect(same.shape).toEqual([2, 2]);
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2.25, 3, 4]);
+    expect(flat.shape).toEqual([4]);
+    expect(inferred.shape).toEqual([2, 2]);
+    expect(Array.from(inferred.dataSync())).toEqual([1.5, -2.25, 3, 4]);
+    tf.dispose([same, flat, inferred]);
+    const before = tf.memory();
+    tf.tidy(() => {
+      tf.reshape(tf.reshape(tf.ones([3, 4]), [3, 4]), [12]);
+    });
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+  });
+
   it('sums of squares (L2Loss, doubled) equal Sum(Square(t)) natively bit for bit, and a float64 sum within float32 rounding on every backend', async () => {
     const shapes = [[7], [64], [3, 3, 32, 64], [5, 5, 3, 32], [1000, 1001]];
     const data = shapes.map((shape, i) => values(shape.reduce((a, b) => a * b, 1), 30 + i, (u) => (u - 0.5) / 10));
