@@ -119,6 +119,29 @@ export function linearForward(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tens
 }
 
 /**
+ * a ⊙ gate over the channel (last) axis of a channels-last map, gate B×C (or C) broadcast over the spatial axes (the
+ * MMTM and SE gating), natively with its gradient written out: da = dy ⊙ gate, dgate = Σ_spatial dy ⊙ a — the same
+ * Mul and Sum ops as tfjs's broadcasting-Mul gradient, without its two Reshapes (gate to B×1×1×C and back) per
+ * call: identical values, 12 ops fewer per CMNIST step. Null when the backend is not native.
+ */
+export function nativeChannelGate(a: tf.Tensor, gate: tf.Tensor): tf.Tensor | null {
+  if (!activeNative() || (gate.rank !== 1 && gate.rank !== 2)) return null;
+  const channels = gate.shape[gate.rank - 1]!;
+  const gateShape = [gate.rank === 2 ? gate.shape[0]! : 1, ...new Array<number>(a.rank - 2).fill(1), channels];
+  // Σ over the axes the gate was broadcast along: spatial ones, and the batch for a gate shared by the batch.
+  const axes = Array.from({ length: a.rank - 1 }, (_, i) => i).slice(gate.rank === 2 ? 1 : 0);
+  const op = tf.customGrad(((aIn: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
+    const spread = tf.reshape(g, gateShape);
+    save([aIn, spread]);
+    return {
+      value: tf.mul(aIn, spread),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy, saved[1]!), tf.sum(tf.mul(dy, saved[0]!), axes)],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(a, gate) as tf.Tensor;
+}
+
+/**
  * Batch-mean softmax cross-entropy −mean_b Σ_k labels[b,k]·log softmax(logits[b])_k (PyTorch `F.cross_entropy`,
  * mean reduction; labels are constants: no gradient flows to them). Natively one `SoftmaxCrossEntropyWithLogits`
  * op (per-sample losses and their gradient softmax − labels together) and a Mean, with that gradient scaled by

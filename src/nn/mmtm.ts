@@ -14,6 +14,7 @@ import {
   type StateEntry,
 } from './layers.ts';
 import { acceleratedModality, type ForwardMode } from './types.ts';
+import { nativeChannelGate } from '../backend/native-ops.ts';
 
 /** The fidelity switches that change what an MMTM computes (paper-spec §13 D1–D3). */
 export type MmtmFidelity = Pick<FidelitySwitches, 'gateScale' | 'rebalanceAverage' | 'replicateSkeletonAvgBug'>;
@@ -140,7 +141,7 @@ export class Mmtm {
       if (k >= this.modalityCount) throw new Error(`${this.name}: forward mode '${ctx.mode}' names modality ${k}, the module joins ${this.modalityCount}`);
       gates = sigmoids.map((g, j) => (j === k ? this.rebalanceGateTensor(k) : this.scaled(g)));
     }
-    const outputs = inputs.map((a, k) => tf.mul(a, broadcastOverSpatial(gates[k]!, a.rank)));
+    const outputs = inputs.map((a, k) => gateChannels(a, gates[k]!));
     return ctx.collectSqueezed ? { outputs, squeezed: h } : { outputs };
   }
 
@@ -248,7 +249,7 @@ export class SeBlock {
     const h = tf.mean(a, spatialAxes(a.rank)) as tf.Tensor2D;
     const gate = tf.sigmoid(this.excite.apply(this.squeeze.apply(h, 'relu')));
     const scaled = this.gateScale === 1 ? gate : tf.mul(gate, this.gateScale);
-    return tf.mul(a, broadcastOverSpatial(scaled, a.rank));
+    return gateChannels(a, scaled);
   }
 
   get parameters(): NamedVariable[] {
@@ -258,4 +259,9 @@ export class SeBlock {
   dispose(): void {
     disposeParameters(this.parameters);
   }
+}
+
+/** a ⊙ gate broadcast over the spatial axes (gate B×C or C); natively without tfjs's reshapes in the gradient. */
+function gateChannels(a: tf.Tensor, gate: tf.Tensor): tf.Tensor {
+  return nativeChannelGate(a, gate) ?? tf.mul(a, broadcastOverSpatial(gate, a.rank));
 }

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
-import { FlatLayout, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
-import { BatchNorm, Conv2d, conv2dSymmetric, disposeParameters, Linear, maxPool2d, normThenConv, relu } from '../../src/nn/layers.ts';
+import { FlatLayout, nativeChannelGate, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
+import { BatchNorm, broadcastOverSpatial, Conv2d, conv2dSymmetric, disposeParameters, Linear, maxPool2d, normThenConv, relu } from '../../src/nn/layers.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
 /**
@@ -550,6 +550,45 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
       }
     }
   });
+
+  for (const [mapShape, gateShape] of [
+    [[3, 4, 5, 6], [3, 6]],
+    [[3, 4, 5, 6], [6]],
+    [[2, 3, 4, 2, 5], [2, 5]],
+  ] as const) {
+    it(`channel gate ${mapShape.join('×')} ⊙ ${gateShape.join('×')} natively: output and gradients equal a hand computation (products exact, sums within float32 rounding) and tfjs's broadcasting Mul to the bit`, () => {
+      const size = (shape: readonly number[]) => shape.reduce((p, q) => p * q, 1);
+      const a = values(size(mapShape), 110, (u) => u - 0.4);
+      const g = values(size(gateShape), 111, (u) => u * 2);
+      const dy = values(size(mapShape), 112, (u) => u - 0.5);
+      const channels = gateShape.at(-1)!;
+      const perSample = size(mapShape) / mapShape[0]!;
+      const gateAt = (i: number) => g[(gateShape.length === 2 ? Math.floor(i / perSample) * channels : 0) + (i % channels)]!;
+      const run = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) =>
+        tf.tidy(() => {
+          const inputs = [tf.tensor(a, [...mapShape]), tf.tensor(g, [...gateShape])];
+          const y = f(inputs[0]!, inputs[1]!);
+          const grads = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(f(x, w), tf.tensor(dy, [...mapShape]))))(inputs);
+          return { y: y.dataSync(), da: grads[0]!.dataSync(), dg: grads[1]!.dataSync(), shapes: [y.shape, grads[1]!.shape] };
+        });
+      const native = run((x, w) => nativeChannelGate(x, w)!);
+      const stock = run((x, w) => tf.mul(x, broadcastOverSpatial(w, x.rank)));
+      expect(native.shapes).toEqual([[...mapShape], [...gateShape]]);
+      native.y.forEach((v, i) => expect(v, `y[${i}]`).toBe(Math.fround(a[i]! * gateAt(i))));
+      native.da.forEach((v, i) => expect(v, `da[${i}]`).toBe(Math.fround(dy[i]! * gateAt(i))));
+      const dg = new Float64Array(g.length);
+      const mag = new Float64Array(g.length);
+      for (let i = 0; i < a.length; i++) {
+        const at = (gateShape.length === 2 ? Math.floor(i / perSample) * channels : 0) + (i % channels);
+        dg[at] += dy[i]! * a[i]!;
+        mag[at] += Math.abs(dy[i]! * a[i]!);
+      }
+      native.dg.forEach((v, i) => expect(Math.abs(v - dg[i]!), `dgate[${i}]`).toBeLessThanOrEqual(2e-6 * mag[i]!));
+      expect(native.y).toEqual(stock.y);
+      expect(native.da).toEqual(stock.da);
+      expect(native.dg).toEqual(stock.dg);
+    });
+  }
 
   it('FlatLayout: DynamicStitch lays tensors end to end as concat(reshape) does, and unflatten gives them back', () => {
     const shapes = [[2, 3], [5], [1, 2, 2, 1], [1]];
