@@ -119,6 +119,25 @@ export function linearForward(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tens
 }
 
 /**
+ * σ(x) whose gradient is natively one `SigmoidGrad` op (dy·σ(1 − σ), the same expression tfjs's gradient evaluates
+ * as Sub, Mul, Mul: identical values, test/native/native-ops.test.ts); elsewhere tf.sigmoid as it is.
+ */
+export function sigmoid<T extends tf.Tensor>(x: T): T {
+  const backend = activeNative();
+  if (!backend || !tapeOn()) return tf.sigmoid(x);
+  const op = tf.customGrad(((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf.sigmoid(xIn);
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        backend.createOutputTensor(execute(backend, 'SigmoidGrad', [floatType(backend.binding)], [saved[0]!, dy], 1)[0]!),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x) as T;
+}
+
+/**
  * a ⊙ gate over the channel (last) axis of a channels-last map, gate B×C (or C) broadcast over the spatial axes (the
  * MMTM and SE gating), natively with its gradient written out: da = dy ⊙ gate, dgate = Σ_spatial dy ⊙ a — the same
  * Mul and Sum ops as tfjs's broadcasting-Mul gradient, without its two Reshapes (gate to B×1×1×C and back) per
@@ -128,6 +147,7 @@ export function nativeChannelGate(a: tf.Tensor, gate: tf.Tensor): tf.Tensor | nu
   if (!activeNative() || (gate.rank !== 1 && gate.rank !== 2)) return null;
   const channels = gate.shape[gate.rank - 1]!;
   const gateShape = [gate.rank === 2 ? gate.shape[0]! : 1, ...new Array<number>(a.rank - 2).fill(1), channels];
+  if (!tapeOn()) return tf.mul(a, tf.reshape(gate, gateShape));
   // Σ over the axes the gate was broadcast along: spatial ones, and the batch for a gate shared by the batch.
   const axes = Array.from({ length: a.rank - 1 }, (_, i) => i).slice(gate.rank === 2 ? 1 : 0);
   const op = tf.customGrad(((aIn: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {

@@ -14,7 +14,7 @@ import {
   type StateEntry,
 } from './layers.ts';
 import { acceleratedModality, type ForwardMode } from './types.ts';
-import { nativeChannelGate } from '../backend/native-ops.ts';
+import { nativeChannelGate, sigmoid } from '../backend/native-ops.ts';
 
 /** The fidelity switches that change what an MMTM computes (paper-spec §13 D1–D3). */
 export type MmtmFidelity = Pick<FidelitySwitches, 'gateScale' | 'rebalanceAverage' | 'replicateSkeletonAvgBug'>;
@@ -119,7 +119,7 @@ export class Mmtm {
     const h = inputs.map((a) => tf.mean(a, spatialAxes(a.rank)) as tf.Tensor2D);
     const z = this.squeeze.apply(tf.concat(h, 1), 'relu');
     const w = this.excites.map((e) => e.apply(z));
-    const sigmoids = w.map((wk) => tf.sigmoid(wk));
+    const sigmoids = w.map((wk) => sigmoid(wk));
     this.updateStatistics(sigmoids, w, ctx.regularTrainingStep);
 
     let gates: tf.Tensor[];
@@ -134,7 +134,7 @@ export class Mmtm {
       // Branch k sees its own h_k(x) and the training means h̄_j of every other modality (paper-spec §6.3, §8.6).
       gates = this.excites.map((excite, k) => {
         const zk = this.squeeze.apply(tf.concat(means.map((m, j) => (j === k ? h[k]! : m)), 1), 'relu');
-        return this.scaled(tf.sigmoid(excite.apply(zk)));
+        return this.scaled(sigmoid(excite.apply(zk)));
       });
     } else {
       const k = acceleratedModality(ctx.mode)!;
@@ -247,7 +247,7 @@ export class SeBlock {
 
   forward(a: tf.Tensor): tf.Tensor {
     const h = tf.mean(a, spatialAxes(a.rank)) as tf.Tensor2D;
-    const gate = tf.sigmoid(this.excite.apply(this.squeeze.apply(h, 'relu')));
+    const gate = sigmoid(this.excite.apply(this.squeeze.apply(h, 'relu')));
     const scaled = this.gateScale === 1 ? gate : tf.mul(gate, this.gateScale);
     return gateChannels(a, scaled);
   }

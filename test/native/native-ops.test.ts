@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
-import { FlatLayout, nativeChannelGate, reluGradient, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
+import { FlatLayout, nativeChannelGate, reluGradient, sigmoid, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
 import { BatchNorm, broadcastOverSpatial, Conv2d, conv2dSymmetric, disposeParameters, Linear, maxPool2d, normThenConv, relu } from '../../src/nn/layers.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
@@ -589,6 +589,27 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
       expect(native.dg).toEqual(stock.dg);
     });
   }
+
+  it('sigmoid natively (gradient one SigmoidGrad op): gradient equal to tfjs\'s sigmoid gradient to the bit, and to a float64 computation by hand within float32 rounding', () => {
+    const x = values(4000, 120, (u) => (u - 0.5) * 16);
+    const dy = values(4000, 121, (u) => u - 0.5);
+    const run = (f: (t: tf.Tensor) => tf.Tensor) =>
+      tf.tidy(() => {
+        const input = tf.tensor(x);
+        const y = f(input);
+        const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), tf.tensor(dy))))(input);
+        return { y: y.dataSync(), dx: dx.dataSync() };
+      });
+    const native = run((t) => sigmoid(t));
+    const stock = run((t) => tf.sigmoid(t));
+    expect(native.y).toEqual(stock.y);
+    expect(native.dx).toEqual(stock.dx);
+    native.dx.forEach((v, i) => {
+      const s = 1 / (1 + Math.exp(-x[i]!));
+      const want = dy[i]! * s * (1 - s);
+      expect(Math.abs(v - want), `dx[${i}]`).toBeLessThanOrEqual(1e-6 * Math.abs(dy[i]!) * s + 1e-12);
+    });
+  });
 
   it('FlatLayout: DynamicStitch lays tensors end to end as concat(reshape) does, and unflatten gives them back', () => {
     const shapes = [[2, 3], [5], [1, 2, 2, 1], [1]];
