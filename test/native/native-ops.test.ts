@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
 import { FlatLayout, nativeChannelGate, reluGradient, sigmoid, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
 import { BatchNorm, broadcastOverSpatial, Conv2d, conv2dSymmetric, disposeParameters, Linear, maxPool2d, normThenConv, relu } from '../../src/nn/layers.ts';
+import { Sgd } from '../../src/train/sgd.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
 
 /**
@@ -632,6 +633,67 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     for (const [momentum, weightDecay] of [[0.9, 0.01], [0.9, 0]] as const) {
       const { got, expected } = sgdAgainstReference({ momentum, weightDecay, restoreAt: 3 });
       expect(got, `momentum ${momentum}, weight decay ${weightDecay}`).toEqual(expected);
+    }
+  });
+
+  it('Sgd starts a step from the last flat θ only while no variable was assigned since (natively one DynamicStitch fewer), on every backend', async () => {
+    for (const backend of ['tensorflow', 'cpu']) {
+      await tf.setBackend(backend);
+      const vars: tf.Variable[] = [tf.variable(tf.tensor2d([1, 2, 3, 4], [2, 2])), tf.variable(tf.tensor1d([5, -6]))];
+      const sgd = new Sgd(vars, { lr: 0.1, momentum: 0.9, weightDecay: 0.01 });
+      const grads = [tf.tensor2d([0.5, -0.25, 1, 2], [2, 2]), tf.tensor1d([-1, 0.75])];
+      // PyTorch's rule in float32 by hand: d = g + wd·θ; v = d (first step) or µ·v + d; θ ← θ − lr·v.
+      const f = Math.fround;
+      let theta = [1, 2, 3, 4, 5, -6];
+      const g = [0.5, -0.25, 1, 2, -1, 0.75];
+      let v: number[] = [];
+      const byHand = () => {
+        const d = theta.map((t, i) => f(g[i]! + f(0.01 * t)));
+        v = v.length ? v.map((vi, i) => f(f(0.9 * vi) + d[i]!)) : d;
+        theta = theta.map((t, i) => f(t - f(v[i]! * 0.1)));
+      };
+      const current = () => [...vars[0]!.dataSync(), ...vars[1]!.dataSync()];
+      // Count DynamicStitch ops through a stand-in binding (natively).
+      const native = tf.backend() as unknown as { binding?: { executeOp: (...args: unknown[]) => unknown } };
+      const real = native.binding;
+      let stitches = 0;
+      if (real) {
+        native.binding = Object.create(real, {
+          executeOp: { value: (...args: unknown[]) => ((stitches += args[0] === 'DynamicStitch' ? 1 : 0), real.executeOp(...args)) },
+        }) as typeof real;
+      }
+      try {
+        sgd.step(grads);
+        byHand();
+        expect(current(), `${backend} step 1`).toEqual(theta);
+        sgd.step(grads);
+        byHand();
+        expect(current(), `${backend} step 2`).toEqual(theta);
+        // θ and g laid end to end on the first step, only g on the second.
+        if (real) expect(stitches).toBe(3);
+        // A variable assigned from outside (a checkpoint restore, say): the next step must start from it.
+        vars[1]!.assign(tf.tensor1d([7, 8]));
+        theta = [...theta.slice(0, 4), 7, 8];
+        sgd.step(grads);
+        byHand();
+        expect(current(), `${backend} step 3 after an outside assign`).toEqual(theta);
+        // A step that skips a variable leaves filler in its slot: the step after it lays θ out again.
+        sgd.step([grads[0]!, null]);
+        const [skipped, skippedV] = [theta.slice(4), v.slice(4)];
+        byHand();
+        // The skipped variable keeps its weights and its momentum buffer.
+        theta = [...theta.slice(0, 4), ...skipped];
+        v = [...v.slice(0, 4), ...skippedV];
+        expect(current(), `${backend} step 4 skipping a variable`).toEqual(theta);
+        sgd.step(grads);
+        byHand();
+        expect(current(), `${backend} step 5`).toEqual(theta);
+        if (real) expect(stitches).toBe(8);
+      } finally {
+        if (real) native.binding = real;
+      }
+      sgd.dispose();
+      tf.dispose([...vars, ...grads]);
     }
   });
 
