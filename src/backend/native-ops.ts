@@ -478,6 +478,32 @@ export function nativeConv2d(
 }
 
 /**
+ * relu(maxpool(conv(x) + b)) without a gradient tape (CMNIST's stage 1 in evaluation), natively with the bias added
+ * after the pool, on a quarter of the elements; null under a tape or when the backend is not native. Exact: float
+ * rounding is monotonic, so max_i fl(c_i + b) = fl(max_i c_i + b) for a per-channel b (the −∞ pad never wins).
+ * Not under a tape: there a rounding tie fl(c_i + b) = fl(c_j + b) with c_i < c_j could move the first maximum.
+ */
+export function nativeConvPoolReluInference(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor,
+  stride: number,
+  padding: number,
+  poolSize: number,
+  poolStride: number,
+  poolPadding: number,
+): tf.Tensor4D | null {
+  const backend = activeNative();
+  if (!backend || tapeOn()) return null;
+  const conv = convForward(backend, convAttrs(backend.binding, filter.shape.slice(0, 2), stride, padding), x, filter, undefined, 'linear');
+  const pooled = nativeMaxPool(conv, poolSize, poolStride, poolPadding)!;
+  const biased = biasAdd(backend, pooled, bias);
+  const y = tf.relu(biased) as tf.Tensor4D;
+  tf.dispose([conv, pooled, biased]);
+  return y;
+}
+
+/**
  * Training step of a network's first two layers, BatchNorm of the data x then conv(·, w) + b (CMNIST's input norm and
  * conv1), natively; null when the backend is not native or x is not 4-D. x is data: it receives no gradient.
  *

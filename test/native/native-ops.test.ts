@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.ts';
-import { FlatLayout, nativeChannelGate, reluGradient, sigmoid, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
+import { FlatLayout, nativeChannelGate, nativeConvPoolReluInference, reluGradient, sigmoid, softmaxCrossEntropy, sumsOfSquares } from '../../src/backend/native-ops.ts';
 import { BatchNorm, broadcastOverSpatial, Conv2d, conv2dSymmetric, disposeParameters, Linear, maxPool2d, normThenConv, relu } from '../../src/nn/layers.ts';
 import { Sgd } from '../../src/train/sgd.ts';
 import { sgdAgainstReference } from '../train/sgd-reference.ts';
@@ -821,6 +821,31 @@ describe.skipIf(nativeMissing !== null)('native ops of the training step', () =>
     expect(dBeta).toEqual([n * 25, n * 25, n * 25]);
     disposeParameters(bn.parameters);
     bn.dispose();
+  });
+
+  it('evaluation stage 1 natively with the bias after the pool equals relu(pool(conv + b)) bit for bit, on maps with rounding ties', () => {
+    // Grid inputs and weights give many equal and nearly equal sums; a bias of awkward binary expansion makes
+    // fl(c + b) collapse neighbours: the maximum must still be the same number.
+    const x = values(4 * 12 * 12 * 3, 130, (u) => Math.round((u - 0.5) * 64) / 32);
+    const w = values(5 * 5 * 3 * 6, 131, (u) => Math.round((u - 0.5) * 8) / 8);
+    const b = values(6, 132, (u) => (u - 0.5) * 3e3 + 0.1);
+    const [reordered, plain] = tf.tidy(() => {
+      const [xs, ws, bs] = [tf.tensor4d(x, [4, 12, 12, 3]), tf.tensor4d(w, [5, 5, 3, 6]), tf.tensor1d(b)];
+      return [
+        nativeConvPoolReluInference(xs, ws, bs, 1, 2, 3, 2, 1)!.dataSync(),
+        relu(maxPool2d(conv2dSymmetric(xs, ws, bs, 1, 2), 3, 2, 1)).dataSync(),
+      ];
+    });
+    expect(reordered.length).toBe(4 * 6 * 6 * 6);
+    expect(reordered).toEqual(plain);
+    expect(Array.from(plain).filter((v) => v === 0).length, 'windows whose maximum is ≤ 0').toBeGreaterThan(10);
+    // Under a gradient tape the native shortcut declines (the first maximum could move on a rounding tie).
+    tf.tidy(() => {
+      tf.grad((t: tf.Tensor) => {
+        expect(nativeConvPoolReluInference(t as tf.Tensor4D, tf.tensor4d(w, [5, 5, 3, 6]), tf.tensor1d(b), 1, 2, 3, 2, 1)).toBeNull();
+        return tf.sum(t);
+      })(tf.tensor4d(x, [4, 12, 12, 3]));
+    });
   });
 
   it('relu(pool(conv)) equals pool(relu(conv)) bit for bit, gradients included, natively and on cpu (CMNIST stage 1)', async () => {
