@@ -419,6 +419,7 @@ function convAttrs(b: NativeBinding, kernel: readonly number[], stride: number, 
   return attrs;
 }
 
+/** Conv2D, then BiasAdd and Relu where asked: the forward pass of nativeConv2d and the fused stage-1 ops. */
 function convForward(backend: NodeBackend, attrs: NativeAttr[], x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor | undefined, activation: 'linear' | 'relu'): tf.Tensor4D {
   let y = backend.createOutputTensor(execute(backend, 'Conv2D', attrs, [x, w], 1)[0]!);
   if (bias) {
