@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { BatchNorm, Conv2d, disposeParameters, globalAvgPool, Linear, maxPool2d, relu, type Init, type NamedVariable, type StateEntry } from './layers.ts';
+import { BatchNorm, Conv2d, disposeParameters, globalAvgPool, Linear, maxPool2d, normThenConv, relu, type Init, type NamedVariable, type StateEntry } from './layers.ts';
 import { LateFusionNet } from './late-fusion.ts';
+import { nativeConvPoolReluInference } from '../backend/native-ops.ts';
 import { MultiBranchMmtmNet, StagedSeNet, type MmtmNetOptions, type SeNetOptions, type StagedBranch } from './multi-branch.ts';
 
 /**
@@ -51,11 +52,21 @@ export class CmnistBranch implements StagedBranch {
   /** Stage p ∈ {1..4}: conv p + ReLU (stage 1 starts with the input BatchNorm and ends with the max-pool). */
   stage(p: number, x: tf.Tensor, training: boolean): tf.Tensor4D {
     if (p === 1) {
-      const normalised = this.inputNorm.apply(x, training) as tf.Tensor4D;
+      const conv1 = this.convs[0];
+      if (!training) {
+        // Natively the bias after the pool, on a quarter of the elements: the same values (native-ops.ts).
+        const normalised = this.inputNorm.apply(x, false) as tf.Tensor4D;
+        const w = conv1.weight.variable as tf.Tensor4D;
+        const fused = nativeConvPoolReluInference(normalised, w, conv1.bias.variable, conv1.stride, conv1.padding, 3, 2, 1);
+        if (fused) return fused;
+        return relu(maxPool2d(conv1.apply(normalised), 3, 2, 1));
+      }
+      // The input x is data: natively in training, the input norm and conv1 as one op without conv1's input gradient.
+      const c1 = normThenConv(this.inputNorm, conv1, x as tf.Tensor4D, training);
       // pool(relu(c)) computed as relu(pool(c)): the same values (max and ReLU commute), and the same gradient —
       // a window whose maximum is positive has the same first maximum either way, one whose maximum is ≤ 0 passes
       // no gradient either way — with the ReLU and its gradient on a quarter of the elements (issue 14).
-      return relu(maxPool2d(this.convs[0].apply(normalised), 3, 2, 1));
+      return relu(maxPool2d(c1, 3, 2, 1));
     }
     return this.convs[p - 1]!.apply(x as tf.Tensor4D, 'relu');
   }

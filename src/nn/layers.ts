@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { normalValues, uniformValues } from './random.ts';
 import { maxPool2DGradInto, poolGeometry } from '../backend/pooling.ts';
-import { linearForward, nativeBatchNormInference, nativeBatchNormTraining, nativeFirstMaxPoolGrad, reluGradient } from '../backend/native-ops.ts';
+import { linearForward, matMul2d, nativeBatchNormInference, nativeBatchNormTraining, nativeConv2d, nativeMaxPool, nativeNormConvTraining, reluGradient } from '../backend/native-ops.ts';
 
 /**
  * Layers with PyTorch semantics on channels-last tensors, built from raw tfjs ops and tf.Variables.
@@ -173,7 +173,7 @@ function matMulBias(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor, activa
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [xSaved, wSaved, ySaved] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
         const dz = ySaved ? (reluGradient(dy, ySaved) as tf.Tensor2D) : dy;
-        return [tf.matMul(dz, wSaved, false, true), tf.matMul(xSaved, dz, true, false), tf.sum(dz, 0)];
+        return [matMul2d(dz, wSaved, false, true), matMul2d(xSaved, dz, true, false), tf.sum(dz, 0)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -214,7 +214,8 @@ export class Conv2d {
 /**
  * A convolution with symmetric zero padding `padding` (PyTorch semantics), in padding forms every backend accepts
  * (tfjs-node rejects numeric padding): 'same' where it equals symmetric padding p (stride 1, kernel 2p+1),
- * otherwise explicit zero padding followed by 'valid'.
+ * otherwise explicit zero padding followed by 'valid'. Natively `nativeConv2d` (the padding inside the kernel, the
+ * bias as BiasAdd).
  */
 export function conv2dSymmetric(
   x: tf.Tensor4D,
@@ -224,6 +225,8 @@ export function conv2dSymmetric(
   padding: number,
   activation: 'linear' | 'relu' = 'linear',
 ): tf.Tensor4D {
+  const native = nativeConv2d(x, filter, bias, stride, padding, activation);
+  if (native) return native;
   const p = padding;
   const kernelSize = filter.shape[0];
   const same = p > 0 && stride === 1 && 2 * p === kernelSize - 1;
@@ -369,6 +372,34 @@ export class BatchNorm {
   }
 }
 
+/**
+ * conv(norm(x)) for data x (no gradient to x): in training natively one op whose backward pass skips the conv's
+ * input gradient (`nativeNormConvTraining`: the BatchNorm's γ, β gradients from two filter gradients instead);
+ * otherwise the two layers.
+ */
+export function normThenConv(norm: BatchNorm, conv: Conv2d, x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+  const fused = training
+    ? nativeNormConvTraining(
+        x,
+        norm.gamma.variable,
+        norm.beta.variable,
+        norm.runningMean,
+        norm.runningVar,
+        norm.eps,
+        norm.momentum,
+        conv.weight.variable as tf.Tensor4D,
+        conv.bias.variable,
+        conv.stride,
+        conv.padding,
+      )
+    : null;
+  if (!fused) return conv.apply(norm.apply(x, training) as tf.Tensor4D);
+  norm.runningMean.assign(fused.runningMean);
+  norm.runningVar.assign(fused.runningVar);
+  tf.dispose([fused.runningMean, fused.runningVar]);
+  return fused.y;
+}
+
 function spatialAxesWithBatch(rank: number): number[] {
   return [0, ...spatialAxes(rank)];
 }
@@ -378,6 +409,8 @@ function spatialAxesWithBatch(rank: number): number[] {
  * and pooled with 'valid'; output size floor((H + 2p − k)/s) + 1 as in PyTorch with ceil_mode = False.
  */
 export function maxPool2d(x: tf.Tensor4D, kernelSize: number, stride: number, padding: number): tf.Tensor4D {
+  const native = nativeMaxPool(x, kernelSize, stride, padding);
+  if (native) return native;
   const padded =
     padding > 0
       ? tf.pad(
@@ -398,8 +431,8 @@ export function maxPool2d(x: tf.Tensor4D, kernelSize: number, stride: number, pa
  * 'valid' max pooling whose gradient goes to the first maximum of each window (row-major), as in PyTorch. Ties are
  * common here (ReLU outputs over MNIST's constant background are equal), and the backends disagree on them:
  * libtensorflow's MaxPoolGrad gives the gradient to every tied position (multiplying it), tfjs-cpu to one of them.
- * The gradient is TensorFlow's argmax max-pool gradient natively (first maximum too, see native-ops.ts) and one
- * JS loop on the other backends: training stays identical across backends up to float noise.
+ * The gradient is one JS loop here (the other backends); natively `nativeMaxPool` uses TensorFlow's argmax max
+ * pool, which keeps the first maximum too: training stays identical across backends up to float noise.
  */
 function firstMaxPool(x: tf.Tensor4D, kernelSize: number, stride: number): tf.Tensor4D {
   const pool = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -409,9 +442,6 @@ function firstMaxPool(x: tf.Tensor4D, kernelSize: number, stride: number): tf.Te
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [inputSaved, valueSaved] = saved as [tf.Tensor4D, tf.Tensor4D];
-        // Natively, TensorFlow's argmax max pool keeps the first maximum too: no host round trip.
-        const native = nativeFirstMaxPoolGrad(inputSaved, dy as tf.Tensor4D, kernelSize, stride);
-        if (native) return native;
         const info = tf.backend_util.computePool2DInfo(inputSaved.shape, kernelSize, stride, 1, 'valid');
         const dx = new Float32Array(inputSaved.size);
         maxPool2DGradInto(

@@ -14,6 +14,7 @@ import {
   type StateEntry,
 } from './layers.ts';
 import { acceleratedModality, type ForwardMode } from './types.ts';
+import { nativeChannelGate, sigmoid } from '../backend/native-ops.ts';
 
 /** The fidelity switches that change what an MMTM computes (paper-spec §13 D1–D3). */
 export type MmtmFidelity = Pick<FidelitySwitches, 'gateScale' | 'rebalanceAverage' | 'replicateSkeletonAvgBug'>;
@@ -118,7 +119,7 @@ export class Mmtm {
     const h = inputs.map((a) => tf.mean(a, spatialAxes(a.rank)) as tf.Tensor2D);
     const z = this.squeeze.apply(tf.concat(h, 1), 'relu');
     const w = this.excites.map((e) => e.apply(z));
-    const sigmoids = w.map((wk) => tf.sigmoid(wk));
+    const sigmoids = w.map((wk) => sigmoid(wk));
     this.updateStatistics(sigmoids, w, ctx.regularTrainingStep);
 
     let gates: tf.Tensor[];
@@ -133,14 +134,14 @@ export class Mmtm {
       // Branch k sees its own h_k(x) and the training means h̄_j of every other modality (paper-spec §6.3, §8.6).
       gates = this.excites.map((excite, k) => {
         const zk = this.squeeze.apply(tf.concat(means.map((m, j) => (j === k ? h[k]! : m)), 1), 'relu');
-        return this.scaled(tf.sigmoid(excite.apply(zk)));
+        return this.scaled(sigmoid(excite.apply(zk)));
       });
     } else {
       const k = acceleratedModality(ctx.mode)!;
       if (k >= this.modalityCount) throw new Error(`${this.name}: forward mode '${ctx.mode}' names modality ${k}, the module joins ${this.modalityCount}`);
       gates = sigmoids.map((g, j) => (j === k ? this.rebalanceGateTensor(k) : this.scaled(g)));
     }
-    const outputs = inputs.map((a, k) => tf.mul(a, broadcastOverSpatial(gates[k]!, a.rank)));
+    const outputs = inputs.map((a, k) => gateChannels(a, gates[k]!));
     return ctx.collectSqueezed ? { outputs, squeezed: h } : { outputs };
   }
 
@@ -246,9 +247,9 @@ export class SeBlock {
 
   forward(a: tf.Tensor): tf.Tensor {
     const h = tf.mean(a, spatialAxes(a.rank)) as tf.Tensor2D;
-    const gate = tf.sigmoid(this.excite.apply(this.squeeze.apply(h, 'relu')));
+    const gate = sigmoid(this.excite.apply(this.squeeze.apply(h, 'relu')));
     const scaled = this.gateScale === 1 ? gate : tf.mul(gate, this.gateScale);
-    return tf.mul(a, broadcastOverSpatial(scaled, a.rank));
+    return gateChannels(a, scaled);
   }
 
   get parameters(): NamedVariable[] {
@@ -258,4 +259,9 @@ export class SeBlock {
   dispose(): void {
     disposeParameters(this.parameters);
   }
+}
+
+/** a ⊙ gate broadcast over the spatial axes (gate B×C or C); natively without tfjs's reshapes in the gradient. */
+function gateChannels(a: tf.Tensor, gate: tf.Tensor): tf.Tensor {
+  return nativeChannelGate(a, gate) ?? tf.mul(a, broadcastOverSpatial(gate, a.rank));
 }

@@ -35,6 +35,12 @@ export class Sgd {
   private readonly started: boolean[];
   /** Element masks by the per-variable pattern they spread (few distinct patterns occur: e.g. re-balancing steps). */
   private readonly masks = new Map<string, tf.Tensor1D>();
+  /**
+   * The flat θ of the last step that updated every variable, and the tensors it gave them: while each variable still
+   * holds that tensor (nothing assigned it since), the next step starts from this vector instead of laying the
+   * variables end to end again (one DynamicStitch of all weights fewer per step, issue 14). The same values.
+   */
+  private lastTheta: { flat: tf.Tensor1D; dataIds: object[] } | null = null;
 
   constructor(
     readonly variables: readonly tf.Variable[],
@@ -54,8 +60,9 @@ export class Sgd {
     }
     const present = grads.map((g) => g !== null);
     if (!present.some(Boolean)) return;
-    const { pieces, buffer } = tf.tidy(() => {
-      const theta = this.layout.flatten(this.variables);
+    const cached = this.lastTheta && this.variables.every((v, i) => v.dataId === this.lastTheta!.dataIds[i]) ? this.lastTheta.flat : null;
+    const { pieces, buffer, next } = tf.tidy(() => {
+      const theta = cached ?? this.layout.flatten(this.variables);
       // A skipped variable's slot holds its own weights as a filler: whatever is computed there is never kept.
       const g = this.layout.flatten(grads.map((gi, i) => gi ?? this.variables[i]!));
       const d = this.weightDecay !== 0 ? tf.add<tf.Tensor1D>(g, tf.mul(theta, this.weightDecay)) : g;
@@ -74,12 +81,17 @@ export class Sgd {
         }
       }
       const next = tf.sub<tf.Tensor1D>(theta, tf.mul(velocity, this.lr));
-      return { pieces: this.layout.unflatten(next), ...(this.momentum !== 0 ? { buffer: velocity } : {}) };
+      return { pieces: this.layout.unflatten(next), next, ...(this.momentum !== 0 ? { buffer: velocity } : {}) };
     });
     pieces.forEach((value, i) => {
       if (present[i]) this.variables[i]!.assign(value);
       value.dispose();
     });
+    this.lastTheta?.flat.dispose();
+    this.lastTheta = null;
+    // Only a step that updated every variable leaves θ exact everywhere (a skipped variable's slot holds filler).
+    if (present.every(Boolean)) this.lastTheta = { flat: next, dataIds: this.variables.map((v) => v.dataId) };
+    else next.dispose();
     if (buffer) {
       this.buffer?.dispose();
       this.buffer = buffer;
@@ -141,6 +153,8 @@ export class Sgd {
   dispose(): void {
     this.buffer?.dispose();
     this.buffer = null;
+    this.lastTheta?.flat.dispose();
+    this.lastTheta = null;
     this.started.fill(false);
     for (const mask of this.masks.values()) mask.dispose();
     this.masks.clear();
