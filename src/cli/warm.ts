@@ -75,8 +75,8 @@ export async function runWarm(args: string[]): Promise<void> {
 /**
  * Whether a runner takes another trial after this one: only after one that ended as trials end (a result, or
  * divergence, which is a result too), gave back every tensor it made and did not compute on a GPU, and only
- * `trials` in all. Anything else
- * ends the process, as a one-trial runner's would, so a failure never carries over into the next trial.
+ * `trials` in all. Anything else ends the process, as a one-trial runner's would, so a failure never carries over
+ * into the next trial.
  */
 export function takesAnotherTrial(after: {
   trial: number;
