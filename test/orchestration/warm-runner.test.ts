@@ -234,24 +234,29 @@ describe('warm trial runners', () => {
       ].join('\n'),
     );
     const worker = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      worker.stdout!.on('data', (d) => {
-        out += d;
-        if (out.includes('\n')) resolve(out.split('\n')[0]!);
+    let pids: { taken: number; spare: number };
+    // The stand-in worker never exits by itself: it goes at the end of the checks whatever they find.
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        worker.stdout!.on('data', (d) => {
+          out += d;
+          if (out.includes('\n')) resolve(out.split('\n')[0]!);
+        });
+        worker.once('exit', (code) => reject(new Error(`stand-in worker exited with ${code}`)));
       });
-      worker.once('exit', (code) => reject(new Error(`stand-in worker exited with ${code}`)));
-    });
-    const pids = JSON.parse(line) as { taken: number; spare: number };
-    expect(alive(pids.taken) && alive(pids.spare)).toBe(true);
-    // The worker's children: under pdeathsig the runners themselves, else their lifelines.
-    const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-    const isLifeline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('lifeline.mjs');
-    for (const pid of [pids.taken, pids.spare]) {
-      expect(parentOf(pid)).toBe(worker.pid);
-      expect(isLifeline(pid)).toBe(watch === 'lifeline');
+      pids = JSON.parse(line) as { taken: number; spare: number };
+      expect(alive(pids.taken) && alive(pids.spare)).toBe(true);
+      // The worker's children: under pdeathsig the runners themselves, else their lifelines.
+      const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      const isLifeline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('lifeline.mjs');
+      for (const pid of [pids.taken, pids.spare]) {
+        expect(parentOf(pid)).toBe(worker.pid);
+        expect(isLifeline(pid)).toBe(watch === 'lifeline');
+      }
+    } finally {
+      worker.kill('SIGKILL');
     }
-    worker.kill('SIGKILL');
     await waitUntil(() => !alive(pids.taken) && !alive(pids.spare), 20_000, () => `runners ${JSON.stringify(pids)} outlived their worker`);
   });
 
