@@ -194,6 +194,11 @@ function batchNormAttrs(b: NativeBinding, eps: number, training: boolean): Nativ
   ];
 }
 
+/** Training mode, with the running-statistics update inside the op (exponential_avg_factor = momentum). */
+function batchNormTrainingAttrs(b: NativeBinding, eps: number, momentum: number): NativeAttr[] {
+  return [...batchNormAttrs(b, eps, true), { name: 'exponential_avg_factor', type: b.TF_ATTR_FLOAT, value: momentum }];
+}
+
 /**
  * Training-mode BatchNorm of a channels-last 4-D map, natively one `FusedBatchNormV3` (batch mean and biased
  * variance, normalise, scale, shift, and the running statistics' update (1 − m)·running + m·batch with the
@@ -216,8 +221,7 @@ export function nativeBatchNormTraining(
   const b = backend.binding;
   let stats: tf.Tensor[] = [];
   const op = tf.customGrad(((xIn: tf.Tensor, g: tf.Tensor, o: tf.Tensor, save: tf.GradSaveFunc) => {
-    const attrs = [...batchNormAttrs(b, eps, true), { name: 'exponential_avg_factor', type: b.TF_ATTR_FLOAT, value: momentum }];
-    const [y, newMean, newVar, ...reserve] = execute(backend, 'FusedBatchNormV3', attrs, [xIn, g, o, runningMean, runningVar], 6).map((m) =>
+    const [y, newMean, newVar, ...reserve] = execute(backend, 'FusedBatchNormV3', batchNormTrainingAttrs(b, eps, momentum), [xIn, g, o, runningMean, runningVar], 6).map((m) =>
       backend.createOutputTensor(m),
     );
     // Kept past tfjs's scope around the forward; the caller assigns them to its variables and frees them.
@@ -536,8 +540,7 @@ export function nativeNormConvTraining(
   const attrs = convAttrs(b, filter.shape.slice(0, 2), stride, padding);
   let stats: tf.Tensor[] = [];
   const op = tf.customGrad(((g: tf.Tensor, o: tf.Tensor, w: tf.Tensor4D, bi: tf.Tensor, save: tf.GradSaveFunc) => {
-    const bnAttrs = [...batchNormAttrs(b, eps, true), { name: 'exponential_avg_factor', type: b.TF_ATTR_FLOAT, value: momentum }];
-    const [normalised, newMean, newVar, batchMean, batchVar, unused] = execute(backend, 'FusedBatchNormV3', bnAttrs, [x, g, o, runningMean, runningVar], 6).map((m) =>
+    const [normalised, newMean, newVar, batchMean, batchVar, unused] = execute(backend, 'FusedBatchNormV3', batchNormTrainingAttrs(b, eps, momentum), [x, g, o, runningMean, runningVar], 6).map((m) =>
       backend.createOutputTensor(m),
     );
     stats = [tf.keep(newMean!), tf.keep(newVar!)];
@@ -579,8 +582,7 @@ function castSkippingIdentity(stock: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype) return stock.kernelFunc(args);
-    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
-    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    return sharedInput(args, x);
   };
 }
 
@@ -594,9 +596,14 @@ function reshapeSkippingIdentity(stock: tf.KernelConfig): tf.KernelFunc {
     const x = args.inputs.x as tf.TensorInfo;
     const shape = (args.attrs as { shape: number[] }).shape;
     if (shape.length !== x.shape.length || shape.some((d, i) => d !== x.shape[i])) return stock.kernelFunc(args);
-    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
-    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    return sharedInput(args, x);
   };
+}
+
+/** A kernel's output that is its input `x`, shared as tfjs's own Identity kernel shares it (one more reference). */
+function sharedInput(args: Parameters<tf.KernelFunc>[0], x: tf.TensorInfo): tf.TensorInfo {
+  (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
 let stockCast: tf.KernelConfig | undefined;

@@ -339,9 +339,7 @@ export class BatchNorm {
     }
     const fused = nativeBatchNormTraining(x, gamma, beta, this.runningMean, this.runningVar, this.eps, this.momentum);
     if (fused) {
-      this.runningMean.assign(fused.runningMean);
-      this.runningVar.assign(fused.runningVar);
-      tf.dispose([fused.runningMean, fused.runningVar]);
+      this.adoptRunningStatistics(fused);
       return fused.y;
     }
     const { mean, variance } = tf.moments(x, spatialAxesWithBatch(x.rank));
@@ -353,6 +351,13 @@ export class BatchNorm {
     this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
     this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
     return y;
+  }
+
+  /** Running statistics a native training op computed (its exponential_avg_factor update): kept, and freed. */
+  adoptRunningStatistics(updated: { runningMean: tf.Tensor; runningVar: tf.Tensor }): void {
+    this.runningMean.assign(updated.runningMean);
+    this.runningVar.assign(updated.runningVar);
+    tf.dispose([updated.runningMean, updated.runningVar]);
   }
 
   get parameters(): NamedVariable[] {
@@ -394,9 +399,7 @@ export function normThenConv(norm: BatchNorm, conv: Conv2d, x: tf.Tensor4D, trai
       )
     : null;
   if (!fused) return conv.apply(norm.apply(x, training) as tf.Tensor4D);
-  norm.runningMean.assign(fused.runningMean);
-  norm.runningVar.assign(fused.runningVar);
-  tf.dispose([fused.runningMean, fused.runningVar]);
+  norm.adoptRunningStatistics(fused);
   return fused.y;
 }
 
