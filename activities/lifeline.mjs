@@ -1,6 +1,7 @@
 // Where `setpriv --pdeathsig` is not available (runner-process.ts): runs the trial runner and ties its life to the
 // worker's: when the worker dies (even by kill -9) this process's stdin closes and the runner is killed at once, so
-// no orphan keeps training and writing checkpoints behind the next attempt's back. What the worker writes on stdin is passed on to the runner (a spare runner's trial line).
+// no orphan keeps training and writing checkpoints behind the next attempt's back. What the worker writes on stdin
+// is passed on to the runner (a spare runner's trial line).
 // Plain JavaScript on purpose: it starts in milliseconds, without the TypeScript loader.
 import { spawn } from 'node:child_process';
 

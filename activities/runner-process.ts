@@ -153,10 +153,6 @@ export function startRunner(options: {
   if (child.pid === undefined) throw new Error(`could not start the trial runner: ${options.command.join(' ')}`);
   const pid = child.pid;
   let processEnd: TrialEnd | null = null;
-  void exited.then(
-    (exit) => endTrial((processEnd = { ...exit, reusable: false })),
-    () => endTrial((processEnd = { code: null, signal: null, stderrTail: stderrLines.join('\n'), reusable: false })),
-  );
   const nextTrialEnd = () => {
     const promise = processEnd ? Promise.resolve(processEnd) : new Promise<TrialEnd>((resolve) => (endTrial = resolve));
     trialEnded = promise;
@@ -164,9 +160,16 @@ export function startRunner(options: {
   };
   let exitedFlag = false;
   child.once('exit', () => (exitedFlag = true));
+  // The process's end is also the end of the trial it was running (one that never printed TRIAL_END).
   void exited.then(
-    () => (exitedFlag = true),
-    () => (exitedFlag = true),
+    (exit) => {
+      exitedFlag = true;
+      endTrial((processEnd = { ...exit, reusable: false }));
+    },
+    () => {
+      exitedFlag = true;
+      endTrial((processEnd = { code: null, signal: null, stderrTail: stderrLines.join('\n'), reusable: false }));
+    },
   );
   const streams = [child.stdin, child.stdout, child.stderr] as unknown as Array<{ ref?: () => void; unref?: () => void }>;
   return {

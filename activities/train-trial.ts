@@ -335,7 +335,7 @@ export function runnerPoolOf(trainTrial: object): RunnerPool | undefined {
 
 /** Stop the spare runners of a trainTrial activity (worker shutdown; they would die with the worker anyway). */
 export async function closeSpareRunners(trainTrial: object): Promise<void> {
-  await poolOf.get(trainTrial)?.close();
+  await runnerPoolOf(trainTrial)?.close();
 }
 
 /** What a spare runner loads ahead of the trial: its backend request; a spec with none valid gets a bare runner. */

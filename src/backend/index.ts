@@ -342,7 +342,6 @@ async function chooseBackend(wanted: BackendRequest): Promise<BackendInfo> {
   throw new Error(`no tfjs backend could be started: ${attempts.map((a) => `${a.name}: ${a.reason}`).join('; ')}`);
 }
 
-/** The backend chosen by the last `initBackend`, for recording with results; throws if none was chosen. */
 /** Tensors alive in tfjs's engine; null before any backend was initialised in this process. */
 export function liveTensorCount(): number | null {
   return current ? tf.memory().numTensors : null;
@@ -353,6 +352,7 @@ export function onGpu(): boolean {
   return current?.info.name === 'tensorflow-gpu';
 }
 
+/** The backend chosen by the last `initBackend`, for recording with results; throws if none was chosen. */
 export function currentBackend(): BackendInfo {
   if (!current) throw new Error('no backend initialised yet: call initBackend(request) first');
   return current.info;
