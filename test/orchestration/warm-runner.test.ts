@@ -386,6 +386,20 @@ describe('runners that take several trials (MMSWEEP_RUNNER_TRIALS)', () => {
     expect(logged).toEqual([`trial runner ${runner.pid} ended after its trial: the trial left 3 tensors alive; not taking another trial`]);
   });
 
+  it('a warm runner started with bad arguments exits 2 naming the expected form, before it says READY', async () => {
+    for (const args of [['--preload', 'none', '--trials', '0'], ['--preload', 'none', '--trials', 'x'], ['--preload', 'bogus'], ['--preload', 'none', '--trial', '3']]) {
+      const child = spawn(command[0]!, [...command.slice(1), 'warm', ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code, args.join(' ')).toBe(EXIT_CODES.invalidSpec);
+      expect(err).toMatch(/mmsweep warm runner: expected '--preload <none\|.*> \[--trials <n ≥ 1>\]', got/);
+      expect(out).toBe('');
+    }
+  });
+
   it('takes another trial only after a result or divergence that left no tensor alive and used no GPU, and n trials at most', () => {
     const after = (over: Partial<Parameters<typeof takesAnotherTrial>[0]>) =>
       takesAnotherTrial({ trial: 1, trials: 3, code: EXIT_CODES.success, tensorsBefore: 40, tensorsAfter: 40, gpu: false, ...over });
